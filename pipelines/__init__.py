@@ -1,0 +1,1 @@
+"""seqlake's logic: pure transformations, models and the synthetic world."""

@@ -1,0 +1,1 @@
+"""Clickstream stages: landing records to bronze, bronze to silver."""

@@ -1,0 +1,114 @@
+"""Landing records -> typed bronze rows, or rejected rows with a reason.
+
+Every landed line ends up in exactly one of the two outputs: that is the
+conservation rule the ingest job checks (landed = bronze + rejected).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipelines.clickstream.schema import (
+    BRONZE_EVENTS_SCHEMA,
+    BRONZE_REJECTED_SCHEMA,
+    LANDING_FIELDS,
+    REQUIRED_FIELDS,
+    EventType,
+    RejectReason,
+)
+from pipelines.config import IngestSettings
+
+_CORRUPT = "_corrupt_record"
+# Every field is parsed as text first so that a value of the wrong type is
+# seen (and named) instead of silently becoming null.
+_TEXT_SCHEMA = T.StructType(
+    [T.StructField(f.name, T.StringType()) for f in LANDING_FIELDS]
+    + [T.StructField(_CORRUPT, T.StringType())]
+)
+_TYPED_FIELDS = [f for f in LANDING_FIELDS if not isinstance(f.spark_type, T.StringType)]
+
+
+def accepted_time_range_ms(landing_date: dt.date, rules: IngestSettings) -> tuple[int, int]:
+    """[oldest, newest] event time in epoch ms that a record landing on `landing_date` may carry."""
+    start = dt.datetime.combine(landing_date, dt.time(), tzinfo=dt.UTC)
+    oldest = start - dt.timedelta(days=rules.max_lateness_days)
+    newest = start + dt.timedelta(days=1, minutes=rules.max_clock_skew_minutes)
+    return int(oldest.timestamp() * 1000), int(newest.timestamp() * 1000)
+
+
+def classified_landing_records(
+    raw: DataFrame, landing_date: dt.date, ingest_ts: dt.datetime, rules: IngestSettings
+) -> DataFrame:
+    """Landing lines (`raw`, `source_file`) with typed fields, `reason` and `reason_detail`.
+
+    `reason` is null for a valid record; otherwise the first violated rule in
+    the order of RejectReason decides it.
+    """
+    parsed = raw.withColumn(
+        "_j",
+        F.from_json(
+            "raw", _TEXT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
+        ),
+    )
+    text = {f.name: F.col(f"_j.{f.name}") for f in LANDING_FIELDS}
+    typed = {f.name: text[f.name].try_cast(f.spark_type) for f in LANDING_FIELDS}
+    missing = [F.when(text[name].isNull(), F.lit(name)) for name in REQUIRED_FIELDS]
+    wrong_type = [
+        F.when(text[f.name].isNotNull() & typed[f.name].isNull(), F.lit(f.name))
+        for f in _TYPED_FIELDS
+    ]
+    oldest_ms, newest_ms = accepted_time_range_ms(landing_date, rules)
+    known_types = [t.value for t in EventType]
+
+    rules_in_order: list[tuple[RejectReason, Column, Column]] = [
+        (RejectReason.EMPTY_RECORD, F.trim("raw") == "", F.lit(None)),
+        (RejectReason.MALFORMED_JSON, F.col(f"_j.{_CORRUPT}").isNotNull(), F.lit(None)),
+        (RejectReason.MISSING_FIELD, _any_named(missing), F.concat_ws(",", *missing)),
+        (RejectReason.WRONG_TYPE, _any_named(wrong_type), F.concat_ws(",", *wrong_type)),
+        (
+            RejectReason.UNKNOWN_EVENT_TYPE,
+            ~typed["event_type"].isin(known_types),
+            typed["event_type"],
+        ),
+        (RejectReason.NEGATIVE_DWELL, typed["dwell_ms"] < 0, typed["dwell_ms"].cast("string")),
+        (RejectReason.FUTURE_TIMESTAMP, typed["ts"] > newest_ms, typed["ts"].cast("string")),
+        (RejectReason.STALE_TIMESTAMP, typed["ts"] < oldest_ms, typed["ts"].cast("string")),
+    ]
+    reason: Column = F.lit(None).cast("string")
+    detail: Column = F.lit(None).cast("string")
+    for rule, violated, why in reversed(rules_in_order):
+        reason = F.when(violated, F.lit(rule.value)).otherwise(reason)
+        detail = F.when(violated, why.cast("string")).otherwise(detail)
+
+    event_ts = F.timestamp_millis(typed["ts"])
+    return parsed.select(
+        "raw",
+        *[typed[f.name].alias(f.name) for f in LANDING_FIELDS],
+        event_ts.alias("event_ts"),
+        F.to_date(event_ts).alias("event_date"),
+        F.col("source_file"),
+        F.lit(ingest_ts).cast("timestamp").alias("ingest_ts"),
+        F.lit(landing_date).alias("landing_date"),
+        reason.alias("reason"),
+        detail.alias("reason_detail"),
+    )
+
+
+def bronze_events(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col("reason").isNull()).select(
+        *[F.col(f.name).cast(f.dataType) for f in BRONZE_EVENTS_SCHEMA.fields]
+    )
+
+
+def rejected_events(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col("reason").isNotNull()).select(
+        *[F.col(f.name).cast(f.dataType) for f in BRONZE_REJECTED_SCHEMA.fields]
+    )
+
+
+def _any_named(candidates: list[Column]) -> Column:
+    return F.coalesce(*candidates).isNotNull()

@@ -1,0 +1,1 @@
+"""Spark session, table registry and idempotent Delta writes."""

@@ -1,0 +1,46 @@
+"""The Spark session every job uses, with Delta configured."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from delta import configure_spark_with_delta_pip
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+from pipelines.config import SparkSettings
+
+_DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def launched_by_spark_submit() -> bool:
+    """spark-submit starts the JVM first and hands the Python driver its gateway."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def spark_session(settings: SparkSettings, app_name: str) -> SparkSession:
+    """A Delta-enabled session: embedded from settings, or the one spark-submit configured.
+
+    Under spark-submit the master and every --conf given there stay as given;
+    settings only fill the keys it left unset.
+    """
+    # Python workers must run the driver's interpreter (the venv), not the system one.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if launched_by_spark_submit():
+        submitted = SparkConf()
+        builder = SparkSession.builder.appName(app_name)
+        for key, value in {**settings.conf, **_DELTA_CONF}.items():
+            if not submitted.contains(key):
+                builder = builder.config(key, value)
+        return builder.getOrCreate()
+    builder = SparkSession.builder.appName(app_name).master(settings.master)
+    for key, value in {**settings.conf, **_DELTA_CONF}.items():
+        builder = builder.config(key, value)
+    builder = builder.config("spark.jars.ivy", settings.jars_cache)
+    spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

@@ -1,0 +1,22 @@
+"""Table names to Delta URIs under the lakehouse root, and how each is partitioned."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    name: str
+    # The date column a job replaces wholesale when it reruns for one date.
+    partition_column: str
+
+
+BRONZE_EVENTS = TableSpec("bronze/events", partition_column="landing_date")
+BRONZE_EVENTS_REJECTED = TableSpec("bronze/events_rejected", partition_column="landing_date")
+
+TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED)}
+
+
+def table_uri(lakehouse: str, table: TableSpec) -> str:
+    return f"{lakehouse.rstrip('/')}/{table.name}"

@@ -1,0 +1,1 @@
+"""Synthetic clickstream with a known truth (see DESIGN.md, "Truth and data")."""
