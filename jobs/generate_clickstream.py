@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyarrow import fs
 
+from jobs.storage import write_atomically
 from jobs.runtime import iso_date, job_parser, parse, print_summary, settings_from
 from pipelines.config import GeneratorSettings
 from pipelines.synth.behavior import day_events
@@ -80,35 +80,24 @@ def _generate_task(settings: GeneratorSettings, landing: str, truth: str, task: 
     name = f"d{day:04d}-c{chunk:05d}"
     for landing_date, lines in delivery.lines.items():
         kind = "part" if landing_date == settings.start_date + dt.timedelta(days=day) else "late"
-        payload = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=3)
-        _write_atomically(f"{landing}/events/date={landing_date}/{kind}-{name}.jsonl.gz", payload)
+        # mtime=0 keeps reruns byte-identical.
+        payload = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=3, mtime=0)
+        write_atomically(f"{landing}/events/date={landing_date}/{kind}-{name}.jsonl.gz", payload)
+    # Hive-style folders carry the date; the files do not repeat it.
     event_date = settings.start_date + dt.timedelta(days=day)
-    truth_events = events[_TRUTH_EVENT_COLUMNS].assign(event_date=event_date)
-    _write_parquet(truth_events, f"{truth}/events/event_date={event_date}/part-{name}.parquet")
+    _write_parquet(events[_TRUTH_EVENT_COLUMNS], f"{truth}/events/event_date={event_date}/part-{name}.parquet")
     for landing_date, part in delivery.truth.groupby("landing_date"):
-        _write_parquet(part, f"{truth}/deliveries/landing_date={landing_date}/part-{name}.parquet")
+        _write_parquet(
+            part.drop(columns="landing_date"),
+            f"{truth}/deliveries/landing_date={landing_date}/part-{name}.parquet",
+        )
     return TaskResult(len(events), {d: len(v) for d, v in delivery.lines.items()})
-
-
-def _filesystem(uri: str) -> tuple[fs.FileSystem, str]:
-    # pyarrow names the S3 scheme s3://; Hadoop-style s3a:// URIs mean the same bucket.
-    return fs.FileSystem.from_uri(uri.replace("s3a://", "s3://", 1))
-
-
-def _write_atomically(uri: str, payload: bytes) -> None:
-    """Write to a temporary name then rename, so a killed run never leaves half a file."""
-    filesystem, path = _filesystem(uri)
-    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    temporary = path.rsplit("/", 1)[0] + "/." + path.rsplit("/", 1)[1] + ".tmp"
-    with filesystem.open_output_stream(temporary, compression=None) as out:
-        out.write(payload)
-    filesystem.move(temporary, path)
 
 
 def _write_parquet(frame, uri: str) -> None:
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
-    _write_atomically(uri, buffer.getvalue())
+    write_atomically(uri, buffer.getvalue())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

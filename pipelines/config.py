@@ -151,7 +151,8 @@ def load_settings(
             raise ConfigError(f"override {item!r}: expected key=value")
         _set_path(tree, key.strip().split("."), value, source=key)
     settings = _build(Settings, tree, prefix="")
-    settings = dataclasses.replace(
+    settings.validate()
+    return dataclasses.replace(
         settings,
         lakehouse=_absolute_uri(settings.lakehouse),
         landing=_absolute_uri(settings.landing),
@@ -159,8 +160,6 @@ def load_settings(
         spark=dataclasses.replace(settings.spark, jars_cache=str(_repo_path(settings.spark.jars_cache))),
         ray=dataclasses.replace(settings.ray, temp_dir=str(_repo_path(settings.ray.temp_dir))),
     )
-    settings.validate()
-    return settings
 
 
 def _set_path(tree: dict[str, Any], path: list[str], value: Any, source: str) -> None:

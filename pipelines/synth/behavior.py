@@ -191,7 +191,7 @@ def _bot_events(
     """A crawler: one long run of pages, clicking about half of each page at a steady pace."""
     if len(members) == 0:
         return pd.DataFrame()
-    n_requests = rng.integers(40, 100, size=len(members))
+    n_requests = rng.integers(15, 40, size=len(members))
     request_bot = np.repeat(members, n_requests)
     n_r = len(request_bot)
     slots = 8

@@ -1,0 +1,41 @@
+# seqlake: every target does its own set-up on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.seqlake-installed
+JARS := .cache/ivy/.resolved
+
+export PYSPARK_PYTHON := $(abspath $(PY))
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW_HOME := $(abspath .cache/airflow)
+
+.PHONY: setup demo test test-all bench lint clean
+
+setup: $(INSTALLED) $(JARS)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[airflow,dev]'
+	touch $@
+
+$(JARS): $(INSTALLED)
+	$(PY) infra/setup/resolve_spark_jars.py
+
+demo: setup
+	$(VENV)/bin/seqlake demo
+
+test: setup
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/ingest.py
+
+lint: setup
+	$(PY) -m ruff check pipelines jobs features dags infra tests bench
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache spark-warehouse

@@ -1,0 +1,54 @@
+"""The nightly seqlake run. Orchestration only: each task launches a job by name.
+
+SEQLAKE_LAUNCHER picks how: "cli" (default) runs the job's CLI on the Airflow
+worker, the embedded shape; "spark-submit" submits the job file to the
+cluster behind Airflow's `spark_default` connection with the cluster config.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import dag
+
+LAUNCHER = os.environ.get("SEQLAKE_LAUNCHER", "cli")
+JOBS_DIR = Path(os.environ.get("SEQLAKE_JOBS_DIR", Path(__file__).resolve().parents[1] / "jobs"))
+DELTA_PACKAGES = "io.delta:delta-spark_2.13:4.0.1"
+
+
+def spark_job(task_id: str, command: str, job_file: str, args: list[str]):
+    if LAUNCHER == "spark-submit":
+        return SparkSubmitOperator(
+            task_id=task_id,
+            conn_id="spark_default",
+            application=str(JOBS_DIR / job_file),
+            application_args=args,
+            packages=DELTA_PACKAGES,
+            env_vars={"SEQLAKE_ENV": "cluster"},
+        )
+    return BashOperator(
+        task_id=task_id,
+        bash_command=" ".join([sys.executable, "-m", "jobs.cli", command, *args]),
+    )
+
+
+@dag(
+    dag_id="seqlake_nightly",
+    schedule="0 2 * * *",
+    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=10)},
+    tags=["seqlake"],
+)
+def seqlake_nightly():
+    # The landing folder of the run's logical date.
+    spark_job("ingest_events", "ingest", "ingest_events.py", ["--date", "{{ ds }}"])
+
+
+seqlake_nightly()

@@ -1,0 +1,34 @@
+"""File I/O on local folders and object stores alike, through pyarrow's filesystems."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyarrow import fs
+
+
+def filesystem(uri: str) -> tuple[fs.FileSystem, str]:
+    # pyarrow names the S3 scheme s3://; Hadoop-style s3a:// URIs mean the same bucket.
+    return fs.FileSystem.from_uri(uri.replace("s3a://", "s3://", 1))
+
+
+def write_atomically(uri: str, payload: bytes) -> None:
+    """Write to a temporary name then rename, so a killed run never leaves half a file."""
+    filesystem_, path = filesystem(uri)
+    folder, name = path.rsplit("/", 1)
+    filesystem_.create_dir(folder, recursive=True)
+    temporary = f"{folder}/.{name}.tmp"
+    with filesystem_.open_output_stream(temporary, compression=None) as out:
+        out.write(payload)
+    filesystem_.move(temporary, path)
+
+
+def landing_dates(landing: str) -> list[dt.date]:
+    """The dates that have a landing folder (events/date=YYYY-MM-DD), oldest first."""
+    filesystem_, path = filesystem(f"{landing.rstrip('/')}/events")
+    infos = filesystem_.get_file_info(fs.FileSelector(path, allow_not_found=True))
+    return sorted(
+        dt.date.fromisoformat(info.base_name.removeprefix("date="))
+        for info in infos
+        if info.type == fs.FileType.Directory and info.base_name.startswith("date=")
+    )

@@ -1,0 +1,123 @@
+"""The synthetic clickstream: deterministic, at the configured rates, calibrated to EB-NeRD."""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from jobs.generate_clickstream import generate
+from pipelines.synth.behavior import day_events
+from pipelines.synth.delivery import MALFORMATIONS
+from pipelines.synth.world import world_items, world_users
+from tests.conftest import SHARED_DATA, settings_in
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def two_weeks(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("two_weeks")
+    settings = settings_in(folder, "generator.users=3000", "generator.days=14", "generator.workers=2")
+    generate(settings.generator, settings.landing, settings.truth)
+    return settings
+
+
+def test_same_seed_gives_identical_files_whatever_the_workers(tmp_path):
+    one = settings_in(tmp_path / "one", "generator.users=300", "generator.days=2", "generator.users_per_chunk=100", "generator.workers=1")
+    two = settings_in(tmp_path / "two", "generator.users=300", "generator.days=2", "generator.users_per_chunk=100", "generator.workers=2")
+    other_seed = settings_in(tmp_path / "seed", "generator.users=300", "generator.days=2", "generator.users_per_chunk=100", "generator.seed=8")
+    for s in (one, two, other_seed):
+        generate(s.generator, s.landing, s.truth)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+    # Per chunk: landing day 0 (on time + late), day 1; truth events per day; deliveries per landing file.
+    assert len(_digest(tmp_path / "one")) == 3 * (3 + 2 + 3)
+    assert _digest(tmp_path / "one") != _digest(tmp_path / "seed")
+
+
+def test_landing_lines_are_what_the_truth_says_they_are(two_weeks):
+    deliveries = pd.read_parquet(f"{two_weeks.truth}/deliveries")
+    lines = sum(
+        len(gzip.decompress(p.read_bytes()).splitlines())
+        for p in Path(two_weeks.landing).rglob("*.jsonl.gz")
+    )
+    assert lines == len(deliveries)
+    events = pd.read_parquet(f"{two_weeks.truth}/events", columns=["event_id"])
+    assert deliveries["event_id"].nunique() == len(events)
+
+
+def test_delivery_rates_are_within_tolerance(two_weeks):
+    g = two_weeks.generator
+    deliveries = pd.read_parquet(f"{two_weeks.truth}/deliveries")
+    assert deliveries["malformation"].notna().mean() == pytest.approx(g.malformed_rate, abs=0.001)
+    assert set(deliveries["malformation"].dropna()) == {m.value for m in MALFORMATIONS}
+    assert deliveries["is_duplicate"].mean() == pytest.approx(g.duplicate_rate, rel=0.1)
+    events = pd.read_parquet(f"{two_weeks.truth}/events", columns=["event_id", "event_date"])
+    first = deliveries[~deliveries["is_duplicate"]].merge(events, on="event_id")
+    not_last_day = first[first["event_date"].astype(str) < str(g.start_date + pd.Timedelta(days=g.days - 1))]
+    late = not_last_day["landing_date"].astype(str) > not_last_day["event_date"].astype(str)
+    assert late.mean() == pytest.approx(g.late_rate, rel=0.1)
+
+
+def test_click_dwell_is_calibrated_to_the_ebnerd_sample(two_weeks):
+    history = pd.read_parquet(SHARED_DATA / "ebnerd_fixture" / "history.parquet")
+    real = np.concatenate(history["read_time_fixed"].to_numpy())
+    real = real[~np.isnan(real)]
+    clicks = _clicks(dataclasses.replace(two_weeks.generator, users=10_000), days=1)
+    dwell_s = clicks["dwell_ms"].dropna().to_numpy(float) / 1000
+    assert np.median(dwell_s) == pytest.approx(np.median(real), abs=2.5)
+    assert (dwell_s < 5).mean() == pytest.approx((real < 5).mean(), abs=0.03)
+
+
+def test_noise_scale_multiplies_fake_interest():
+    base = settings_in(Path("/nonexistent"), "generator.users=3000", "generator.days=1").generator
+    noisy = dataclasses.replace(base, noise_scale=2.0)
+    quiet = dataclasses.replace(base, noise_scale=0.0)
+    base_noise = (_clicks(base, 1)["label"] != "genuine").sum()
+    assert (_clicks(noisy, 1)["label"] != "genuine").sum() / base_noise == pytest.approx(2.0, rel=0.2)
+    assert set(_clicks(quiet, 1)["label"]) == {"genuine"}
+    assert set(_clicks(base, 1)["label"]) == {"genuine", "accidental", "human_burst", "bot"}
+
+
+def test_truth_gives_every_human_impression_its_click_probability(two_weeks):
+    truth = pd.read_parquet(f"{two_weeks.truth}/events/event_date={two_weeks.generator.start_date}")
+    human_impressions = truth[(truth["event_type"] == "impression") & ~truth["is_bot_user"]]
+    assert human_impressions["click_prob"].between(0, 1, inclusive="neither").all()
+    assert human_impressions["label"].isna().all()
+    clicks = truth[truth["event_type"] == "click"]
+    assert clicks["click_prob"].isna().all()
+
+
+def test_long_history_shows_interests_that_the_last_50_clicks_do_not(two_weeks):
+    truth = pd.read_parquet(f"{two_weeks.truth}/events", columns=["user_id", "event_type", "label", "item_id", "ts"])
+    items = world_items(two_weeks.generator)
+    genuine = truth[truth["label"] == "genuine"].sort_values(["user_id", "ts"])
+    genuine = genuine.assign(category=items.category[genuine["item_id"].to_numpy() - 1])
+    heavy = genuine.groupby("user_id").filter(lambda g: len(g) >= 100)
+    full = heavy.groupby("user_id")["category"].nunique()
+    recent = heavy.groupby("user_id").tail(50).groupby("user_id")["category"].nunique()
+    assert len(full) >= 20
+    # Sessions focus on one or two interests: the last 50 behaviors miss some that the long history has.
+    assert (full > recent).mean() > 0.5
+
+
+def _clicks(settings, days: int) -> pd.DataFrame:
+    items = world_items(settings)
+    frames = [
+        day_events(settings, items, world_users(settings, chunk), day, chunk)
+        for day in range(days)
+        for chunk in range(-(-settings.users // settings.users_per_chunk))
+    ]
+    events = pd.concat(frames, ignore_index=True)
+    return events[events["event_type"] == "click"]
