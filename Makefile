@@ -8,6 +8,7 @@ JARS := .cache/ivy/.resolved
 export PYSPARK_PYTHON := $(abspath $(PY))
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW_HOME := $(abspath .cache/airflow)
+export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
 
 .PHONY: setup demo test test-all bench lint clean
 

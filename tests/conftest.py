@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW_HOME", str(Path(__file__).resolve().parents[1] / ".cache" / "airflow"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
 
 from pipelines.config import Settings, load_settings  # noqa: E402
 

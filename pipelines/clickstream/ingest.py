@@ -46,37 +46,55 @@ def classified_landing_records(
     """Landing lines (`raw`, `source_file`) with typed fields, `reason` and `reason_detail`.
 
     `reason` is null for a valid record; otherwise the first violated rule in
-    the order of RejectReason decides it.
+    the order of RejectReason decides it. `raw` is kept for rejected records only.
     """
-    parsed = raw.withColumn(
-        "_j",
+    # Built in stages (parse, type, judge) so that each expression is computed
+    # once per row instead of being re-inlined into every rule that reads it.
+    text = raw.select(
+        "raw",
+        "source_file",
         F.from_json(
             "raw", _TEXT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
-        ),
+        ).alias("_j"),
+    ).select("raw", "source_file", "_j.*")
+    typed = text.select(
+        "raw",
+        "source_file",
+        F.col(_CORRUPT),
+        *[F.col(f.name).alias(f"_text_{f.name}") for f in _TYPED_FIELDS],
+        *[F.col(f.name).try_cast(f.spark_type).alias(f.name) for f in LANDING_FIELDS],
     )
-    text = {f.name: F.col(f"_j.{f.name}") for f in LANDING_FIELDS}
-    typed = {f.name: text[f.name].try_cast(f.spark_type) for f in LANDING_FIELDS}
-    missing = [F.when(text[name].isNull(), F.lit(name)) for name in REQUIRED_FIELDS]
-    wrong_type = [
-        F.when(text[f.name].isNotNull() & typed[f.name].isNull(), F.lit(f.name))
-        for f in _TYPED_FIELDS
-    ]
+    typed_names = {f.name for f in _TYPED_FIELDS}
+    missing = F.array_compact(
+        F.array(
+            *[
+                F.when(F.col(f"_text_{name}" if name in typed_names else name).isNull(), F.lit(name))
+                for name in REQUIRED_FIELDS
+            ]
+        )
+    )
+    wrong_type = F.array_compact(
+        F.array(
+            *[
+                F.when(F.col(f"_text_{f.name}").isNotNull() & F.col(f.name).isNull(), F.lit(f.name))
+                for f in _TYPED_FIELDS
+            ]
+        )
+    )
+    judged = typed.select("*", missing.alias("_missing"), wrong_type.alias("_wrong_type"))
+
     oldest_ms, newest_ms = accepted_time_range_ms(landing_date, rules)
     known_types = [t.value for t in EventType]
-
+    ts, dwell = F.col("ts"), F.col("dwell_ms")
     rules_in_order: list[tuple[RejectReason, Column, Column]] = [
         (RejectReason.EMPTY_RECORD, F.trim("raw") == "", F.lit(None)),
-        (RejectReason.MALFORMED_JSON, F.col(f"_j.{_CORRUPT}").isNotNull(), F.lit(None)),
-        (RejectReason.MISSING_FIELD, _any_named(missing), F.concat_ws(",", *missing)),
-        (RejectReason.WRONG_TYPE, _any_named(wrong_type), F.concat_ws(",", *wrong_type)),
-        (
-            RejectReason.UNKNOWN_EVENT_TYPE,
-            ~typed["event_type"].isin(known_types),
-            typed["event_type"],
-        ),
-        (RejectReason.NEGATIVE_DWELL, typed["dwell_ms"] < 0, typed["dwell_ms"].cast("string")),
-        (RejectReason.FUTURE_TIMESTAMP, typed["ts"] > newest_ms, typed["ts"].cast("string")),
-        (RejectReason.STALE_TIMESTAMP, typed["ts"] < oldest_ms, typed["ts"].cast("string")),
+        (RejectReason.MALFORMED_JSON, F.col(_CORRUPT).isNotNull(), F.lit(None)),
+        (RejectReason.MISSING_FIELD, F.size("_missing") > 0, F.array_join("_missing", ",")),
+        (RejectReason.WRONG_TYPE, F.size("_wrong_type") > 0, F.array_join("_wrong_type", ",")),
+        (RejectReason.UNKNOWN_EVENT_TYPE, ~F.col("event_type").isin(known_types), F.col("event_type")),
+        (RejectReason.NEGATIVE_DWELL, dwell < 0, dwell),
+        (RejectReason.FUTURE_TIMESTAMP, ts > newest_ms, ts),
+        (RejectReason.STALE_TIMESTAMP, ts < oldest_ms, ts),
     ]
     reason: Column = F.lit(None).cast("string")
     detail: Column = F.lit(None).cast("string")
@@ -84,10 +102,9 @@ def classified_landing_records(
         reason = F.when(violated, F.lit(rule.value)).otherwise(reason)
         detail = F.when(violated, why.cast("string")).otherwise(detail)
 
-    event_ts = F.timestamp_millis(typed["ts"])
-    return parsed.select(
-        "raw",
-        *[typed[f.name].alias(f.name) for f in LANDING_FIELDS],
+    event_ts = F.timestamp_millis(ts)
+    return judged.select(
+        *[F.col(f.name) for f in LANDING_FIELDS],
         event_ts.alias("event_ts"),
         F.to_date(event_ts).alias("event_date"),
         F.col("source_file"),
@@ -95,7 +112,8 @@ def classified_landing_records(
         F.lit(landing_date).alias("landing_date"),
         reason.alias("reason"),
         detail.alias("reason_detail"),
-    )
+        "raw",
+    ).withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
 
 
 def bronze_events(classified: DataFrame) -> DataFrame:
@@ -108,7 +126,3 @@ def rejected_events(classified: DataFrame) -> DataFrame:
     return classified.where(F.col("reason").isNotNull()).select(
         *[F.col(f.name).cast(f.dataType) for f in BRONZE_REJECTED_SCHEMA.fields]
     )
-
-
-def _any_named(candidates: list[Column]) -> Column:
-    return F.coalesce(*candidates).isNotNull()

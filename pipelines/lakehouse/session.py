@@ -6,7 +6,7 @@ import os
 import sys
 
 from delta import configure_spark_with_delta_pip
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from pipelines.config import SparkSettings
@@ -31,6 +31,9 @@ def spark_session(settings: SparkSettings, app_name: str) -> SparkSession:
     # Python workers must run the driver's interpreter (the venv), not the system one.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if launched_by_spark_submit():
+        # Attach to spark-submit's JVM first: only then does SparkConf() see the
+        # --master/--conf values it passed as system properties.
+        SparkContext._ensure_initialized()
         submitted = SparkConf()
         builder = SparkSession.builder.appName(app_name)
         for key, value in {**settings.conf, **_DELTA_CONF}.items():

@@ -1,0 +1,145 @@
+"""Ingest: every landed line becomes a bronze row or a rejected row with its reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from jobs.ingest_events import ingest_date, landing_folder
+from pipelines.clickstream.ingest import classified_landing_records
+from pipelines.config import IngestSettings
+from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
+from pipelines.lakehouse.writes import read_date_partition
+from tests.conftest import settings_in
+
+DAY = dt.date(2026, 11, 2)
+NOON_MS = int(dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC).timestamp() * 1000)
+VALID = {
+    "event_id": "e1", "event_type": "click", "user_id": 7, "item_id": 70, "ts": NOON_MS,
+    "category_id": 3, "impression_id": "i1", "position": 2, "dwell_ms": 15000, "content_length": 80,
+}
+
+
+def _line(**changes) -> str:
+    record = {k: v for k, v in {**VALID, **changes}.items() if v is not ...}
+    return json.dumps(record)
+
+
+CASES = [
+    ("valid", _line(), None, None),
+    ("valid impression without dwell", _line(event_type="impression", dwell_ms=None), None, None),
+    ("unknown extra field", _line(browser="firefox"), None, None),
+    ("numeric string", _line(user_id="7"), None, None),
+    ("blank line", "   ", "empty_record", None),
+    ("truncated", _line()[:40], "malformed_json", None),
+    ("not an object", "[1, 2, 3]", "malformed_json", None),
+    ("missing user_id", _line(user_id=...), "missing_field", "user_id"),
+    ("missing two", _line(event_id=..., ts=...), "missing_field", "event_id,ts"),
+    ("null required", _line(item_id=None), "missing_field", "item_id"),
+    ("text user_id", _line(user_id="u-7"), "wrong_type", "user_id"),
+    ("float item_id", _line(item_id=12.5), "wrong_type", "item_id"),
+    ("boolean dwell", _line(dwell_ms=True), "wrong_type", "dwell_ms"),
+    ("object position", _line(position={"x": 1}), "wrong_type", "position"),
+    ("unknown type", _line(event_type="hover"), "unknown_event_type", "hover"),
+    ("case matters", _line(event_type="Click"), "unknown_event_type", "Click"),
+    ("negative dwell", _line(dwell_ms=-5), "negative_dwell", "-5"),
+    ("future", _line(ts=NOON_MS + 2 * 86_400_000), "future_timestamp", str(NOON_MS + 2 * 86_400_000)),
+    ("stale", _line(ts=NOON_MS - 30 * 86_400_000), "stale_timestamp", str(NOON_MS - 30 * 86_400_000)),
+    ("late but within lateness", _line(ts=NOON_MS - 3 * 86_400_000), None, None),
+    ("within clock skew", _line(ts=NOON_MS + 12 * 3_600_000 + 30 * 60_000), None, None),
+]
+
+
+def test_each_record_gets_exactly_its_expected_reason(spark):
+    raw = spark.createDataFrame(
+        [(line, f"case-{i}") for i, (_, line, _, _) in enumerate(CASES)], "raw string, source_file string"
+    )
+    rules = IngestSettings(max_lateness_days=7, max_clock_skew_minutes=60)
+    got = {
+        row["source_file"]: (row["reason"], row["reason_detail"])
+        for row in classified_landing_records(raw, DAY, dt.datetime(2026, 11, 3, 1), rules)
+        .select("source_file", "reason", "reason_detail")
+        .collect()
+    }
+    expected = {f"case-{i}": (reason, detail) for i, (_, _, reason, detail) in enumerate(CASES)}
+    assert got == expected
+
+
+def test_valid_records_are_typed_with_event_time_and_landing_date(spark):
+    raw = spark.createDataFrame([(_line(ts=NOON_MS - 86_400_000), "f")], "raw string, source_file string")
+    row = classified_landing_records(raw, DAY, dt.datetime(2026, 11, 3), IngestSettings()).first()
+    assert (row["user_id"], row["item_id"], row["dwell_ms"], row["position"]) == (7, 70, 15000, 2)
+    # A late event keeps its own event time but belongs to the folder it landed in.
+    assert row["event_date"] == dt.date(2026, 11, 1)
+    assert row["landing_date"] == DAY
+    assert row["event_ts"] == dt.datetime(2026, 11, 1, 12)
+
+
+def _write_landing(settings, day: dt.date, files: dict[str, list[str]]) -> None:
+    folder = Path(landing_folder(settings.landing, day))
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, lines in files.items():
+        (folder / name).write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+
+
+def test_conservation_and_reasons_match_the_generators_truth(spark, small_world):
+    deliveries = pd.read_parquet(f"{small_world.truth}/deliveries")
+    for day in (small_world.generator.start_date, small_world.generator.start_date + dt.timedelta(days=1)):
+        figures = ingest_date(spark, small_world, day)
+        truth = deliveries[deliveries["landing_date"].astype(str) == day.isoformat()]
+        assert figures["landed"] == len(truth)
+        assert figures["landed"] == figures["bronze"] + figures["rejected"]
+        assert figures["rejected_by_reason"] == truth["malformation"].value_counts().sort_index().to_dict()
+    bronze = spark.read.format("delta").load(table_uri(small_world.lakehouse, BRONZE_EVENTS))
+    late = bronze.where(F.col("event_date") < F.col("landing_date")).count()
+    assert late > 0
+    assert bronze.where(~F.col("source_file").endswith(".jsonl.gz")).count() == 0
+
+
+def test_ingesting_a_date_twice_replaces_it(spark, tmp_path):
+    settings = settings_in(tmp_path)
+    _write_landing(settings, DAY, {"a.jsonl.gz": [_line(event_id=f"e{i}") for i in range(5)] + ["{oops"]})
+    _write_landing(settings, DAY + dt.timedelta(days=1), {"b.jsonl.gz": [_line(event_id="x", ts=NOON_MS + 86_400_000)]})
+    ingest_date(spark, settings, DAY + dt.timedelta(days=1))
+
+    def content():
+        frames = {}
+        for table in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED):
+            df = spark.read.format("delta").load(table_uri(settings.lakehouse, table)).drop("ingest_ts")
+            frames[table.name] = sorted(tuple(r) for r in df.collect())
+        return frames
+
+    first = ingest_date(spark, settings, DAY)
+    before = content()
+    second = ingest_date(spark, settings, DAY)
+    assert content() == before
+    assert (first["landed"], first["bronze"], first["rejected"]) == (second["landed"], second["bronze"], second["rejected"]) == (6, 5, 1)
+    # The other date's partition is untouched by the reruns.
+    assert read_date_partition(spark, settings.lakehouse, BRONZE_EVENTS, DAY + dt.timedelta(days=1)).count() == 1
+    history = DeltaTable(table_uri(settings.lakehouse, BRONZE_EVENTS)).history()
+    assert [h["operation"] for h in history[:2]] == ["WRITE", "WRITE"]
+
+
+def test_tables_are_real_delta_tables_readable_without_spark(spark, tmp_path):
+    settings = settings_in(tmp_path)
+    _write_landing(settings, DAY, {"a.jsonl.gz": [_line(), _line(event_id="e2", dwell_ms=-1)]})
+    ingest_date(spark, settings, DAY)
+    for table, rows in ((BRONZE_EVENTS, 1), (BRONZE_EVENTS_REJECTED, 1)):
+        uri = table_uri(settings.lakehouse, table)
+        assert (Path(uri) / "_delta_log").is_dir()
+        delta = DeltaTable(uri)
+        assert delta.metadata().partition_columns == ["landing_date"]
+        assert sum(b.num_rows for b in delta.to_pyarrow_dataset().to_batches()) == rows
+
+
+def test_missing_landing_folder_is_a_clear_error(spark, tmp_path):
+    settings = settings_in(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no landing files for 2026-11-02"):
+        ingest_date(spark, settings, DAY)

@@ -1,0 +1,63 @@
+"""Jobs run under spark-submit keep the master and conf given there."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import load_settings
+from tests.conftest import REPO
+
+DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"
+
+
+def _spark_submit(*args: str) -> subprocess.CompletedProcess:
+    ivy = load_settings(env="local", environ={}).spark.jars_cache
+    command = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master", "local[1]",
+        "--conf", "spark.sql.shuffle.partitions=3",
+        "--conf", f"spark.jars.ivy={ivy}",
+        "--packages", DELTA_PACKAGE,
+        *args,
+    ]
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_session_factory_keeps_what_spark_submit_set():
+    done = _spark_submit("tests/spark_submit_probe.py")
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "launched_by_spark_submit": True,
+        "master": "local[1]",  # not the configured local[*]
+        "shuffle_partitions": "3",  # not the configured 8
+        "time_zone": "UTC",  # filled in from the configuration
+        "delta_extension": "io.delta.sql.DeltaSparkSessionExtension",
+    }
+
+
+@pytest.mark.slow
+def test_ingest_job_runs_under_spark_submit(tmp_path):
+    day = dt.date(2026, 11, 2)
+    folder = tmp_path / "landing" / "events" / f"date={day}"
+    folder.mkdir(parents=True)
+    ts = int(dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC).timestamp() * 1000)
+    record = {"event_id": "e1", "event_type": "click", "user_id": 1, "item_id": 2, "ts": ts}
+    (folder / "a.jsonl.gz").write_bytes(gzip.compress((json.dumps(record) + "\n{bad\n").encode()))
+    done = _spark_submit(
+        "jobs/ingest_events.py", "--date", str(day), "--json",
+        "--landing", str(tmp_path / "landing"), "--lakehouse", str(tmp_path / "lakehouse"),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (figures["landed"], figures["bronze"], figures["rejected"]) == (2, 1, 1)
+    assert figures["rejected_by_reason"] == {"malformed_json": 1}
