@@ -11,6 +11,9 @@ from collections.abc import Sequence
 COMMANDS = {
     "generate": ("jobs.generate_clickstream", "write synthetic landing files and their truth"),
     "ingest": ("jobs.ingest_events", "landing files of a date -> bronze/events + bronze/events_rejected"),
+    "import": ("jobs.import_source", "a public dataset (ebnerd, taobao, kuairand, mind) -> bronze"),
+    "clean": ("jobs.clean_events", "bronze/events -> silver/events: dedup, sessions, dwell, noise flags"),
+    "evaluate": ("jobs.evaluate", "measure a stage against the generator's truth (evaluate denoise --date D)"),
     "demo": ("jobs.demo", "generate a few days and run the night's stages on them"),
 }
 

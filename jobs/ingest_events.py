@@ -24,7 +24,7 @@ from pipelines.clickstream.ingest import bronze_events, classified_landing_recor
 from pipelines.config import Settings
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED
-from pipelines.lakehouse.writes import read_date_partition, replace_date_partition
+from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
 
 
 class ConservationError(RuntimeError):
@@ -41,7 +41,9 @@ def ingest_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[s
     folder = landing_folder(settings.landing, day)
     try:
         raw = spark.read.text(folder).select(
-            F.col("value").alias("raw"), F.col("_metadata.file_path").alias("source_file")
+            F.col("value").alias("raw"),
+            F.col("_metadata.file_path").alias("source_file"),
+            F.lit(day).alias("landing_date"),
         )
     except Exception as exc:  # Spark raises AnalysisException for a missing path
         if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
@@ -49,20 +51,20 @@ def ingest_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[s
         raise
     ingest_ts = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # Classified once and kept: both tables and the landed count read the same rows.
-    classified = classified_landing_records(raw, day, ingest_ts, settings.ingest).persist(
+    classified = classified_landing_records(raw, ingest_ts, settings.ingest).persist(
         StorageLevel.MEMORY_AND_DISK
     )
     try:
         landed = classified.count()
-        replace_date_partition(bronze_events(classified), settings.lakehouse, BRONZE_EVENTS, day)
-        replace_date_partition(rejected_events(classified), settings.lakehouse, BRONZE_EVENTS_REJECTED, day)
+        replace_date_partitions(bronze_events(classified), settings.lakehouse, BRONZE_EVENTS, day)
+        replace_date_partitions(rejected_events(classified), settings.lakehouse, BRONZE_EVENTS_REJECTED, day)
     finally:
         classified.unpersist()
 
-    bronze_rows = read_date_partition(spark, settings.lakehouse, BRONZE_EVENTS, day).count()
+    bronze_rows = read_date_partitions(spark, settings.lakehouse, BRONZE_EVENTS, day).count()
     rejected_by_reason = {
         row["reason"]: row["count"]
-        for row in read_date_partition(spark, settings.lakehouse, BRONZE_EVENTS_REJECTED, day)
+        for row in read_date_partitions(spark, settings.lakehouse, BRONZE_EVENTS_REJECTED, day)
         .groupBy("reason")
         .count()
         .orderBy("reason")

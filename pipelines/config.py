@@ -63,7 +63,7 @@ class RaySettings:
 @dataclasses.dataclass(frozen=True)
 class IngestSettings:
     # A record older than this, relative to its landing date, is rejected as stale.
-    max_lateness_days: int = 7
+    max_lateness_days: int = 3
     # A record newer than the end of its landing date plus this is rejected as future.
     max_clock_skew_minutes: int = 60
 
@@ -74,6 +74,46 @@ class IngestSettings:
             raise ConfigError(
                 f"ingest.max_clock_skew_minutes: must be >= 0, got {self.max_clock_skew_minutes}"
             )
+
+
+@dataclasses.dataclass(frozen=True)
+class CleanSettings:
+    # Landing dates re-examined each night for late events; must cover ingest's
+    # max_lateness_days so that no accepted late event misses its partition.
+    lookback_days: int = 3
+    session_gap_minutes: int = 30
+    # A derived dwell (time to the user's next event in the session) is capped here.
+    max_derived_dwell_minutes: int = 30
+    # Stage 1, dwell: a click is short when its dwell is below
+    # max(dwell_floor_s, min_read_fraction * the time the content needs), where
+    # the need is content_length / the user's reading speed, or the user's own
+    # typical dwell where content length is unknown.
+    min_read_fraction: float = 0.4
+    dwell_floor_s: float = 1.5
+    # Weight, in clicks, of the population's reading speed in a user's estimate.
+    prior_clicks: int = 5
+    # Stage 2, bursts: at least burst_min_clicks clicks in a row, each within
+    # min(burst_max_gap_s, burst_rhythm_fraction * the user's usual gap between
+    # clicks, its 75th percentile, so that the user's own bursts do not set it).
+    burst_min_clicks: int = 4
+    burst_max_gap_s: float = 3.0
+    burst_rhythm_fraction: float = 0.25
+    # Bots: a day beyond human bounds, by volume or by machine regularity
+    # (coefficient of variation of the gaps between clicks).
+    bot_max_daily_clicks: int = 500
+    bot_min_clicks: int = 30
+    bot_max_gap_cv: float = 0.3
+
+    def validate(self) -> None:
+        for key in ("session_gap_minutes", "max_derived_dwell_minutes", "burst_min_clicks", "bot_max_daily_clicks", "bot_min_clicks"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"clean.{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("lookback_days", "prior_clicks", "dwell_floor_s", "burst_max_gap_s", "bot_max_gap_cv"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"clean.{key}: must be >= 0, got {getattr(self, key)}")
+        for key in ("min_read_fraction", "burst_rhythm_fraction"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"clean.{key}: must be in [0, 1], got {getattr(self, key)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,14 +159,21 @@ class Settings:
     spark: SparkSettings = dataclasses.field(default_factory=SparkSettings)
     ray: RaySettings = dataclasses.field(default_factory=RaySettings)
     ingest: IngestSettings = dataclasses.field(default_factory=IngestSettings)
+    clean: CleanSettings = dataclasses.field(default_factory=CleanSettings)
     generator: GeneratorSettings = dataclasses.field(default_factory=GeneratorSettings)
 
     def validate(self) -> None:
         for key in ("lakehouse", "landing", "truth"):
             if not getattr(self, key):
                 raise ConfigError(f"{key}: must not be empty")
-        for section in (self.spark, self.ray, self.ingest, self.generator):
+        for section in (self.spark, self.ray, self.ingest, self.clean, self.generator):
             section.validate()
+        if self.clean.lookback_days < self.ingest.max_lateness_days:
+            raise ConfigError(
+                f"clean.lookback_days: must be >= ingest.max_lateness_days "
+                f"({self.ingest.max_lateness_days}), got {self.clean.lookback_days}; "
+                "late events older than the look-back would never reach silver"
+            )
 
 
 def load_settings(

@@ -64,3 +64,17 @@ def small_world(tmp_path_factory) -> Settings:
 
 def replace_generator(settings: Settings, **changes) -> Settings:
     return dataclasses.replace(settings, generator=dataclasses.replace(settings.generator, **changes))
+
+
+@pytest.fixture(scope="session")
+def cleaned_small_world(spark, small_world) -> Settings:
+    """small_world ingested and cleaned, every landing date."""
+    from jobs.clean_events import clean_date
+    from jobs.ingest_events import ingest_date
+    from jobs.storage import landing_dates
+
+    for day in landing_dates(small_world.landing):
+        ingest_date(spark, small_world, day)
+    for day in landing_dates(small_world.landing):
+        clean_date(spark, small_world, day)
+    return small_world

@@ -16,7 +16,7 @@ from jobs.ingest_events import ingest_date, landing_folder
 from pipelines.clickstream.ingest import classified_landing_records
 from pipelines.config import IngestSettings
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
-from pipelines.lakehouse.writes import read_date_partition
+from pipelines.lakehouse.writes import read_date_partitions
 from tests.conftest import settings_in
 
 DAY = dt.date(2026, 11, 2)
@@ -38,8 +38,8 @@ CASES = [
     ("unknown extra field", _line(browser="firefox"), None, None),
     ("numeric string", _line(user_id="7"), None, None),
     ("blank line", "   ", "empty_record", None),
-    ("truncated", _line()[:40], "malformed_json", None),
-    ("not an object", "[1, 2, 3]", "malformed_json", None),
+    ("truncated", _line()[:40], "malformed_record", None),
+    ("not an object", "[1, 2, 3]", "malformed_record", None),
     ("missing user_id", _line(user_id=...), "missing_field", "user_id"),
     ("missing two", _line(event_id=..., ts=...), "missing_field", "event_id,ts"),
     ("null required", _line(item_id=None), "missing_field", "item_id"),
@@ -59,12 +59,13 @@ CASES = [
 
 def test_each_record_gets_exactly_its_expected_reason(spark):
     raw = spark.createDataFrame(
-        [(line, f"case-{i}") for i, (_, line, _, _) in enumerate(CASES)], "raw string, source_file string"
+        [(line, f"case-{i}", DAY) for i, (_, line, _, _) in enumerate(CASES)],
+        "raw string, source_file string, landing_date date",
     )
     rules = IngestSettings(max_lateness_days=7, max_clock_skew_minutes=60)
     got = {
         row["source_file"]: (row["reason"], row["reason_detail"])
-        for row in classified_landing_records(raw, DAY, dt.datetime(2026, 11, 3, 1), rules)
+        for row in classified_landing_records(raw, dt.datetime(2026, 11, 3, 1), rules)
         .select("source_file", "reason", "reason_detail")
         .collect()
     }
@@ -73,8 +74,10 @@ def test_each_record_gets_exactly_its_expected_reason(spark):
 
 
 def test_valid_records_are_typed_with_event_time_and_landing_date(spark):
-    raw = spark.createDataFrame([(_line(ts=NOON_MS - 86_400_000), "f")], "raw string, source_file string")
-    row = classified_landing_records(raw, DAY, dt.datetime(2026, 11, 3), IngestSettings()).first()
+    raw = spark.createDataFrame(
+        [(_line(ts=NOON_MS - 86_400_000), "f", DAY)], "raw string, source_file string, landing_date date"
+    )
+    row = classified_landing_records(raw, dt.datetime(2026, 11, 3), IngestSettings()).first()
     assert (row["user_id"], row["item_id"], row["dwell_ms"], row["position"]) == (7, 70, 15000, 2)
     # A late event keeps its own event time but belongs to the folder it landed in.
     assert row["event_date"] == dt.date(2026, 11, 1)
@@ -122,7 +125,7 @@ def test_ingesting_a_date_twice_replaces_it(spark, tmp_path):
     assert content() == before
     assert (first["landed"], first["bronze"], first["rejected"]) == (second["landed"], second["bronze"], second["rejected"]) == (6, 5, 1)
     # The other date's partition is untouched by the reruns.
-    assert read_date_partition(spark, settings.lakehouse, BRONZE_EVENTS, DAY + dt.timedelta(days=1)).count() == 1
+    assert read_date_partitions(spark, settings.lakehouse, BRONZE_EVENTS, DAY + dt.timedelta(days=1)).count() == 1
     history = DeltaTable(table_uri(settings.lakehouse, BRONZE_EVENTS)).history()
     assert [h["operation"] for h in history[:2]] == ["WRITE", "WRITE"]
 

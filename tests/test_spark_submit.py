@@ -60,4 +60,4 @@ def test_ingest_job_runs_under_spark_submit(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert (figures["landed"], figures["bronze"], figures["rejected"]) == (2, 1, 1)
-    assert figures["rejected_by_reason"] == {"malformed_json": 1}
+    assert figures["rejected_by_reason"] == {"malformed_record": 1}

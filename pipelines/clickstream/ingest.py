@@ -29,21 +29,23 @@ _TEXT_SCHEMA = T.StructType(
     [T.StructField(f.name, T.StringType()) for f in LANDING_FIELDS]
     + [T.StructField(_CORRUPT, T.StringType())]
 )
+_DAY_MS = 86_400_000
 _TYPED_FIELDS = [f for f in LANDING_FIELDS if not isinstance(f.spark_type, T.StringType)]
 
 
-def accepted_time_range_ms(landing_date: dt.date, rules: IngestSettings) -> tuple[int, int]:
+def accepted_time_range_ms(landing_date: Column, rules: IngestSettings) -> tuple[Column, Column]:
     """[oldest, newest] event time in epoch ms that a record landing on `landing_date` may carry."""
-    start = dt.datetime.combine(landing_date, dt.time(), tzinfo=dt.UTC)
-    oldest = start - dt.timedelta(days=rules.max_lateness_days)
-    newest = start + dt.timedelta(days=1, minutes=rules.max_clock_skew_minutes)
-    return int(oldest.timestamp() * 1000), int(newest.timestamp() * 1000)
+    start_ms = F.unix_millis(F.to_timestamp(landing_date))
+    oldest = start_ms - rules.max_lateness_days * _DAY_MS
+    newest = start_ms + _DAY_MS + rules.max_clock_skew_minutes * 60_000
+    return oldest, newest
 
 
 def classified_landing_records(
-    raw: DataFrame, landing_date: dt.date, ingest_ts: dt.datetime, rules: IngestSettings
+    raw: DataFrame, ingest_ts: dt.datetime, rules: IngestSettings
 ) -> DataFrame:
-    """Landing lines (`raw`, `source_file`) with typed fields, `reason` and `reason_detail`.
+    """Landing records (`raw`, `source_file`, `landing_date`) with typed fields,
+    `reason` and `reason_detail`.
 
     `reason` is null for a valid record; otherwise the first violated rule in
     the order of RejectReason decides it. `raw` is kept for rejected records only.
@@ -53,13 +55,15 @@ def classified_landing_records(
     text = raw.select(
         "raw",
         "source_file",
+        "landing_date",
         F.from_json(
             "raw", _TEXT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
         ).alias("_j"),
-    ).select("raw", "source_file", "_j.*")
+    ).select("raw", "source_file", "landing_date", "_j.*")
     typed = text.select(
         "raw",
         "source_file",
+        "landing_date",
         F.col(_CORRUPT),
         *[F.col(f.name).alias(f"_text_{f.name}") for f in _TYPED_FIELDS],
         *[F.col(f.name).try_cast(f.spark_type).alias(f.name) for f in LANDING_FIELDS],
@@ -83,12 +87,12 @@ def classified_landing_records(
     )
     judged = typed.select("*", missing.alias("_missing"), wrong_type.alias("_wrong_type"))
 
-    oldest_ms, newest_ms = accepted_time_range_ms(landing_date, rules)
+    oldest_ms, newest_ms = accepted_time_range_ms(F.col("landing_date"), rules)
     known_types = [t.value for t in EventType]
     ts, dwell = F.col("ts"), F.col("dwell_ms")
     rules_in_order: list[tuple[RejectReason, Column, Column]] = [
         (RejectReason.EMPTY_RECORD, F.trim("raw") == "", F.lit(None)),
-        (RejectReason.MALFORMED_JSON, F.col(_CORRUPT).isNotNull(), F.lit(None)),
+        (RejectReason.MALFORMED_RECORD, F.col(_CORRUPT).isNotNull(), F.lit(None)),
         (RejectReason.MISSING_FIELD, F.size("_missing") > 0, F.array_join("_missing", ",")),
         (RejectReason.WRONG_TYPE, F.size("_wrong_type") > 0, F.array_join("_wrong_type", ",")),
         (RejectReason.UNKNOWN_EVENT_TYPE, ~F.col("event_type").isin(known_types), F.col("event_type")),
@@ -109,7 +113,7 @@ def classified_landing_records(
         F.to_date(event_ts).alias("event_date"),
         F.col("source_file"),
         F.lit(ingest_ts).cast("timestamp").alias("ingest_ts"),
-        F.lit(landing_date).alias("landing_date"),
+        F.col("landing_date").cast("date"),
         reason.alias("reason"),
         detail.alias("reason_detail"),
         "raw",

@@ -44,7 +44,8 @@ class EventType(enum.StrEnum):
 
 class RejectReason(enum.StrEnum):
     EMPTY_RECORD = "empty_record"
-    MALFORMED_JSON = "malformed_json"
+    # Not parseable: broken JSON, or a source row an adapter could not map.
+    MALFORMED_RECORD = "malformed_record"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"

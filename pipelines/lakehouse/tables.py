@@ -14,8 +14,13 @@ class TableSpec:
 
 BRONZE_EVENTS = TableSpec("bronze/events", partition_column="landing_date")
 BRONZE_EVENTS_REJECTED = TableSpec("bronze/events_rejected", partition_column="landing_date")
+SILVER_EVENTS = TableSpec("silver/events", partition_column="event_date")
+SILVER_NOISE_METRICS = TableSpec("silver/noise_metrics", partition_column="event_date")
 
-TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED)}
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS)
+}
 
 
 def table_uri(lakehouse: str, table: TableSpec) -> str:

@@ -10,27 +10,42 @@ from pyspark.sql import functions as F
 from pipelines.lakehouse.tables import TableSpec, table_uri
 
 
-def replace_date_partition(df: DataFrame, lakehouse: str, table: TableSpec, day: dt.date) -> None:
-    """Atomically replace `table`'s partition for `day` with `df` (created on first write).
+def replace_date_partitions(
+    df: DataFrame, lakehouse: str, table: TableSpec, first: dt.date, last: dt.date | None = None
+) -> None:
+    """Atomically replace `table`'s partitions from `first` to `last` (default: `first`
+    only) with `df`, in one commit; the table is created on first write.
 
     Delta checks that every written row satisfies the replaceWhere predicate, so
     a row of another date fails the write instead of clobbering a neighbour.
     """
     column = table.partition_column
+    last = last or first
     (
         df.write.format("delta")
         .mode("overwrite")
-        .option("replaceWhere", f"{column} = DATE'{day.isoformat()}'")
+        .option("replaceWhere", f"{column} >= DATE'{first}' AND {column} <= DATE'{last}'")
         .partitionBy(column)
         .save(table_uri(lakehouse, table))
     )
 
 
-def read_date_partition(
-    spark: SparkSession, lakehouse: str, table: TableSpec, day: dt.date
+def replace_partitions_present(df: DataFrame, lakehouse: str, table: TableSpec) -> None:
+    """Replace exactly the partitions that `df` has rows for (a backfill of many dates)."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy(table.partition_column)
+        .save(table_uri(lakehouse, table))
+    )
+
+
+def read_date_partitions(
+    spark: SparkSession, lakehouse: str, table: TableSpec, first: dt.date, last: dt.date | None = None
 ) -> DataFrame:
     return (
         spark.read.format("delta")
         .load(table_uri(lakehouse, table))
-        .where(F.col(table.partition_column) == F.lit(day))
+        .where(F.col(table.partition_column).between(F.lit(first), F.lit(last or first)))
     )

@@ -16,7 +16,7 @@ from pipelines.config import GeneratorSettings
 LANDING_COLUMNS = [f.name for f in LANDING_FIELDS]
 # Malformations an upstream produces, each named by the reject reason ingest must give it.
 MALFORMATIONS = (
-    RejectReason.MALFORMED_JSON,
+    RejectReason.MALFORMED_RECORD,
     RejectReason.MISSING_FIELD,
     RejectReason.WRONG_TYPE,
     RejectReason.NEGATIVE_DWELL,
@@ -78,7 +78,7 @@ def delivered_lines(
 
 
 def _malformed(line: str, reason: RejectReason, rng: np.random.Generator) -> str:
-    if reason is RejectReason.MALFORMED_JSON:
+    if reason is RejectReason.MALFORMED_RECORD:
         return line[: int(rng.integers(1, len(line) - 1))]
     record = json.loads(line)
     match reason:
