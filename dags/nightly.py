@@ -47,8 +47,11 @@ def spark_job(task_id: str, command: str, job_file: str, args: list[str]):
     tags=["seqlake"],
 )
 def seqlake_nightly():
-    # The landing folder of the run's logical date.
-    spark_job("ingest_events", "ingest", "ingest_events.py", ["--date", "{{ ds }}"])
+    date = ["--date", "{{ ds }}"]
+    # The landing folder of the run's logical date, then that date's look-back window.
+    ingest = spark_job("ingest_events", "ingest", "ingest_events.py", date)
+    clean = spark_job("clean_events", "clean", "clean_events.py", date)
+    ingest >> clean
 
 
 seqlake_nightly()

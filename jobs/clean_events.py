@@ -52,12 +52,11 @@ def clean_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[st
         raise ConservationError(
             f"{first}..{last}: silver has {silver_rows} rows for {in_window['events']} distinct bronze events"
         )
+    metrics_of_day = read_date_partitions(spark, settings.lakehouse, SILVER_NOISE_METRICS, day).collect()
     by_reason = {
         (row["noise_reason"] or "genuine"): row["events"]
-        for row in read_date_partitions(spark, settings.lakehouse, SILVER_NOISE_METRICS, day)
-        .where(F.col("event_type") == "click")
-        .orderBy("noise_reason")
-        .collect()
+        for row in sorted(metrics_of_day, key=lambda r: r["noise_reason"] or "")
+        if row["event_type"] == "click"
     }
     return {
         "date": day.isoformat(),
@@ -65,6 +64,7 @@ def clean_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[st
         "bronze_rows": in_window["rows"],
         "duplicates_dropped": in_window["rows"] - silver_rows,
         "silver_rows": silver_rows,
+        "events_of_date": sum(row["events"] for row in metrics_of_day),
         "clicks_by_reason": by_reason,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
+from jobs.clean_events import clean_date
+from jobs.evaluate import denoise_quality
 from jobs.generate_clickstream import generate
 from jobs.ingest_events import ingest_date
 from jobs.runtime import job_parser, parse, print_summary, settings_from
@@ -52,6 +54,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         reasons = ", ".join(f"{k}={v}" for k, v in f["rejected_by_reason"].items()) or "-"
         check = "yes" if f["landed"] == f["bronze"] + f["rejected"] else "NO"
         print(f"   {f['date']:<12} {f['landed']:>9,} {f['bronze']:>9,} {f['rejected']:>9,}  {check:<7}  {reasons}")
+
+    print("== clean: bronze -> silver/events (dedup, sessions, dwell, noise flags), measured against truth")
+    print(f"   {'event date':<12} {'events':>9} {'dups*':>6}  clicks by noise reason"
+          f"{'':<40} flags P / R        5 s baseline P / R")
+    for day in landing_dates(settings.landing):
+        c = clean_date(spark, settings, day)
+        q = denoise_quality(spark, settings, day)
+        reasons = ", ".join(f"{k}={v}" for k, v in c["clicks_by_reason"].items())
+        o, b = q["overall"], q["baseline_fixed_5s"]
+        print(f"   {c['date']:<12} {c['events_of_date']:>9,} {c['duplicates_dropped']:>6,}  {reasons:<62} "
+              f"{o['precision']:.3f} / {o['recall']:.3f}    {b['precision']:.3f} / {b['recall']:.3f}")
+    print("   * duplicates dropped in the look-back window the run rewrote")
     spark.stop()
 
     print("== outputs (Delta tables, read back with deltalake)")

@@ -89,7 +89,7 @@ class CleanSettings:
     # the need is content_length / the user's reading speed, or the user's own
     # typical dwell where content length is unknown.
     min_read_fraction: float = 0.4
-    dwell_floor_s: float = 1.5
+    dwell_floor_s: float = 1.8
     # Weight, in clicks, of the population's reading speed in a user's estimate.
     prior_clicks: int = 5
     # Stage 2, bursts: at least burst_min_clicks clicks in a row, each within

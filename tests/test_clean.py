@@ -164,9 +164,15 @@ def test_clean_job_conserves_events_and_is_idempotent_across_late_data(spark, tm
 
 
 def test_skewed_user_is_processed_through_spilling_windows(spark):
-    """One user with many events per day (scaled down) while windows spill every 1,000 rows."""
-    previous = spark.conf.get("spark.sql.windowExec.buffer.spill.threshold")
-    spark.conf.set("spark.sql.windowExec.buffer.spill.threshold", "1000")
+    """One user with many events per day (scaled down) while window buffers leave
+    memory after 1,000 rows and spill to disk every 20,000."""
+    thresholds = {
+        "spark.sql.windowExec.buffer.in.memory.threshold": "1000",
+        "spark.sql.windowExec.buffer.spill.threshold": "20000",
+    }
+    previous = {key: spark.conf.get(key) for key in thresholds}
+    for key, value in thresholds.items():
+        spark.conf.set(key, value)
     try:
         n = 60_000
         heavy = spark.range(n).select(
@@ -181,7 +187,8 @@ def test_skewed_user_is_processed_through_spilling_windows(spark):
         events = events_with_dwell(sessionized_events(deduplicated_events(heavy), 30), 30)
         by_reason = {r["noise_reason"]: r["count"] for r in flagged_events(events, RULES).groupBy("noise_reason").count().collect()}
     finally:
-        spark.conf.set("spark.sql.windowExec.buffer.spill.threshold", previous)
+        for key, value in previous.items():
+            spark.conf.set(key, value)
     # A click every second for 17 hours: beyond human bounds, every one of them.
     assert by_reason == {"bot": n}
 

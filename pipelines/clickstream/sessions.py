@@ -52,9 +52,9 @@ def events_with_dwell(sessions: DataFrame, max_derived_dwell_minutes: int) -> Da
     to the user's next event in the same session, capped. `dwell_source` says which
     (null where neither is known: the last click of a session without a dwell)."""
     next_in_session = Window.partitionBy("user_id", "session_id").orderBy("ts", "event_id")
-    derived = F.least(
-        F.lead("ts").over(next_in_session) - F.col("ts"), F.lit(max_derived_dwell_minutes * 60_000)
-    )
+    to_next = F.lead("ts").over(next_in_session) - F.col("ts")
+    # least() skips nulls: without a next event there is nothing to derive.
+    derived = F.when(to_next.isNotNull(), F.least(to_next, F.lit(max_derived_dwell_minutes * 60_000)))
     is_click = F.col("event_type") == EventType.CLICK.value
     return sessions.withColumn("_derived", derived).select(
         *[c for c in sessions.columns if c != "dwell_ms"],
