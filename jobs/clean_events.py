@@ -19,16 +19,19 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from jobs.runtime import iso_date, job_parser, parse, print_summary, settings_from
+from jobs.runtime import (
+    ConservationError,
+    iso_date,
+    job_parser,
+    parse,
+    print_summary,
+    settings_from,
+)
 from pipelines.clickstream.clean import clean_window, noise_metrics, silver_events
 from pipelines.config import Settings
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_NOISE_METRICS, table_uri
 from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
-
-
-class ConservationError(RuntimeError):
-    """Silver does not hold exactly one row per distinct valid bronze event."""
 
 
 def clean_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[str, object]:

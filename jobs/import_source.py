@@ -4,7 +4,8 @@
 
 Each record lands on the date of its own event time (a backfill); records
 without a usable time land on --date (default today) and are rejected there
-with their reason. Rerunning an import replaces the dates it produced.
+with their reason. Rerunning an import replaces the dates it spans, so import
+a dataset into a lakehouse of its own (--lakehouse).
 """
 
 from __future__ import annotations
@@ -21,20 +22,20 @@ if __package__ in (None, ""):  # spark-submit runs this file as a script
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.storagelevel import StorageLevel
 
-from jobs.runtime import iso_date, job_parser, parse, print_summary, settings_from
-from pipelines.clickstream.ingest import bronze_events, classified_landing_records, rejected_events
+from jobs.ingest_events import published_landing_records
+from jobs.runtime import (
+    ConservationError,
+    iso_date,
+    job_parser,
+    parse,
+    print_summary,
+    settings_from,
+)
 from pipelines.config import Settings
 from pipelines.lakehouse.session import spark_session
-from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED
-from pipelines.lakehouse.writes import read_date_partitions, replace_partitions_present
 
 FORMATS = ("ebnerd", "taobao", "kuairand", "mind")
-
-
-class ConservationError(RuntimeError):
-    """Records mapped from the source do not equal bronze + rejected rows."""
 
 
 def landing_dated(records: DataFrame, fallback: dt.date) -> DataFrame:
@@ -50,37 +51,11 @@ def import_source(
     started = time.perf_counter()
     adapter = importlib.import_module(f"pipelines.sources.{source_format}")
     records = landing_dated(adapter.landing_records(spark, path), fallback)
-    ingest_ts = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    classified = classified_landing_records(records, ingest_ts, settings.ingest).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
-    try:
-        dates = classified.agg(F.min("landing_date"), F.max("landing_date"), F.count("*")).first()
-        first, last, mapped = dates[0], dates[1], dates[2]
-        replace_partitions_present(bronze_events(classified), settings.lakehouse, BRONZE_EVENTS)
-        replace_partitions_present(rejected_events(classified), settings.lakehouse, BRONZE_EVENTS_REJECTED)
-        written = {
-            table.name: read_date_partitions(spark, settings.lakehouse, table, first, last)
-            .where(F.col("ingest_ts") == F.lit(ingest_ts))
-            for table in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED)
-        }
-    finally:
-        classified.unpersist()
-    bronze_rows = written[BRONZE_EVENTS.name].count()
-    rejected_by_reason = {
-        r["reason"]: r["count"]
-        for r in written[BRONZE_EVENTS_REJECTED.name].groupBy("reason").count().orderBy("reason").collect()
-    }
-    rejected = sum(rejected_by_reason.values())
-    if mapped != bronze_rows + rejected:
-        raise ConservationError(f"mapped {mapped} records != bronze {bronze_rows} + rejected {rejected}")
+    counts = published_landing_records(spark, settings, records)
     figures: dict[str, object] = {
         "format": source_format,
-        "records": mapped,
-        "bronze": bronze_rows,
-        "rejected": rejected,
-        "rejected_by_reason": rejected_by_reason,
-        "dates": f"{first}..{last}",
+        "records": counts.pop("landed"),
+        **counts,
     }
     if hasattr(adapter, "history_entries_left_out"):
         figures["history_entries_left_out"] = adapter.history_entries_left_out(spark, path)

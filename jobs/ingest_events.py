@@ -15,20 +15,23 @@ from pathlib import Path
 if __package__ in (None, ""):  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from jobs.runtime import iso_date, job_parser, parse, print_summary, settings_from
+from jobs.runtime import (
+    ConservationError,
+    iso_date,
+    job_parser,
+    parse,
+    print_summary,
+    settings_from,
+)
 from pipelines.clickstream.ingest import bronze_events, classified_landing_records, rejected_events
 from pipelines.config import Settings
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED
 from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
-
-
-class ConservationError(RuntimeError):
-    """Landed records do not equal bronze + rejected rows: something was lost or doubled."""
 
 
 def landing_folder(landing: str, day: dt.date) -> str:
@@ -49,41 +52,50 @@ def ingest_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[s
         if "PATH_NOT_FOUND" in str(exc) or "does not exist" in str(exc):
             raise FileNotFoundError(f"no landing files for {day} at {folder}") from exc
         raise
-    ingest_ts = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    # Classified once and kept: both tables and the landed count read the same rows.
-    classified = classified_landing_records(raw, ingest_ts, settings.ingest).persist(
-        StorageLevel.MEMORY_AND_DISK
-    )
-    try:
-        landed = classified.count()
-        replace_date_partitions(bronze_events(classified), settings.lakehouse, BRONZE_EVENTS, day)
-        replace_date_partitions(rejected_events(classified), settings.lakehouse, BRONZE_EVENTS_REJECTED, day)
-    finally:
-        classified.unpersist()
-
-    bronze_rows = read_date_partitions(spark, settings.lakehouse, BRONZE_EVENTS, day).count()
-    rejected_by_reason = {
-        row["reason"]: row["count"]
-        for row in read_date_partitions(spark, settings.lakehouse, BRONZE_EVENTS_REJECTED, day)
-        .groupBy("reason")
-        .count()
-        .orderBy("reason")
-        .collect()
-    }
-    rejected = sum(rejected_by_reason.values())
-    if landed != bronze_rows + rejected:
-        raise ConservationError(
-            f"{day}: landed {landed} != bronze {bronze_rows} + rejected {rejected}"
-        )
+    figures = published_landing_records(spark, settings, raw)
     return {
         "date": day.isoformat(),
-        "landed": landed,
-        "bronze": bronze_rows,
-        "rejected": rejected,
-        "rejected_by_reason": rejected_by_reason,
+        **figures,
         "adds_up": True,
         "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def published_landing_records(spark: SparkSession, settings: Settings, records: DataFrame) -> dict[str, object]:
+    """Classify landing records (`raw`, `source_file`, `landing_date`), replace the
+    bronze partitions of their landing dates, and check landed = bronze + rejected
+    on what the tables hold afterwards. Returns the counts."""
+    ingest_ts = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    # Classified once and kept: both tables and the landed count read the same rows.
+    classified = classified_landing_records(records, ingest_ts, settings.ingest).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    try:
+        landed, first, last = classified.agg(
+            F.count("*"), F.min("landing_date"), F.max("landing_date")
+        ).first()
+        if landed:
+            replace_date_partitions(bronze_events(classified), settings.lakehouse, BRONZE_EVENTS, first, last)
+            replace_date_partitions(rejected_events(classified), settings.lakehouse, BRONZE_EVENTS_REJECTED, first, last)
+    finally:
+        classified.unpersist()
+    if not landed:
+        return {"landed": 0, "bronze": 0, "rejected": 0, "rejected_by_reason": {}}
+
+    def this_run(table):
+        return read_date_partitions(spark, settings.lakehouse, table, first, last).where(
+            F.col("ingest_ts") == F.lit(ingest_ts)
+        )
+
+    bronze_rows = this_run(BRONZE_EVENTS).count()
+    rejected_by_reason = {
+        row["reason"]: row["count"]
+        for row in this_run(BRONZE_EVENTS_REJECTED).groupBy("reason").count().orderBy("reason").collect()
+    }
+    rejected = sum(rejected_by_reason.values())
+    if landed != bronze_rows + rejected:
+        raise ConservationError(f"{first}..{last}: landed {landed} != bronze {bronze_rows} + rejected {rejected}")
+    return {"landed": landed, "bronze": bronze_rows, "rejected": rejected, "rejected_by_reason": rejected_by_reason}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

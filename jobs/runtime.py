@@ -12,6 +12,10 @@ from typing import Any
 from pipelines.config import ConfigError, Settings, load_settings
 
 
+class ConservationError(RuntimeError):
+    """Counts that must add up do not: something was lost or doubled."""
+
+
 def job_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     add_settings_arguments(parser)

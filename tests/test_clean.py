@@ -10,7 +10,11 @@ from pyspark.sql import functions as F
 from jobs.clean_events import clean_date
 from pipelines.clickstream.denoise import flagged_events
 from pipelines.clickstream.denoise_quality import flag_quality
-from pipelines.clickstream.sessions import deduplicated_events, events_with_dwell, sessionized_events
+from pipelines.clickstream.sessions import (
+    deduplicated_events,
+    events_with_dwell,
+    sessionized_events,
+)
 from pipelines.config import CleanSettings
 from pipelines.lakehouse.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_NOISE_METRICS, table_uri
 from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions

@@ -10,7 +10,12 @@ from pyspark.sql import functions as F
 
 from jobs.clean_events import clean_date
 from jobs.import_source import import_source
-from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, table_uri
+from pipelines.lakehouse.tables import (
+    BRONZE_EVENTS,
+    BRONZE_EVENTS_REJECTED,
+    SILVER_EVENTS,
+    table_uri,
+)
 from tests.conftest import SHARED_DATA, settings_in
 
 FALLBACK = dt.date(2030, 1, 1)

@@ -8,7 +8,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.clickstream.denoise import flagged_events
-from pipelines.clickstream.sessions import deduplicated_events, events_with_dwell, sessionized_events
+from pipelines.clickstream.sessions import (
+    deduplicated_events,
+    events_with_dwell,
+    sessionized_events,
+)
 from pipelines.config import CleanSettings
 
 SILVER_COLUMNS = [

@@ -30,17 +30,6 @@ def replace_date_partitions(
     )
 
 
-def replace_partitions_present(df: DataFrame, lakehouse: str, table: TableSpec) -> None:
-    """Replace exactly the partitions that `df` has rows for (a backfill of many dates)."""
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy(table.partition_column)
-        .save(table_uri(lakehouse, table))
-    )
-
-
 def read_date_partitions(
     spark: SparkSession, lakehouse: str, table: TableSpec, first: dt.date, last: dt.date | None = None
 ) -> DataFrame:
