@@ -17,7 +17,6 @@ if __package__ in (None, ""):  # spark-submit runs this file as a script
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.storagelevel import StorageLevel
 
 from jobs.runtime import (
     ConservationError,
@@ -38,11 +37,7 @@ def clean_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[st
     started = time.perf_counter()
     _, first, last = clean_window(day, settings.clean)
     bronze = spark.read.format("delta").load(table_uri(settings.lakehouse, BRONZE_EVENTS))
-    silver = silver_events(bronze, day, settings.clean).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        replace_date_partitions(silver, settings.lakehouse, SILVER_EVENTS, first, last)
-    finally:
-        silver.unpersist()
+    replace_date_partitions(silver_events(bronze, day, settings.clean), settings.lakehouse, SILVER_EVENTS, first, last)
     written = read_date_partitions(spark, settings.lakehouse, SILVER_EVENTS, first, last)
     replace_date_partitions(noise_metrics(written), settings.lakehouse, SILVER_NOISE_METRICS, first, last)
 

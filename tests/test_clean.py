@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.clean_events import clean_date
-from pipelines.clickstream.denoise import flagged_events
+from pipelines.clickstream.denoise import flagged_events, population_reading
 from pipelines.clickstream.denoise_quality import flag_quality
 from pipelines.clickstream.sessions import (
     deduplicated_events,
@@ -26,11 +26,13 @@ DAY = dt.date(2026, 11, 2)
 
 
 def _flags(spark, rows: list[dict], rules: CleanSettings = RULES) -> dict[str, str | None]:
+    bronze = bronze_frame(spark, rows)
     events = events_with_dwell(
-        sessionized_events(deduplicated_events(bronze_frame(spark, rows)), rules.session_gap_minutes),
+        sessionized_events(deduplicated_events(bronze), rules.session_gap_minutes),
         rules.max_derived_dwell_minutes,
     )
-    return {r["event_id"]: r["noise_reason"] for r in flagged_events(events, rules).collect()}
+    population = population_reading(bronze.where(F.col("event_type") == "click"))
+    return {r["event_id"]: r["noise_reason"] for r in flagged_events(events, population, rules).collect()}
 
 
 def _reader(n: int, user: int = 1, start_s: float = 0, every_s: float = 60, dwell_ms: int = 25_000) -> list[dict]:
@@ -189,7 +191,8 @@ def test_skewed_user_is_processed_through_spilling_windows(spark):
         rows = bronze_frame(spark, _reader(5)).drop("event_id", "event_type", "user_id", "item_id", "ts").limit(1)
         heavy = heavy.crossJoin(rows).withColumn("event_date", F.to_date(F.timestamp_millis("ts")))
         events = events_with_dwell(sessionized_events(deduplicated_events(heavy), 30), 30)
-        by_reason = {r["noise_reason"]: r["count"] for r in flagged_events(events, RULES).groupBy("noise_reason").count().collect()}
+        flagged = flagged_events(events, population_reading(heavy), RULES)
+        by_reason = {r["noise_reason"]: r["count"] for r in flagged.groupBy("noise_reason").count().collect()}
     finally:
         for key, value in previous.items():
             spark.conf.set(key, value)

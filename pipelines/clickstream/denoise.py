@@ -28,112 +28,78 @@ class NoiseReason(enum.StrEnum):
     SHORT_DWELL = "short_dwell"
 
 
-def reading_profiles(clicks: DataFrame, rules: CleanSettings) -> DataFrame:
-    """Per user: `speed` (content units per second) and `typical_dwell_ms`.
+def population_reading(clicks: DataFrame) -> DataFrame:
+    """One row: the population's median log reading speed and log dwell, the prior
+    that each user's own estimate is shrunk toward."""
+    read = F.col("dwell_ms") > 0
+    return clicks.agg(
+        F.percentile_approx(F.when(read, _log_speed()), 0.5).alias("pop_log_speed"),
+        F.percentile_approx(F.when(read, F.log(F.col("dwell_ms").cast("double"))), 0.5).alias("pop_log_dwell"),
+    )
 
-    Medians are taken in log space and shrunk toward the population median by
-    `prior_clicks` pseudo-clicks, so a user with two clicks gets mostly the
-    population's profile and a heavy reader mostly their own.
+
+def flagged_events(events: DataFrame, population: DataFrame, rules: CleanSettings) -> DataFrame:
+    """`events` (sessionized, with dwell) plus `noise_reason`: null for genuine
+    clicks and for every event that is not a click.
+
+    Every statistic is a window over the user's own events (the frame is
+    already partitioned by user), so the rules need no joins and no second
+    pass over the data.
     """
-    with_dwell = clicks.where(F.col("dwell_ms") > 0).select(
-        "user_id",
-        F.log(F.col("content_length") * 1000.0 / F.col("dwell_ms")).alias("log_speed"),
-        F.log(F.col("dwell_ms").cast("double")).alias("log_dwell"),
-    )
-    population = with_dwell.agg(
-        F.percentile_approx("log_speed", 0.5).alias("pop_log_speed"),
-        F.percentile_approx("log_dwell", 0.5).alias("pop_log_dwell"),
-    )
-    users = with_dwell.groupBy("user_id").agg(
-        F.percentile_approx("log_speed", 0.5).alias("user_log_speed"),
-        F.count("log_speed").alias("speed_clicks"),
-        F.percentile_approx("log_dwell", 0.5).alias("user_log_dwell"),
-        F.count("log_dwell").alias("dwell_clicks"),
+    is_click = F.col("event_type") == EventType.CLICK.value
+    read = is_click & (F.col("dwell_ms") > 0)
+    user = Window.partitionBy("user_id")
+    by_time = user.orderBy("ts", "event_id")
+    before = by_time.rowsBetween(Window.unboundedPreceding, -1)
+    previous_click_ts = F.last(F.when(is_click, F.col("ts")), ignorenulls=True).over(before)
+    previous_click_date = F.last(F.when(is_click, F.col("event_date")), ignorenulls=True).over(before)
+
+    judged = events.crossJoin(F.broadcast(population)).select(
+        "*",
+        F.when(read, _log_speed()).alias("_log_speed"),
+        F.when(read, F.log(F.col("dwell_ms").cast("double"))).alias("_log_dwell"),
+        F.when(is_click, F.col("ts") - previous_click_ts).alias("_gap_ms"),
+        F.when(is_click & (previous_click_date == F.col("event_date")), F.col("ts") - previous_click_ts).alias("_day_gap_ms"),
     )
     k = float(rules.prior_clicks)
 
-    def shrunk(user: str, n: str, prior: str) -> Column:
-        return F.exp(
-            (F.coalesce(F.col(user), F.lit(0.0)) * F.col(n) + F.col(prior) * k) / (F.col(n) + k)
-        )
+    def shrunk(log_values: str, prior: str) -> Column:
+        n = F.count(log_values).over(user)
+        own = F.coalesce(F.percentile_approx(log_values, 0.5).over(user), F.lit(0.0))
+        return F.exp((own * n + F.col(prior) * k) / (n + k))
 
-    return users.crossJoin(F.broadcast(population)).select(
-        "user_id",
-        shrunk("user_log_speed", "speed_clicks", "pop_log_speed").alias("speed"),
-        shrunk("user_log_dwell", "dwell_clicks", "pop_log_dwell").alias("typical_dwell_ms"),
+    # Stage 1: what the content needs, from the user's reading speed or typical dwell.
+    speed, typical_dwell_ms = shrunk("_log_speed", "pop_log_speed"), shrunk("_log_dwell", "pop_log_dwell")
+    needed_ms = F.coalesce(F.col("content_length") * 1000.0 / speed, typical_dwell_ms)
+    short_dwell = F.col("dwell_ms") < F.greatest(
+        F.lit(rules.dwell_floor_s * 1000.0), needed_ms * rules.min_read_fraction
     )
-
-
-def short_dwell(rules: CleanSettings) -> Column:
-    """Stage 1 rule over clicks joined with their reading profile (null where dwell is unknown)."""
-    needed_ms = F.coalesce(
-        F.col("content_length") * 1000.0 / F.col("speed"), F.col("typical_dwell_ms")
+    # Stage 2a: runs of clicks each faster than the user's usual gap allows.
+    burst_gap_ms = F.least(
+        F.lit(rules.burst_max_gap_s * 1000.0),
+        F.percentile_approx("_gap_ms", 0.75).over(user) * rules.burst_rhythm_fraction,
     )
-    threshold_ms = F.greatest(F.lit(rules.dwell_floor_s * 1000.0), needed_ms * rules.min_read_fraction)
-    return F.col("dwell_ms") < threshold_ms
-
-
-def clicks_in_bursts(clicks: DataFrame, rules: CleanSettings) -> DataFrame:
-    """`event_id`, `in_burst` for each click: part of a run of at least
-    `burst_min_clicks` clicks whose gaps are all below the user's burst gap."""
-    by_time = Window.partitionBy("user_id").orderBy("ts", "event_id")
-    gaps = clicks.select(
-        "event_id", "user_id", "ts", (F.col("ts") - F.lag("ts").over(by_time)).alias("gap_ms")
+    starts_run = is_click & (F.col("_gap_ms").isNull() | (F.col("_gap_ms") > F.col("_burst_gap_ms")))
+    runs = judged.withColumn("_burst_gap_ms", burst_gap_ms).withColumn(
+        "_run", F.sum(starts_run.cast("int")).over(by_time.rowsBetween(Window.unboundedPreceding, 0))
     )
-    rhythm = gaps.groupBy("user_id").agg(
-        F.least(
-            F.lit(rules.burst_max_gap_s * 1000.0),
-            F.percentile_approx("gap_ms", 0.75) * rules.burst_rhythm_fraction,
-        ).alias("burst_gap_ms")
-    )
-    runs = (
-        gaps.join(rhythm, "user_id")
-        .withColumn(
-            "_new_run",
-            F.when(F.col("gap_ms").isNull() | (F.col("gap_ms") > F.col("burst_gap_ms")), 1).otherwise(0),
-        )
-        .withColumn("_run", F.sum("_new_run").over(by_time.rowsBetween(Window.unboundedPreceding, 0)))
-    )
-    run_sizes = runs.groupBy("user_id", "_run").agg(F.count("*").alias("_run_size"))
-    return runs.join(run_sizes, ["user_id", "_run"]).select(
-        "event_id", (F.col("_run_size") >= rules.burst_min_clicks).alias("in_burst")
-    )
-
-
-def bot_user_days(clicks: DataFrame, rules: CleanSettings) -> DataFrame:
-    """`user_id`, `event_date` of user-days beyond human bounds."""
-    by_time = Window.partitionBy("user_id", "event_date").orderBy("ts", "event_id")
-    gaps = clicks.select(
-        "user_id", "event_date", (F.col("ts") - F.lag("ts").over(by_time)).alias("gap_ms")
-    )
-    days = gaps.groupBy("user_id", "event_date").agg(
-        F.count("*").alias("clicks"),
-        (F.stddev_samp("gap_ms") / F.mean("gap_ms")).alias("gap_cv"),
-    )
-    superhuman = (F.col("clicks") > rules.bot_max_daily_clicks) | (
-        (F.col("clicks") >= rules.bot_min_clicks) & (F.col("gap_cv") < rules.bot_max_gap_cv)
-    )
-    return days.where(superhuman).select("user_id", "event_date")
-
-
-def flagged_events(events: DataFrame, rules: CleanSettings) -> DataFrame:
-    """`events` (sessionized, with dwell) plus `noise_reason`: null for genuine
-    clicks and for every event that is not a click."""
-    is_click = F.col("event_type") == EventType.CLICK.value
-    clicks = events.where(is_click)
-    profiles = reading_profiles(clicks, rules)
-    bursts = clicks_in_bursts(clicks, rules)
-    bots = bot_user_days(clicks, rules).withColumn("_bot", F.lit(True))
-    judged = (
-        clicks.join(profiles, "user_id", "left")
-        .join(bursts, "event_id", "left")
-        .join(bots, ["user_id", "event_date"], "left")
+    in_burst = F.count(F.when(is_click, 1)).over(Window.partitionBy("user_id", "_run")) >= rules.burst_min_clicks
+    # Stage 2b: a user-day beyond human bounds, by volume or machine regularity.
+    day = Window.partitionBy("user_id", "event_date")
+    day_clicks = F.count(F.when(is_click, 1)).over(day)
+    gap_cv = F.stddev_samp("_day_gap_ms").over(day) / F.mean("_day_gap_ms").over(day)
+    bot = (day_clicks > rules.bot_max_daily_clicks) | (
+        (day_clicks >= rules.bot_min_clicks) & (gap_cv < rules.bot_max_gap_cv)
     )
     reason = (
-        F.when(F.col("_bot"), F.lit(NoiseReason.BOT.value))
-        .when(F.col("in_burst"), F.lit(NoiseReason.BURST.value))
-        .when(short_dwell(rules), F.lit(NoiseReason.SHORT_DWELL.value))
+        F.when(~is_click, F.lit(None))
+        .when(bot, F.lit(NoiseReason.BOT.value))
+        .when(in_burst, F.lit(NoiseReason.BURST.value))
+        .when(short_dwell, F.lit(NoiseReason.SHORT_DWELL.value))
     )
-    flagged_clicks = judged.select(*events.columns, reason.alias("noise_reason"))
-    others = events.where(~is_click).withColumn("noise_reason", F.lit(None).cast("string"))
-    return flagged_clicks.unionByName(others)
+    return runs.select(*events.columns, reason.cast("string").alias("noise_reason"))
+
+
+def _log_speed() -> Column:
+    """Content units read per second, in log space."""
+    return F.log(F.col("content_length") * 1000.0 / F.col("dwell_ms"))

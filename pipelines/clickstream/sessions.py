@@ -51,8 +51,10 @@ def events_with_dwell(sessions: DataFrame, max_derived_dwell_minutes: int) -> Da
     """Clicks keep an observed dwell; where the source gave none, dwell is the time
     to the user's next event in the same session, capped. `dwell_source` says which
     (null where neither is known: the last click of a session without a dwell)."""
-    next_in_session = Window.partitionBy("user_id", "session_id").orderBy("ts", "event_id")
-    to_next = F.lead("ts").over(next_in_session) - F.col("ts")
+    # Ordered within the user, as sessions were built: no new partitioning.
+    by_time = Window.partitionBy("user_id").orderBy("ts", "event_id")
+    same_session = F.lead("session_id").over(by_time) == F.col("session_id")
+    to_next = F.when(same_session, F.lead("ts").over(by_time) - F.col("ts"))
     # least() skips nulls: without a next event there is nothing to derive.
     derived = F.when(to_next.isNotNull(), F.least(to_next, F.lit(max_derived_dwell_minutes * 60_000)))
     is_click = F.col("event_type") == EventType.CLICK.value
