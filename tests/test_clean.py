@@ -224,3 +224,23 @@ def test_flags_on_generated_days_beat_the_fixed_threshold(spark, cleaned_small_w
     assert q["overall"]["precision"] >= 0.9
     assert q["overall"]["recall"] >= 0.9
     assert q["overall"]["f1"] > q["baseline_fixed_5s"]["f1"]
+
+
+def test_evaluate_command_ends_with_one_json_object(cleaned_small_world):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    day = cleaned_small_world.generator.start_date
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "seqlake"), "evaluate", "denoise", "--date", str(day), "--json",
+         "--lakehouse", cleaned_small_world.lakehouse, "--truth", cleaned_small_world.truth,
+         "--set", "spark.master=local[1]"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["date"] == str(day)
+    assert set(figures["per_kind"]) == {"accidental", "human_burst", "bot"}
+    assert figures["overall"]["f1"] > figures["baseline_fixed_5s"]["f1"]
