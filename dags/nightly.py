@@ -51,7 +51,8 @@ def seqlake_nightly():
     # The landing folder of the run's logical date, then that date's look-back window.
     ingest = spark_job("ingest_events", "ingest", "ingest_events.py", date)
     clean = spark_job("clean_events", "clean", "clean_events.py", date)
-    ingest >> clean
+    sequences = spark_job("build_sequences", "sequences", "build_sequences.py", date)
+    ingest >> clean >> sequences
 
 
 seqlake_nightly()

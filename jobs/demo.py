@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
+from jobs.build_sequences import build_sequences
 from jobs.clean_events import clean_date
 from jobs.evaluate import denoise_quality
 from jobs.generate_clickstream import generate
@@ -66,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"   {c['date']:<12} {c['events_of_date']:>9,} {c['duplicates_dropped']:>6,}  {reasons:<62} "
               f"{o['precision']:.3f} / {o['recall']:.3f}    {b['precision']:.3f} / {b['recall']:.3f}")
     print("   * duplicates dropped in the look-back window the run rewrote")
+
+    print("== sequences: silver -> gold/user_sequences (genuine behaviors, newest last, capped)")
+    print(f"   {'as of':<12} {'mode':<12} {'users':>7} {'behaviors':>10}  length p50 / p90 / p99 / max")
+    for day in landing_dates(settings.landing):
+        q = build_sequences(spark, settings, day)
+        p50, p90, p99, longest = q["length_p50_p90_p99_max"]
+        print(f"   {q['date']:<12} {q['mode']:<12} {q['users']:>7,} {q['behaviors']:>10,}  {p50} / {p90} / {p99} / {longest}")
     spark.stop()
 
     print("== outputs (Delta tables, read back with deltalake)")

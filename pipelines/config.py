@@ -117,6 +117,19 @@ class CleanSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class SequenceSettings:
+    max_len: int = 10_000
+    # Snapshots older than this many days before the newest are deleted; the
+    # incremental build reads the one from before clean's look-back window.
+    retention_days: int = 7
+
+    def validate(self) -> None:
+        for key in ("max_len", "retention_days"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"sequences.{key}: must be >= 1, got {getattr(self, key)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class GeneratorSettings:
     users: int = 2_000
     days: int = 3
@@ -160,14 +173,21 @@ class Settings:
     ray: RaySettings = dataclasses.field(default_factory=RaySettings)
     ingest: IngestSettings = dataclasses.field(default_factory=IngestSettings)
     clean: CleanSettings = dataclasses.field(default_factory=CleanSettings)
+    sequences: SequenceSettings = dataclasses.field(default_factory=SequenceSettings)
     generator: GeneratorSettings = dataclasses.field(default_factory=GeneratorSettings)
 
     def validate(self) -> None:
         for key in ("lakehouse", "landing", "truth"):
             if not getattr(self, key):
                 raise ConfigError(f"{key}: must not be empty")
-        for section in (self.spark, self.ray, self.ingest, self.clean, self.generator):
+        for section in (self.spark, self.ray, self.ingest, self.clean, self.sequences, self.generator):
             section.validate()
+        if self.sequences.retention_days <= self.clean.lookback_days:
+            raise ConfigError(
+                f"sequences.retention_days: must be > clean.lookback_days ({self.clean.lookback_days}), "
+                f"got {self.sequences.retention_days}; the incremental build needs the snapshot "
+                "from before the look-back window"
+            )
         if self.clean.lookback_days < self.ingest.max_lateness_days:
             raise ConfigError(
                 f"clean.lookback_days: must be >= ingest.max_lateness_days "

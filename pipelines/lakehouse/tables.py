@@ -16,10 +16,11 @@ BRONZE_EVENTS = TableSpec("bronze/events", partition_column="landing_date")
 BRONZE_EVENTS_REJECTED = TableSpec("bronze/events_rejected", partition_column="landing_date")
 SILVER_EVENTS = TableSpec("silver/events", partition_column="event_date")
 SILVER_NOISE_METRICS = TableSpec("silver/noise_metrics", partition_column="event_date")
+GOLD_USER_SEQUENCES = TableSpec("gold/user_sequences", partition_column="as_of_date")
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
-    for spec in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS)
+    for spec in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS, GOLD_USER_SEQUENCES)
 }
 
 

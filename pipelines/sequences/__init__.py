@@ -1,0 +1,1 @@
+"""Long per-user behavior sequences (gold/user_sequences)."""

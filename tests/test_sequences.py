@@ -1,0 +1,124 @@
+"""Behavior sequences: genuine behaviors, time order, newest last, capped; incremental == full rebuild."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs.build_sequences import build_sequences
+from pipelines.lakehouse.tables import GOLD_USER_SEQUENCES, table_uri
+from pipelines.lakehouse.writes import read_date_partitions
+from pipelines.sequences.behavior_sequences import genuine_behaviors, window_snapshots
+from tests.conftest import settings_in
+
+D = dt.date(2026, 11, 2)
+SILVER_DDL = (
+    "user_id long, event_id string, event_type string, item_id long, category_id int, "
+    "ts long, dwell_ms long, noise_reason string, event_date date"
+)
+
+
+def _silver(spark, rows):
+    full = [
+        (r.get("user", 1), r["id"], r.get("type", "click"), r["item"], r.get("cat", 1), r["ts"],
+         r.get("dwell"), r.get("noise"), r.get("date", D))
+        for r in rows
+    ]
+    return spark.createDataFrame(full, SILVER_DDL)
+
+
+def _rows(df):
+    return {r["user_id"]: r.asDict() for r in df.collect()}
+
+
+def test_only_genuine_behaviors_in_time_order_newest_last_capped(spark):
+    silver = _silver(spark, [
+        {"id": "a", "item": 10, "ts": 300, "dwell": 9},
+        {"id": "b", "item": 11, "ts": 100, "dwell": 8},
+        {"id": "c", "item": 12, "ts": 200, "noise": "short_dwell"},
+        {"id": "d", "item": 13, "ts": 150, "type": "impression"},
+        {"id": "e", "item": 14, "ts": 400, "type": "buy", "cat": 3},
+        {"id": "f2", "item": 15, "ts": 500},
+        {"id": "f1", "item": 16, "ts": 500},  # same time: event id breaks the tie
+        {"id": "g", "item": 17, "ts": 50},
+    ])
+    got = _rows(window_snapshots(None, genuine_behaviors(silver), D, D, max_len=4))
+    assert got == {1: {
+        "user_id": 1,
+        "item_ids": [10, 14, 16, 15],
+        "category_ids": [1, 3, 1, 1],
+        "timestamps": [300, 400, 500, 500],
+        "dwell_ms": [9, None, None, None],
+        "actions": ["click", "buy", "click", "click"],
+        "length": 4,
+        "as_of_date": D,
+    }}
+
+
+def test_users_without_new_behaviors_carry_over_and_new_users_start(spark):
+    yesterday = D - dt.timedelta(days=1)
+    base = window_snapshots(None, genuine_behaviors(_silver(spark, [
+        {"user": 1, "id": "a", "item": 1, "ts": 10, "date": yesterday},
+        {"user": 1, "id": "b", "item": 2, "ts": 20, "date": yesterday},
+        {"user": 2, "id": "c", "item": 3, "ts": 15, "date": yesterday},
+    ])), yesterday, yesterday, max_len=3)
+    later = genuine_behaviors(_silver(spark, [
+        {"user": 2, "id": "d", "item": 4, "ts": 30},
+        {"user": 2, "id": "e", "item": 5, "ts": 40},
+        {"user": 2, "id": "f", "item": 6, "ts": 50, "date": D + dt.timedelta(days=1)},
+        {"user": 3, "id": "g", "item": 7, "ts": 35, "date": D + dt.timedelta(days=1)},
+    ]))
+    snapshots = window_snapshots(base, later, D, D + dt.timedelta(days=1), 3).collect()
+    got = {(r["user_id"], r["as_of_date"]): (r["item_ids"], r["length"]) for r in snapshots}
+    tomorrow = D + dt.timedelta(days=1)
+    assert got == {
+        (1, D): ([1, 2], 2), (1, tomorrow): ([1, 2], 2),
+        (2, D): ([3, 4, 5], 3), (2, tomorrow): ([4, 5, 6], 3),
+        (3, tomorrow): ([7], 1),
+    }
+
+
+@pytest.fixture(scope="module")
+def four_nights(spark, tmp_path_factory):
+    """Four generated days run night by night (ingest, clean, sequences) with a
+    one-day look-back: each night's late events change the previous date."""
+    from jobs.clean_events import clean_date
+    from jobs.generate_clickstream import generate
+    from jobs.ingest_events import ingest_date
+    from jobs.storage import landing_dates
+
+    settings = settings_in(
+        tmp_path_factory.mktemp("four_days"), "generator.users=200", "generator.days=4",
+        "generator.workers=1", "ingest.max_lateness_days=1", "clean.lookback_days=1",
+        "sequences.retention_days=2", "sequences.max_len=40",
+    )
+    generate(settings.generator, settings.landing, settings.truth)
+    modes = []
+    for day in landing_dates(settings.landing):
+        ingest_date(spark, settings, day)
+        clean_date(spark, settings, day)
+        modes.append(build_sequences(spark, settings, day)["mode"])
+    return settings, modes
+
+
+def test_incremental_snapshots_equal_a_full_rebuild_and_reruns_change_nothing(spark, four_nights):
+    settings, modes = four_nights
+    days = [settings.generator.start_date + dt.timedelta(days=i) for i in range(4)]
+    assert modes == ["full", "full", "incremental", "incremental"]
+
+    def snapshot(day):
+        df = read_date_partitions(spark, settings.lakehouse, GOLD_USER_SEQUENCES, day)
+        return sorted(tuple(r) for r in df.collect())
+
+    incremental = {day: snapshot(day) for day in days[-2:]}
+    assert build_sequences(spark, settings, days[-1])["mode"] == "incremental"
+    assert {day: snapshot(day) for day in days[-2:]} == incremental
+    assert build_sequences(spark, settings, days[-1], full_rebuild=True)["mode"] == "full"
+    assert {day: snapshot(day) for day in days[-2:]} == incremental
+    assert max(r[-2] for r in incremental[days[-1]]) == 40  # some heavy users hit the cap
+    # Retention: two days back are kept, older snapshots are gone.
+    kept = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_USER_SEQUENCES))
+    assert sorted(r[0] for r in kept.select("as_of_date").distinct().collect()) == days[1:]
+    assert kept.where(F.col("length") > 40).count() == 0
