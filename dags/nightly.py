@@ -52,7 +52,9 @@ def seqlake_nightly():
     ingest = spark_job("ingest_events", "ingest", "ingest_events.py", date)
     clean = spark_job("clean_events", "clean", "clean_events.py", date)
     sequences = spark_job("build_sequences", "sequences", "build_sequences.py", date)
-    ingest >> clean >> sequences
+    # Signatures use the configured embedding version (bse.bootstrap_version until a model trains one).
+    signatures = spark_job("build_signatures", "signatures", "build_signatures.py", date)
+    ingest >> clean >> sequences >> signatures
 
 
 seqlake_nightly()

@@ -14,6 +14,7 @@ COMMANDS = {
     "import": ("jobs.import_source", "a public dataset (ebnerd, taobao, kuairand, mind) -> bronze"),
     "clean": ("jobs.clean_events", "bronze/events -> silver/events: dedup, sessions, dwell, noise flags"),
     "sequences": ("jobs.build_sequences", "silver/events -> gold/user_sequences as of a date"),
+    "signatures": ("jobs.build_signatures", "BSE: item signatures and user bucket sums as of a date"),
     "evaluate": ("jobs.evaluate", "measure a stage against the generator's truth (evaluate denoise --date D)"),
     "demo": ("jobs.demo", "generate a few days and run the night's stages on them"),
 }

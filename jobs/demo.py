@@ -14,6 +14,7 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from jobs.build_sequences import build_sequences
+from jobs.build_signatures import build_signatures
 from jobs.clean_events import clean_date
 from jobs.evaluate import denoise_quality
 from jobs.generate_clickstream import generate
@@ -74,6 +75,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         q = build_sequences(spark, settings, day)
         p50, p90, p99, longest = q["length_p50_p90_p99_max"]
         print(f"   {q['date']:<12} {q['mode']:<12} {q['users']:>7,} {q['behaviors']:>10,}  {p50} / {p90} / {p99} / {longest}")
+
+    b = settings.bse
+    print(f"== signatures (BSE): {b.signatures} SimHash functions x {b.bits} bits over "
+          f"{b.embedding_dim}-d '{b.bootstrap_version}' item embeddings -> gold/user_bse")
+    print(f"   {'as of':<12} {'items':>7} {'users':>7} {'behaviors':>10} {'buckets':>9}  occupancy")
+    for day in landing_dates(settings.landing):
+        s = build_signatures(spark, settings, day, b.bootstrap_version)
+        print(f"   {s['date']:<12} {s['items']:>7,} {s['users']:>7,} {s['behaviors_hashed']:>10,} "
+              f"{s['occupied_buckets']:>9,}  {s['bucket_occupancy']:.1%} of {b.signatures} x {1 << b.bits} per user")
     spark.stop()
 
     print("== outputs (Delta tables, read back with deltalake)")

@@ -130,6 +130,31 @@ class SequenceSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class BseSettings:
+    """SDIM's hashing: `signatures` SimHash functions of `bits` bits over embeddings
+    of `embedding_dim`; the projection is drawn from `projection_seed`."""
+
+    embedding_dim: int = 128
+    signatures: int = 16
+    bits: int = 3
+    projection_seed: int = 20_261_125
+    bootstrap_version: str = "bootstrap-v1"
+    bootstrap_seed: int = 11
+
+    def validate(self) -> None:
+        for key in ("embedding_dim", "signatures", "bits"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"bse.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.bits > 16:
+            raise ConfigError(f"bse.bits: at most 16 (2^bits buckets per signature), got {self.bits}")
+
+    def projection(self):
+        from pipelines.bse.simhash import random_projection
+
+        return random_projection(self.embedding_dim, self.signatures, self.bits, self.projection_seed)
+
+
+@dataclasses.dataclass(frozen=True)
 class GeneratorSettings:
     users: int = 2_000
     days: int = 3
@@ -174,13 +199,14 @@ class Settings:
     ingest: IngestSettings = dataclasses.field(default_factory=IngestSettings)
     clean: CleanSettings = dataclasses.field(default_factory=CleanSettings)
     sequences: SequenceSettings = dataclasses.field(default_factory=SequenceSettings)
+    bse: BseSettings = dataclasses.field(default_factory=BseSettings)
     generator: GeneratorSettings = dataclasses.field(default_factory=GeneratorSettings)
 
     def validate(self) -> None:
         for key in ("lakehouse", "landing", "truth"):
             if not getattr(self, key):
                 raise ConfigError(f"{key}: must not be empty")
-        for section in (self.spark, self.ray, self.ingest, self.clean, self.sequences, self.generator):
+        for section in (self.spark, self.ray, self.ingest, self.clean, self.sequences, self.bse, self.generator):
             section.validate()
         if self.sequences.retention_days <= self.clean.lookback_days:
             raise ConfigError(

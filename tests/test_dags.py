@@ -21,11 +21,12 @@ def test_dag_folder_imports_without_errors(dagbag):
 
 def test_nightly_ingests_the_logical_date_through_the_cli(dagbag):
     dag = dagbag.dags["seqlake_nightly"]
-    assert [t.task_id for t in dag.tasks] == ["ingest_events", "clean_events", "build_sequences"]
+    assert [t.task_id for t in dag.tasks] == ["ingest_events", "clean_events", "build_sequences", "build_signatures"]
     assert dag.get_task("ingest_events").bash_command.endswith("-m jobs.cli ingest --date {{ ds }}")
     assert dag.get_task("clean_events").bash_command.endswith("-m jobs.cli clean --date {{ ds }}")
     assert dag.get_task("clean_events").upstream_task_ids == {"ingest_events"}
     assert dag.get_task("build_sequences").upstream_task_ids == {"clean_events"}
+    assert dag.get_task("build_signatures").upstream_task_ids == {"build_sequences"}
     assert dag.max_active_runs == 1
 
 
@@ -39,7 +40,13 @@ def test_nightly_runs_in_process_on_a_generated_day(small_world, monkeypatch):
 
     from deltalake import DeltaTable
 
-    from pipelines.lakehouse.tables import BRONZE_EVENTS, GOLD_USER_SEQUENCES, SILVER_EVENTS, table_uri
+    from pipelines.lakehouse.tables import (
+        BRONZE_EVENTS,
+        GOLD_USER_BSE,
+        GOLD_USER_SEQUENCES,
+        SILVER_EVENTS,
+        table_uri,
+    )
 
     monkeypatch.setenv("SEQLAKE_LANDING", small_world.landing)
     monkeypatch.setenv("SEQLAKE_LAKEHOUSE", small_world.lakehouse + "-dag")
@@ -52,6 +59,7 @@ def test_nightly_runs_in_process_on_a_generated_day(small_world, monkeypatch):
     run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
     assert run.state == "success"
     for table, partition in (
-        (BRONZE_EVENTS, "landing_date"), (SILVER_EVENTS, "event_date"), (GOLD_USER_SEQUENCES, "as_of_date"),
+        (BRONZE_EVENTS, "landing_date"), (SILVER_EVENTS, "event_date"),
+        (GOLD_USER_SEQUENCES, "as_of_date"), (GOLD_USER_BSE, "as_of_date"),
     ):
         assert DeltaTable(table_uri(small_world.lakehouse + "-dag", table)).metadata().partition_columns == [partition]

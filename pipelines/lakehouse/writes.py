@@ -20,12 +20,16 @@ def replace_date_partitions(
     a row of another date fails the write instead of clobbering a neighbour.
     """
     column = table.partition_column
-    last = last or first
+    replace_where(df, lakehouse, table, f"{column} >= DATE'{first}' AND {column} <= DATE'{last or first}'")
+
+
+def replace_where(df: DataFrame, lakehouse: str, table: TableSpec, predicate: str) -> None:
+    """Atomically replace the rows of `table` matching `predicate` with `df`."""
     (
         df.write.format("delta")
         .mode("overwrite")
-        .option("replaceWhere", f"{column} >= DATE'{first}' AND {column} <= DATE'{last}'")
-        .partitionBy(column)
+        .option("replaceWhere", predicate)
+        .partitionBy(table.partition_column)
         .save(table_uri(lakehouse, table))
     )
 

@@ -1,0 +1,1 @@
+"""Behavior Sequence Encoding (SDIM): SimHash signatures of items and per-user bucket sums."""
