@@ -33,7 +33,9 @@ test-all: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest.py --json
+	$(PY) bench/clean.py --json
+	$(PY) bench/sequences_bse.py --json
 
 lint: setup
 	$(PY) -m ruff check pipelines jobs features dags infra tests bench

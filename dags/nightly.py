@@ -54,7 +54,8 @@ def seqlake_nightly():
     sequences = spark_job("build_sequences", "sequences", "build_sequences.py", date)
     # Signatures use the configured embedding version (bse.bootstrap_version until a model trains one).
     signatures = spark_job("build_signatures", "signatures", "build_signatures.py", date)
-    ingest >> clean >> sequences >> signatures
+    examples = spark_job("build_examples", "examples", "build_examples.py", date)
+    ingest >> clean >> sequences >> [signatures, examples]
 
 
 seqlake_nightly()

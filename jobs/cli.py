@@ -15,6 +15,7 @@ COMMANDS = {
     "clean": ("jobs.clean_events", "bronze/events -> silver/events: dedup, sessions, dwell, noise flags"),
     "sequences": ("jobs.build_sequences", "silver/events -> gold/user_sequences as of a date"),
     "signatures": ("jobs.build_signatures", "BSE: item signatures and user bucket sums as of a date"),
+    "examples": ("jobs.build_examples", "gold/training_examples: a date's impressions with features as of the day before"),
     "evaluate": ("jobs.evaluate", "measure a stage against the generator's truth (evaluate denoise --date D)"),
     "demo": ("jobs.demo", "generate a few days and run the night's stages on them"),
 }

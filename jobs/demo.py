@@ -13,6 +13,7 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
+from jobs.build_examples import build_examples
 from jobs.build_sequences import build_sequences
 from jobs.build_signatures import build_signatures
 from jobs.clean_events import clean_date
@@ -84,6 +85,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         s = build_signatures(spark, settings, day, b.bootstrap_version)
         print(f"   {s['date']:<12} {s['items']:>7,} {s['users']:>7,} {s['behaviors_hashed']:>10,} "
               f"{s['occupied_buckets']:>9,}  {s['bucket_occupancy']:.1%} of {b.signatures} x {1 << b.bits} per user")
+
+    print("== examples: impressions with labels, features as of the day before -> gold/training_examples")
+    print(f"   {'date':<12} {'features as of':<15} {'examples':>9} {'label rate':>11} {'with history':>13}  mean long length")
+    for day in landing_dates(settings.landing)[1:]:
+        e = build_examples(spark, settings, day)
+        print(f"   {e['date']:<12} {e['features_as_of']:<15} {e['examples']:>9,} {e['label_rate']:>11.2%} "
+              f"{e['with_history']:>13.1%}  {e['mean_long_len']}")
     spark.stop()
 
     print("== outputs (Delta tables, read back with deltalake)")

@@ -155,6 +155,25 @@ class BseSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExampleSettings:
+    train_len: int = 1024
+    short_len: int = 50
+    # An impression clicked only as noise: "exclude" it, or label it 0 ("negative").
+    noisy_clicks: str = "exclude"
+    # User and item statistics cover this many days before the impressions' date.
+    stats_days: int = 30
+    # Rows per file, so that training streams files of sensible size.
+    max_records_per_file: int = 50_000
+
+    def validate(self) -> None:
+        for key in ("train_len", "short_len", "stats_days", "max_records_per_file"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"examples.{key}: must be >= 1, got {getattr(self, key)}")
+        if self.noisy_clicks not in ("exclude", "negative"):
+            raise ConfigError(f"examples.noisy_clicks: 'exclude' or 'negative', got {self.noisy_clicks!r}")
+
+
+@dataclasses.dataclass(frozen=True)
 class GeneratorSettings:
     users: int = 2_000
     days: int = 3
@@ -200,13 +219,14 @@ class Settings:
     clean: CleanSettings = dataclasses.field(default_factory=CleanSettings)
     sequences: SequenceSettings = dataclasses.field(default_factory=SequenceSettings)
     bse: BseSettings = dataclasses.field(default_factory=BseSettings)
+    examples: ExampleSettings = dataclasses.field(default_factory=ExampleSettings)
     generator: GeneratorSettings = dataclasses.field(default_factory=GeneratorSettings)
 
     def validate(self) -> None:
         for key in ("lakehouse", "landing", "truth"):
             if not getattr(self, key):
                 raise ConfigError(f"{key}: must not be empty")
-        for section in (self.spark, self.ray, self.ingest, self.clean, self.sequences, self.bse, self.generator):
+        for section in (self.spark, self.ray, self.ingest, self.clean, self.sequences, self.bse, self.examples, self.generator):
             section.validate()
         if self.sequences.retention_days <= self.clean.lookback_days:
             raise ConfigError(

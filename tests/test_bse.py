@@ -25,7 +25,7 @@ RNG = np.random.default_rng(3)
 
 def reference_codes(x: np.ndarray, r: np.ndarray) -> np.ndarray:
     """code_h(x) = sum_t 2^t [x . R[:, h, t] > 0], one dot product at a time."""
-    n, (d, hs, bits) = len(x), r.shape
+    n, (_, hs, bits) = len(x), r.shape
     codes = np.zeros((n, hs), dtype=np.int64)
     for i in range(n):
         for h in range(hs):

@@ -21,12 +21,15 @@ def test_dag_folder_imports_without_errors(dagbag):
 
 def test_nightly_ingests_the_logical_date_through_the_cli(dagbag):
     dag = dagbag.dags["seqlake_nightly"]
-    assert [t.task_id for t in dag.tasks] == ["ingest_events", "clean_events", "build_sequences", "build_signatures"]
+    assert [t.task_id for t in dag.tasks] == [
+        "ingest_events", "clean_events", "build_sequences", "build_signatures", "build_examples",
+    ]
     assert dag.get_task("ingest_events").bash_command.endswith("-m jobs.cli ingest --date {{ ds }}")
     assert dag.get_task("clean_events").bash_command.endswith("-m jobs.cli clean --date {{ ds }}")
     assert dag.get_task("clean_events").upstream_task_ids == {"ingest_events"}
     assert dag.get_task("build_sequences").upstream_task_ids == {"clean_events"}
     assert dag.get_task("build_signatures").upstream_task_ids == {"build_sequences"}
+    assert dag.get_task("build_examples").upstream_task_ids == {"build_sequences"}
     assert dag.max_active_runs == 1
 
 
@@ -61,5 +64,6 @@ def test_nightly_runs_in_process_on_a_generated_day(small_world, monkeypatch):
     for table, partition in (
         (BRONZE_EVENTS, "landing_date"), (SILVER_EVENTS, "event_date"),
         (GOLD_USER_SEQUENCES, "as_of_date"), (GOLD_USER_BSE, "as_of_date"),
+        (GOLD_TRAINING_EXAMPLES, "event_date"),
     ):
         assert DeltaTable(table_uri(small_world.lakehouse + "-dag", table)).metadata().partition_columns == [partition]

@@ -20,12 +20,14 @@ GOLD_USER_SEQUENCES = TableSpec("gold/user_sequences", partition_column="as_of_d
 GOLD_ITEM_EMBEDDINGS = TableSpec("gold/item_embeddings", partition_column="version")
 GOLD_ITEM_SIGNATURES = TableSpec("gold/item_signatures", partition_column="version")
 GOLD_USER_BSE = TableSpec("gold/user_bse", partition_column="as_of_date")
+GOLD_TRAINING_EXAMPLES = TableSpec("gold/training_examples", partition_column="event_date")
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS,
         GOLD_USER_SEQUENCES, GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE,
+        GOLD_TRAINING_EXAMPLES,
     )
 }
 

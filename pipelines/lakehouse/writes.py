@@ -11,7 +11,12 @@ from pipelines.lakehouse.tables import TableSpec, table_uri
 
 
 def replace_date_partitions(
-    df: DataFrame, lakehouse: str, table: TableSpec, first: dt.date, last: dt.date | None = None
+    df: DataFrame,
+    lakehouse: str,
+    table: TableSpec,
+    first: dt.date,
+    last: dt.date | None = None,
+    **options: str | int,
 ) -> None:
     """Atomically replace `table`'s partitions from `first` to `last` (default: `first`
     only) with `df`, in one commit; the table is created on first write.
@@ -20,14 +25,18 @@ def replace_date_partitions(
     a row of another date fails the write instead of clobbering a neighbour.
     """
     column = table.partition_column
-    replace_where(df, lakehouse, table, f"{column} >= DATE'{first}' AND {column} <= DATE'{last or first}'")
+    predicate = f"{column} >= DATE'{first}' AND {column} <= DATE'{last or first}'"
+    replace_where(df, lakehouse, table, predicate, **options)
 
 
-def replace_where(df: DataFrame, lakehouse: str, table: TableSpec, predicate: str) -> None:
+def replace_where(
+    df: DataFrame, lakehouse: str, table: TableSpec, predicate: str, **options: str | int
+) -> None:
     """Atomically replace the rows of `table` matching `predicate` with `df`."""
     (
         df.write.format("delta")
         .mode("overwrite")
+        .options(**options)
         .option("replaceWhere", predicate)
         .partitionBy(table.partition_column)
         .save(table_uri(lakehouse, table))

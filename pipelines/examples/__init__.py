@@ -1,0 +1,1 @@
+"""Training examples: labelled impressions joined with point-in-time features."""
