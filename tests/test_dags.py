@@ -45,6 +45,7 @@ def test_nightly_runs_in_process_on_a_generated_day(small_world, monkeypatch):
 
     from pipelines.lakehouse.tables import (
         BRONZE_EVENTS,
+        GOLD_TRAINING_EXAMPLES,
         GOLD_USER_BSE,
         GOLD_USER_SEQUENCES,
         SILVER_EVENTS,
