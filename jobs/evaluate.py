@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -33,8 +34,6 @@ def denoise_quality(spark: SparkSession, settings: Settings, day: dt.date) -> di
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-
     parser = argparse.ArgumentParser(description="Measure a stage against the generator's truth.")
     stages = parser.add_subparsers(dest="stage", required=True)
     denoise = stages.add_parser("denoise", help="noise flags of silver/events vs truth, and a 5 s baseline")

@@ -8,6 +8,7 @@ number of workers, and rerunning rewrites identical files.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -45,17 +46,12 @@ def generate(settings: GeneratorSettings, landing: str, truth: str) -> dict[str,
     run_task = functools.partial(_generate_task, settings, landing, truth)
     events = 0
     lines: dict[dt.date, int] = {}
-    if settings.workers == 1:
-        results = map(run_task, tasks)
-    else:
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=settings.workers)
-        results = pool.map(run_task, tasks)
-    for result in results:
-        events += result.events
-        for date, count in result.lines_by_date.items():
-            lines[date] = lines.get(date, 0) + count
-    if settings.workers != 1:
-        pool.shutdown()
+    parallel = settings.workers > 1
+    with concurrent.futures.ProcessPoolExecutor(settings.workers) if parallel else contextlib.nullcontext() as pool:
+        for result in (pool.map if parallel else map)(run_task, tasks):
+            events += result.events
+            for date, count in result.lines_by_date.items():
+                lines[date] = lines.get(date, 0) + count
     seconds = time.perf_counter() - started
     return {
         "events": events,

@@ -28,7 +28,8 @@ from pipelines.synth.world import (
 )
 
 GENUINE, ACCIDENTAL, HUMAN_BURST, BOT = "genuine", "accidental", "human_burst", "bot"
-_DAY_MS = 86_400_000
+# Bot pages are numbered after the humans' so that impression ids stay unique per chunk.
+_BOT_REQUEST_OFFSET = 10_000_000
 # Sessions start by 22:30 so that a session ends before the day's folder closes.
 _LAST_SESSION_START_S = 22.5 * 3600
 # Relative activity by hour of day (UTC): morning and evening peaks.
@@ -225,7 +226,7 @@ def _bot_events(
             "user_id": users.user_id[imp_user],
             "item_id": item + 1,
             "category_id": category.astype(np.int32),
-            "request": imp_request + 10_000_000,
+            "request": imp_request + _BOT_REQUEST_OFFSET,
             "position": position.astype(np.int32),
             "ts": request_start_ms[imp_request] + 20 * position,
             "dwell_ms": pd.array([None] * n_i, dtype="Int64"),
@@ -241,7 +242,7 @@ def _bot_events(
             "user_id": users.user_id[imp_user[c]],
             "item_id": item[c] + 1,
             "category_id": category[c].astype(np.int32),
-            "request": c_request + 10_000_000,
+            "request": c_request + _BOT_REQUEST_OFFSET,
             "position": position[c].astype(np.int32),
             "ts": request_start_ms[c_request] + 300 + click_offset_ms,
             "dwell_ms": dwell,
