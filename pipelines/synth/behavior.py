@@ -12,6 +12,7 @@ to interests), human click bursts (rapid clicks through one page) and bots
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -151,39 +152,11 @@ def _human_events(
     request_ms += rng.lognormal(np.log(3000), 0.5, size=n_r).astype(np.int64)
     request_start_ms = session_start_ms[request_session] + _grouped_cumsum(request_ms, request_session) - request_ms
 
-    impressions = pd.DataFrame(
-        {
-            "event_type": "impression",
-            "user_id": users.user_id[imp_user],
-            "item_id": item + 1,
-            "category_id": category.astype(np.int32),
-            "request": imp_request,
-            "position": position.astype(np.int32),
-            "ts": request_start_ms[imp_request] + 20 * position,
-            "dwell_ms": pd.array([None] * n_i, dtype="Int64"),
-            "content_length": items.content_length[item],
-            "label": None,
-            "click_prob": click_prob,
-            "is_bot_user": False,
-        }
+    page = _Page(users.user_id[imp_user], item, category, imp_request, position, request_start_ms[imp_request])
+    clicked_ts = request_start_ms[c_request] + scan_ms[c_request] + click_offset_ms
+    return _page_events(
+        items, page, c, clicked_ts, pd.array(dwell_ms, dtype="Int64"), label[c], click_prob, is_bot=False
     )
-    clicks = pd.DataFrame(
-        {
-            "event_type": "click",
-            "user_id": users.user_id[imp_user[c]],
-            "item_id": item[c] + 1,
-            "category_id": category[c].astype(np.int32),
-            "request": c_request,
-            "position": position[c].astype(np.int32),
-            "ts": request_start_ms[c_request] + scan_ms[c_request] + click_offset_ms,
-            "dwell_ms": pd.array(dwell_ms, dtype="Int64"),
-            "content_length": items.content_length[item[c]],
-            "label": label[c],
-            "click_prob": np.nan,
-            "is_bot_user": False,
-        }
-    )
-    return pd.concat([impressions, clicks], ignore_index=True)
 
 
 def _bot_events(
@@ -220,38 +193,63 @@ def _bot_events(
     reported = rng.random(len(c)) < 0.5
     dwell = pd.array(np.where(reported, step_ms - 100, 0), dtype="Int64")
     dwell[~reported] = pd.NA
-    impressions = pd.DataFrame(
-        {
-            "event_type": "impression",
-            "user_id": users.user_id[imp_user],
-            "item_id": item + 1,
-            "category_id": category.astype(np.int32),
-            "request": imp_request + _BOT_REQUEST_OFFSET,
-            "position": position.astype(np.int32),
-            "ts": request_start_ms[imp_request] + 20 * position,
-            "dwell_ms": pd.array([None] * n_i, dtype="Int64"),
-            "content_length": items.content_length[item],
-            "label": None,
-            "click_prob": np.nan,
-            "is_bot_user": True,
-        }
+    page = _Page(
+        users.user_id[imp_user], item, category, imp_request + _BOT_REQUEST_OFFSET, position,
+        request_start_ms[imp_request],
     )
-    clicks = pd.DataFrame(
-        {
-            "event_type": "click",
-            "user_id": users.user_id[imp_user[c]],
-            "item_id": item[c] + 1,
-            "category_id": category[c].astype(np.int32),
-            "request": c_request + _BOT_REQUEST_OFFSET,
-            "position": position[c].astype(np.int32),
-            "ts": request_start_ms[c_request] + 300 + click_offset_ms,
-            "dwell_ms": dwell,
-            "content_length": items.content_length[item[c]],
-            "label": BOT,
-            "click_prob": np.nan,
-            "is_bot_user": True,
-        }
+    clicked_ts = request_start_ms[c_request] + 300 + click_offset_ms
+    return _page_events(items, page, c, clicked_ts, dwell, BOT, np.nan, is_bot=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Page:
+    """One row per impression slot shown (item indices, not ids)."""
+
+    user_id: np.ndarray
+    item: np.ndarray
+    category: np.ndarray
+    request: np.ndarray
+    position: np.ndarray
+    shown_ms: np.ndarray
+
+
+def _page_events(
+    items: Items,
+    page: _Page,
+    clicked: np.ndarray,
+    clicked_ts: np.ndarray,
+    dwell_ms: pd.api.extensions.ExtensionArray,
+    click_label: np.ndarray | str,
+    click_prob: np.ndarray | float,
+    is_bot: bool,
+) -> pd.DataFrame:
+    """The impression events of every slot, then the click events of the `clicked` slots."""
+
+    def events(rows: np.ndarray | slice, event_type: str, ts, dwell, label, prob) -> pd.DataFrame:
+        item = page.item[rows]
+        return pd.DataFrame(
+            {
+                "event_type": event_type,
+                "user_id": page.user_id[rows],
+                "item_id": item + 1,
+                "category_id": page.category[rows].astype(np.int32),
+                "request": page.request[rows],
+                "position": page.position[rows].astype(np.int32),
+                "ts": ts,
+                "dwell_ms": dwell,
+                "content_length": items.content_length[item],
+                "label": label,
+                "click_prob": prob,
+                "is_bot_user": is_bot,
+            }
+        )
+
+    shown = len(page.item)
+    impressions = events(
+        slice(None), "impression", page.shown_ms + 20 * page.position,
+        pd.array([None] * shown, dtype="Int64"), None, click_prob,
     )
+    clicks = events(clicked, "click", clicked_ts, dwell_ms, click_label, np.nan)
     return pd.concat([impressions, clicks], ignore_index=True)
 
 
