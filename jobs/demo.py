@@ -46,11 +46,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"   {generated['events']:,} events in {generated['lines']:,} landing lines, "
           f"{generated['events_per_minute']:,} events/min")
 
+    days = landing_dates(settings.landing)
     spark = spark_session(settings.spark, "seqlake-demo")
     print("== ingest: landing -> bronze/events + bronze/events_rejected")
     print(f"   {'landing date':<12} {'landed':>9} {'bronze':>9} {'rejected':>9}  adds up  rejected by reason")
     totals = {"landed": 0, "bronze": 0, "rejected": 0}
-    for day in landing_dates(settings.landing):
+    for day in days:
         f = ingest_date(spark, settings, day)
         for key in totals:
             totals[key] += f[key]
@@ -61,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("== clean: bronze -> silver/events (dedup, sessions, dwell, noise flags), measured against truth")
     print(f"   {'event date':<12} {'events':>9} {'dups*':>6}  clicks by noise reason"
           f"{'':<40} flags P / R        5 s baseline P / R")
-    for day in landing_dates(settings.landing):
+    for day in days:
         c = clean_date(spark, settings, day)
         q = denoise_quality(spark, settings, day)
         reasons = ", ".join(f"{k}={v}" for k, v in c["clicks_by_reason"].items())
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print("== sequences: silver -> gold/user_sequences (genuine behaviors, newest last, capped)")
     print(f"   {'as of':<12} {'mode':<12} {'users':>7} {'behaviors':>10}  length p50 / p90 / p99 / max")
-    for day in landing_dates(settings.landing):
+    for day in days:
         q = build_sequences(spark, settings, day)
         p50, p90, p99, longest = q["length_p50_p90_p99_max"]
         print(f"   {q['date']:<12} {q['mode']:<12} {q['users']:>7,} {q['behaviors']:>10,}  {p50} / {p90} / {p99} / {longest}")
@@ -81,14 +82,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"== signatures (BSE): {b.signatures} SimHash functions x {b.bits} bits over "
           f"{b.embedding_dim}-d '{b.bootstrap_version}' item embeddings -> gold/user_bse")
     print(f"   {'as of':<12} {'items':>7} {'users':>7} {'behaviors':>10} {'buckets':>9}  occupancy")
-    for day in landing_dates(settings.landing):
+    for day in days:
         s = build_signatures(spark, settings, day, b.bootstrap_version)
         print(f"   {s['date']:<12} {s['items']:>7,} {s['users']:>7,} {s['behaviors_hashed']:>10,} "
               f"{s['occupied_buckets']:>9,}  {s['bucket_occupancy']:.1%} of {b.signatures} x {1 << b.bits} per user")
 
     print("== examples: impressions with labels, features as of the day before -> gold/training_examples")
     print(f"   {'date':<12} {'features as of':<15} {'examples':>9} {'label rate':>11} {'with history':>13}  mean long length")
-    for day in landing_dates(settings.landing)[1:]:
+    for day in days[1:]:
         e = build_examples(spark, settings, day)
         print(f"   {e['date']:<12} {e['features_as_of']:<15} {e['examples']:>9,} {e['label_rate']:>11.2%} "
               f"{e['with_history']:>13.1%}  {e['mean_long_len']}")

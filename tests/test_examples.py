@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs.build_examples import build_examples
@@ -78,10 +79,14 @@ def test_labels_and_point_in_time_features(spark, tmp_path):
 
 
 def test_noisy_clicks_can_be_negatives_and_sequences_are_truncated(spark, tmp_path):
-    _, _, rows = _night(
-        spark, tmp_path, "examples.noisy_clicks=negative", "examples.train_len=1", "examples.short_len=1"
+    settings, _, rows = _night(
+        spark, tmp_path, "examples.noisy_clicks=negative", "examples.train_len=1", "examples.short_len=1",
+        "examples.max_records_per_file=1",
     )
     assert {item: r["label"] for item, r in rows.items()} == {20: 1, 21: 0, 22: 0}
+    # Files are capped in rows so that training can stream them.
+    files = DeltaTable(table_uri(settings.lakehouse, GOLD_TRAINING_EXAMPLES)).file_uris()
+    assert len(files) == 3
     assert all(r["long_item_ids"] == [11] and r["short_category_ids"] == [11 % 3] for r in rows.values())
 
 

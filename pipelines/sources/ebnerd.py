@@ -11,42 +11,39 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.sources.records import landing_record
+from pipelines.sources.records import landing_record, with_source_file
 
 
 def landing_records(spark: SparkSession, folder: str) -> DataFrame:
-    behaviors = spark.read.parquet(f"{folder}/behaviors.parquet").withColumn(
-        "source_file", F.col("_metadata.file_path")
-    )
-    history = spark.read.parquet(f"{folder}/history.parquet").withColumn(
-        "source_file", F.col("_metadata.file_path")
-    )
-    # EB-NeRD times are naive local times; read as the session time zone (UTC).
-    impression_ms = F.unix_millis(F.col("impression_time").cast("timestamp"))
+    behaviors = with_source_file(spark.read.parquet(f"{folder}/behaviors.parquet"))
+    history = with_source_file(spark.read.parquet(f"{folder}/history.parquet"))
+
+    def shown(kind: str, **fields) -> dict:
+        """Fields of an event on `article` of the impression row."""
+        return {
+            "event_id": F.concat_ws("-", F.lit(f"eb-{kind}"), F.col("impression_id"), F.col("article")),
+            "user_id": F.col("user_id"),
+            "item_id": F.col("article"),
+            # EB-NeRD times are naive local times; read as the session time zone (UTC).
+            "ts": F.unix_millis(F.col("impression_time").cast("timestamp")),
+            "impression_id": F.col("impression_id").cast("string"),
+            **fields,
+        }
+
     impressions = behaviors.select(
         "*", F.posexplode_outer("article_ids_inview").alias("position", "article")
     ).select(
-        landing_record(
-            event_id=F.concat_ws("-", F.lit("eb-imp"), F.col("impression_id"), F.col("article")),
-            event_type=F.lit("impression"),
-            user_id=F.col("user_id"),
-            item_id=F.col("article"),
-            ts=impression_ms,
-            impression_id=F.col("impression_id").cast("string"),
-            position=F.col("position"),
-        ).alias("raw"),
+        landing_record(**shown("imp", event_type=F.lit("impression"), position=F.col("position"))).alias("raw"),
         "source_file",
     )
     clicks = behaviors.select("*", F.explode_outer("article_ids_clicked").alias("article")).select(
         landing_record(
-            event_id=F.concat_ws("-", F.lit("eb-clk"), F.col("impression_id"), F.col("article")),
-            event_type=F.lit("click"),
-            user_id=F.col("user_id"),
-            item_id=F.col("article"),
-            ts=impression_ms,
-            impression_id=F.col("impression_id").cast("string"),
-            position=F.array_position("article_ids_inview", F.col("article")).cast("int") - 1,
-            dwell_ms=F.round(F.col("read_time") * 1000).cast("long"),
+            **shown(
+                "clk",
+                event_type=F.lit("click"),
+                position=F.array_position("article_ids_inview", F.col("article")).cast("int") - 1,
+                dwell_ms=F.round(F.col("read_time") * 1000).cast("long"),
+            )
         ).alias("raw"),
         "source_file",
     )

@@ -11,20 +11,19 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.sources.records import landing_record
+from pipelines.sources.records import landing_record, with_source_file
 
 _CORRUPT = "_corrupt_record"
 
 
 def landing_records(spark: SparkSession, path: str) -> DataFrame:
-    rows = (
+    rows = with_source_file(
         spark.read.option("header", True)
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", _CORRUPT)
         .option("enforceSchema", False)
         .schema(_schema(spark, path))
         .csv(path)
-        .withColumn("source_file", F.col("_metadata.file_path"))
     )
     key = F.concat_ws("-", "user_id", "video_id", "time_ms")
     duration_s = F.round(F.col("duration_ms").try_cast("double") / 1000).cast("long")
