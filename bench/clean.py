@@ -1,7 +1,7 @@
 """Clean-job throughput against a Parquet read + write and a pandas reference.
 
 For each size (events in one generated day): generate, ingest (not timed),
-then time in the same run (a) the clean job (`clean_date`: bronze -> silver and
+then time in the same run (a) the clean job (`clean_dates`: bronze -> silver and
 its metrics, Delta), (b) a plain Spark Parquet read + write of the same bronze
 rows, (c) bench/reference_clean_pandas.py, the same rules in one process
 (reading and writing Parquet too). Also checks that Spark and pandas flag the
@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 from deltalake import DeltaTable  # noqa: E402
 
 from bench.reference_clean_pandas import cleaned_events  # noqa: E402
-from jobs.clean_events import clean_date  # noqa: E402
+from jobs.clean_events import clean_dates  # noqa: E402
 from jobs.generate_clickstream import generate  # noqa: E402
 from jobs.ingest_events import ingest_date  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
@@ -47,7 +47,7 @@ def measure(spark, work: Path, events: int) -> dict[str, float]:
     bronze_uri = table_uri(settings.lakehouse, BRONZE_EVENTS)
 
     started = time.perf_counter()
-    figures = clean_date(spark, settings, day)
+    figures = clean_dates(spark, settings, day)
     clean_s = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 from jobs.build_examples import build_examples
 from jobs.build_sequences import build_sequences
 from jobs.build_signatures import build_signatures
-from jobs.clean_events import clean_date
+from jobs.clean_events import clean_dates
 from jobs.evaluate import denoise_quality
 from jobs.generate_clickstream import generate
 from jobs.ingest_events import ingest_date
@@ -60,15 +60,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"   {f['date']:<12} {f['landed']:>9,} {f['bronze']:>9,} {f['rejected']:>9,}  {check:<7}  {reasons}")
 
     print("== clean: bronze -> silver/events (dedup, sessions, dwell, noise flags), measured against truth")
-    print(f"   {'event date':<12} {'events':>9} {'dups*':>6}  clicks by noise reason"
-          f"{'':<40} flags P / R        5 s baseline P / R")
+    print(f"   {'event date':<12} {'events':>9} {'dups*':>6}  clicks by noise reason{'':<40} "
+          f"flags P / R / F1        best fixed threshold (hindsight) P / R / F1   F1 gain")
     for day in days:
-        c = clean_date(spark, settings, day)
+        c = clean_dates(spark, settings, day)
         q = denoise_quality(spark, settings, day)
         reasons = ", ".join(f"{k}={v}" for k, v in c["clicks_by_reason"].items())
-        o, b = q["overall"], q["baseline_fixed_5s"]
+        o, h = q["overall"], q["hindsight_fixed"]
         print(f"   {c['date']:<12} {c['events_of_date']:>9,} {c['duplicates_dropped']:>6,}  {reasons:<62} "
-              f"{o['precision']:.3f} / {o['recall']:.3f}    {b['precision']:.3f} / {b['recall']:.3f}")
+              f"{o['precision']:.3f} / {o['recall']:.3f} / {o['f1']:.3f}   "
+              f"{h['threshold_s']:>4} s: {h['precision']:.3f} / {h['recall']:.3f} / {h['f1']:.3f}      "
+              f"{q['f1_gain_over_hindsight']:+.3f}")
     print("   * duplicates dropped in the look-back window the run rewrote")
 
     print("== sequences: silver -> gold/user_sequences (genuine behaviors, newest last, capped)")
@@ -83,16 +85,20 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{b.embedding_dim}-d '{b.bootstrap_version}' item embeddings -> gold/user_bse")
     print(f"   {'as of':<12} {'items':>7} {'users':>7} {'behaviors':>10} {'buckets':>9}  occupancy")
     for day in days:
-        s = build_signatures(spark, settings, day, b.bootstrap_version)
+        s = build_signatures(spark, settings, day)
         print(f"   {s['date']:<12} {s['items']:>7,} {s['users']:>7,} {s['behaviors_hashed']:>10,} "
               f"{s['occupied_buckets']:>9,}  {s['bucket_occupancy']:.1%} of {b.signatures} x {1 << b.bits} per user")
 
-    print("== examples: impressions with labels, features as of the day before -> gold/training_examples")
-    print(f"   {'date':<12} {'features as of':<15} {'examples':>9} {'label rate':>11} {'with history':>13}  mean long length")
-    for day in days[1:]:
+    print("== examples: one per shown slot (bots' impressions left out), features as of the day before "
+          "-> gold/training_examples")
+    print(f"   {'date':<12} {'features as of':<15} {'examples':>9}  {'by label mode':<24} {'bot impr. left out':>18} "
+          f"{'label rate':>11} {'with history':>13}  mean long length")
+    for day in days:
         e = build_examples(spark, settings, day)
-        print(f"   {e['date']:<12} {e['features_as_of']:<15} {e['examples']:>9,} {e['label_rate']:>11.2%} "
-              f"{e['with_history']:>13.1%}  {e['mean_long_len']}")
+        modes = ", ".join(f"{k}={v:,}" for k, v in e["examples_by_mode"].items()) or "-"
+        print(f"   {e['date']:<12} {e['features_as_of']:<15} {e['examples']:>9,}  {modes:<24} "
+              f"{e['excluded_bot_impressions']:>18,} {e['label_rate']:>11.2%} {e['with_history']:>13.1%}  "
+              f"{e['mean_long_len']}")
     spark.stop()
 
     print("== outputs (Delta tables, read back with deltalake)")

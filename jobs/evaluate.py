@@ -49,10 +49,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.json:
         print(json.dumps(figures))
         return
-    o, b = figures["overall"], figures["baseline_fixed_5s"]
+    o, b, h = figures["overall"], figures["baseline_fixed_5s"], figures["hindsight_fixed"]
     print(f"denoise {figures['date']}: {figures['clicks']} clicks; flags precision={o['precision']} "
           f"recall={o['recall']} f1={o['f1']}; baseline (dwell < 5 s) precision={b['precision']} "
-          f"recall={b['recall']} f1={b['f1']}")
+          f"recall={b['recall']} f1={b['f1']}; best fixed threshold with hindsight ({h['threshold_s']} s) "
+          f"precision={h['precision']} recall={h['recall']} f1={h['f1']}")
     for kind, s in figures["per_kind"].items():
         print(f"  {kind:<12} precision={s['precision']} recall={s['recall']} f1={s['f1']}")
 

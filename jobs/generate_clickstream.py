@@ -29,7 +29,7 @@ from pipelines.synth.world import chunk_count, world_items, world_users
 
 _TRUTH_EVENT_COLUMNS = [
     "event_id", "event_type", "user_id", "item_id", "impression_id", "ts",
-    "label", "click_prob", "is_bot_user",
+    "label", "click_prob", "is_bot_user", "user_kind",
 ]
 
 

@@ -6,14 +6,11 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipelines.config import ConfigError, Settings, load_settings
-
-
-class ConservationError(RuntimeError):
-    """Counts that must add up do not: something was lost or doubled."""
+from pipelines.errors import PipelineError
 
 
 def job_parser(description: str) -> argparse.ArgumentParser:
@@ -60,3 +57,28 @@ def print_summary(job: str, figures: dict[str, Any], as_json: bool = False) -> N
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(list(argv) if argv is not None else None)
+
+
+def run_job(job: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The job's figures, or exit status 1 with a one-line reason for a pipeline failure."""
+    try:
+        return work()
+    except (PipelineError, ConfigError, ValueError) as exc:
+        sys.exit(f"seqlake {job}: {exc}")
+
+
+def add_date_range_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", type=iso_date, help="the night to run, YYYY-MM-DD")
+    parser.add_argument("--start", type=iso_date, help="first night of a range run in one pass")
+    parser.add_argument("--end", type=iso_date, help="last night of a range run in one pass")
+
+
+def date_range(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[dt.date, dt.date]:
+    """(start, end) from --date, or from --start and --end; a usage error otherwise."""
+    if args.date and not (args.start or args.end):
+        return args.date, args.date
+    if args.start and args.end and not args.date:
+        if args.end < args.start:
+            parser.error(f"--end {args.end} is before --start {args.start}")
+        return args.start, args.end
+    parser.error("give --date D, or --start D1 and --end D2")

@@ -6,9 +6,15 @@ import datetime as dt
 
 from pyspark.sql import DataFrame, SparkSession
 
-from pipelines.clickstream.schema import BRONZE_EVENTS_SCHEMA
+from pipelines.clickstream.publish import INGEST_STAGE
+from pipelines.clickstream.schema import BRONZE_EVENTS_SCHEMA, LANDING_SOURCE
+from pipelines.config import Settings
+from pipelines.lakehouse.ledger import Run, record_run
+from pipelines.lakehouse.tables import BRONZE_EVENTS
+from pipelines.lakehouse.writes import replace_date_partitions
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+INGEST_TS = dt.datetime(2026, 11, 3)
 
 
 def at(seconds: float) -> int:
@@ -26,8 +32,17 @@ def bronze_frame(spark: SparkSession, rows: list[dict]) -> DataFrame:
             "event_id": f"e{i}", "event_type": "click", "user_id": 1, "item_id": 1, "ts": ts,
             "category_id": 1, "impression_id": None, "position": 0, "dwell_ms": None,
             "content_length": None, "event_ts": event_ts, "event_date": event_ts.date(),
-            "source_file": "f.jsonl", "ingest_ts": dt.datetime(2026, 11, 3),
+            "source": LANDING_SOURCE, "source_file": "f.jsonl", "ingest_ts": INGEST_TS,
             "landing_date": event_ts.date(),
         } | row
         full.append(tuple(record[f.name] for f in BRONZE_EVENTS_SCHEMA.fields))
     return spark.createDataFrame(full, BRONZE_EVENTS_SCHEMA)
+
+
+def write_bronze(spark: SparkSession, settings: Settings, rows: list[dict], landing_date: dt.date) -> None:
+    """Replace bronze's `landing_date` with `rows` (all landed that day) as a
+    finished ingest would: the rows, then the run's ledger row."""
+    rows = [{"landing_date": landing_date, **row} for row in rows]
+    replace_date_partitions(bronze_frame(spark, rows), settings.lakehouse, BRONZE_EVENTS, landing_date)
+    run = Run(INGEST_STAGE, [landing_date], INGEST_TS, source=LANDING_SOURCE, written_ts=INGEST_TS, tables=(BRONZE_EVENTS,))
+    record_run(spark, settings.lakehouse, run, {"job": "test"})

@@ -17,7 +17,8 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve()
 from pipelines.config import Settings, load_settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# Small real samples the tests read, each folder with its SOURCE.txt.
+TEST_DATA = REPO / "tests" / "data"
 
 _TEST_SPARK = [
     "spark.master=local[2]",
@@ -69,12 +70,12 @@ def replace_generator(settings: Settings, **changes) -> Settings:
 @pytest.fixture(scope="session")
 def cleaned_small_world(spark, small_world) -> Settings:
     """small_world ingested and cleaned, every landing date."""
-    from jobs.clean_events import clean_date
+    from jobs.clean_events import clean_dates
     from jobs.ingest_events import ingest_date
     from jobs.storage import landing_dates
 
-    for day in landing_dates(small_world.landing):
+    days = landing_dates(small_world.landing)
+    for day in days:
         ingest_date(spark, small_world, day)
-    for day in landing_dates(small_world.landing):
-        clean_date(spark, small_world, day)
+    clean_dates(spark, small_world, days[0], days[-1])
     return small_world

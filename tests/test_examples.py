@@ -1,27 +1,28 @@
-"""Training examples: labels from the day's clicks, features strictly from before the impression."""
+"""Training examples: one per shown slot, labelled by its own click; features as
+published the night before; implicit feedback for sources without impressions."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
+import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs.build_examples import build_examples
 from jobs.build_sequences import build_sequences
-from pipelines.lakehouse.tables import (
-    GOLD_TRAINING_EXAMPLES,
-    GOLD_USER_SEQUENCES,
-    SILVER_EVENTS,
-    table_uri,
-)
-from pipelines.lakehouse.writes import replace_date_partitions
+from jobs.clean_events import clean_dates
+from pipelines.examples.training_examples import sampling_intervals
+from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES, GOLD_USER_SEQUENCES, SILVER_EVENTS, table_uri
+from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
+from tests.bronze_rows import write_bronze
 from tests.conftest import settings_in
 
 D = dt.date(2026, 11, 3)
 SILVER_DDL = (
     "event_id string, event_type string, user_id long, item_id long, category_id int, impression_id string, "
-    "position int, ts long, dwell_ms long, content_length int, noise_reason string, event_date date"
+    "position int, ts long, dwell_ms long, content_length int, noise_reason string, source string, event_date date"
 )
 
 
@@ -29,71 +30,196 @@ def _ms(day: dt.date, hour: int, second: int = 0) -> int:
     return int(dt.datetime.combine(day, dt.time(hour, 0, second), tzinfo=dt.UTC).timestamp() * 1000)
 
 
-def _event(eid, kind, user, item, day, hour, second=0, impression=None, noise=None):
-    return (eid, kind, user, item, item % 3, impression, 0, _ms(day, hour, second),
-            20_000 if kind == "click" else None, 100, noise, day)
+def _event(eid, kind, user, item, day, hour, second=0, impression=None, position=0, noise=None, source="landing"):
+    return (eid, kind, user, item, item % 3, impression, position if impression else None, _ms(day, hour, second),
+            20_000 if kind != "impression" else None, 100, noise, source, day)
 
 
-def _night(spark, tmp_path, *overrides):
-    d1, d2 = D - dt.timedelta(days=1), D - dt.timedelta(days=2)
-    rows = [
-        _event("a", "impression", 1, 10, d2, 9, impression="i0"),
-        _event("b", "click", 1, 10, d2, 9, 5, impression="i0"),
-        _event("c", "impression", 1, 11, d1, 9, impression="i1"),
-        _event("d", "click", 1, 11, d1, 9, 5, impression="i1"),
-        _event("e", "click", 1, 12, d1, 10, noise="short_dwell"),
-        _event("f", "impression", 2, 20, d1, 11, impression="i2"),
-        _event("g", "click", 2, 20, d1, 11, 5, impression="i2"),
-        # Day D: a genuine read before the impressions must not leak into features.
-        _event("h", "click", 1, 13, D, 8),
-        _event("i", "impression", 1, 20, D, 9, impression="iD"),
-        _event("j", "impression", 1, 21, D, 9, impression="iD"),
-        _event("k", "impression", 1, 22, D, 9, impression="iD"),
-        _event("l", "click", 1, 20, D, 9, 5, impression="iD"),
-        _event("m", "click", 1, 22, D, 9, 7, impression="iD", noise="short_dwell"),
-    ]
-    settings = settings_in(tmp_path, *overrides)
+def _examples(spark, settings, day=D):
+    rows = read_date_partitions(spark, settings.lakehouse, GOLD_TRAINING_EXAMPLES, day).collect()
+    return sorted((r.asDict() for r in rows), key=lambda r: (r["user_id"], r["impression_id"] or "", r["position"] or 0, r["item_id"]))
+
+
+def _night(spark, settings, rows):
+    """Hand-built silver of D-2 .. D, then the sequences and examples nights of D-1 and D."""
     silver = spark.createDataFrame(rows, SILVER_DDL)
-    replace_date_partitions(silver, settings.lakehouse, SILVER_EVENTS, d2, D)
-    build_sequences(spark, settings, d1)
+    replace_date_partitions(silver, settings.lakehouse, SILVER_EVENTS, D - dt.timedelta(days=2), D)
+    build_sequences(spark, settings, D - dt.timedelta(days=1))
     build_sequences(spark, settings, D)
-    figures = build_examples(spark, settings, D)
-    examples = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_TRAINING_EXAMPLES))
-    return settings, figures, {r["item_id"]: r.asDict() for r in examples.collect()}
+    return build_examples(spark, settings, D)
 
 
-def test_labels_and_point_in_time_features(spark, tmp_path):
-    _, figures, rows = _night(spark, tmp_path)
-    assert sorted(rows) == [20, 21]  # 22 was clicked only as noise: excluded
-    assert (rows[20]["label"], rows[21]["label"]) == (1, 0)
-    assert figures["examples"] == 2 and figures["label_rate"] == 0.5
-    for row in rows.values():
-        # As of D-1: the read of item 13 earlier on D is not there, nor the noisy click.
-        assert row["long_item_ids"] == [10, 11]
-        assert row["short_item_ids"] == [10, 11]
-        assert row["features_as_of"] == D - dt.timedelta(days=1)
+HISTORY = [
+    _event("a", "impression", 1, 10, D - dt.timedelta(days=2), 9, impression="i0"),
+    _event("b", "click", 1, 10, D - dt.timedelta(days=2), 9, 5, impression="i0"),
+    _event("c", "impression", 1, 11, D - dt.timedelta(days=1), 9, impression="i1"),
+    _event("d", "click", 1, 11, D - dt.timedelta(days=1), 9, 5, impression="i1"),
+    _event("e", "click", 1, 12, D - dt.timedelta(days=1), 10, noise="short_dwell"),
+    _event("f", "impression", 2, 20, D - dt.timedelta(days=1), 11, impression="i2"),
+    _event("g", "click", 2, 20, D - dt.timedelta(days=1), 11, 5, impression="i2"),
+]
+
+
+def test_one_example_per_shown_slot_labelled_by_its_own_click(spark, tmp_path):
+    settings = settings_in(tmp_path)
+    page = [
+        # Item 20 is shown twice on one page; only its second slot is clicked.
+        _event("h", "click", 1, 13, D, 8),  # a read earlier on D must not reach the features
+        _event("i", "impression", 1, 20, D, 9, impression="iD", position=0),
+        _event("j", "impression", 1, 21, D, 9, impression="iD", position=1),
+        _event("k", "impression", 1, 20, D, 9, impression="iD", position=2),
+        _event("l", "click", 1, 20, D, 9, 5, impression="iD", position=2),
+        _event("m", "impression", 1, 22, D, 9, impression="iD", position=3),
+        _event("n", "click", 1, 22, D, 9, 7, impression="iD", position=3, noise="short_dwell"),
+        # User 9 is a bot that day: none of its impressions become examples.
+        _event("o", "impression", 9, 20, D, 12, impression="iB", position=0),
+        _event("p", "impression", 9, 21, D, 12, impression="iB", position=1),
+        _event("q", "click", 9, 21, D, 12, 1, impression="iB", position=1, noise="bot"),
+    ]
+    figures = _night(spark, settings, HISTORY + page)
+    got = [(r["user_id"], r["item_id"], r["position"], r["label"]) for r in _examples(spark, settings)]
+    # Slot 3 was clicked only as noise: excluded (examples.noisy_clicks = "exclude").
+    assert got == [(1, 20, 0, 0), (1, 21, 1, 0), (1, 20, 2, 1)]
+    assert (figures["examples"], figures["excluded_bot_impressions"], figures["examples_by_mode"]) == (3, 2, {"impressions": 3})
+    for row in _examples(spark, settings):
+        # As of D-1: the genuine reads of items 10 and 11, not the noisy one, not D's read of 13.
+        assert (row["long_item_ids"], row["short_item_ids"], row["features_as_of"]) == ([10, 11], [10, 11], D - dt.timedelta(days=1))
         assert (row["user_impressions"], row["user_clicks"], row["user_ctr"]) == (2, 2, 1.0)
-    # Item 20 as of D-1: user 2's impression and click only, not user 1's on D.
-    assert (rows[20]["item_impressions"], rows[20]["item_clicks"]) == (1, 1)
-    assert rows[21]["item_impressions"] is None
+        assert row["label_mode"] == "impressions"
+    # Item 20 as of D-1: user 2's impression and click, nothing of D.
+    assert [(r["item_impressions"], r["item_clicks"]) for r in _examples(spark, settings)][0] == (1, 1)
 
 
 def test_noisy_clicks_can_be_negatives_and_sequences_are_truncated(spark, tmp_path):
-    settings, _, rows = _night(
-        spark, tmp_path, "examples.noisy_clicks=negative", "examples.train_len=1", "examples.short_len=1",
+    settings = settings_in(
+        tmp_path, "examples.noisy_clicks=negative", "examples.train_len=1", "examples.short_len=1",
         "examples.max_records_per_file=1",
     )
-    assert {item: r["label"] for item, r in rows.items()} == {20: 1, 21: 0, 22: 0}
-    # Files are capped in rows so that training can stream them.
-    files = DeltaTable(table_uri(settings.lakehouse, GOLD_TRAINING_EXAMPLES)).file_uris()
-    assert len(files) == 3
-    assert all(r["long_item_ids"] == [11] and r["short_category_ids"] == [11 % 3] for r in rows.values())
+    page = [
+        _event("i", "impression", 1, 20, D, 9, impression="iD", position=0),
+        _event("l", "click", 1, 20, D, 9, 5, impression="iD", position=0),
+        _event("m", "impression", 1, 22, D, 9, impression="iD", position=1),
+        _event("n", "click", 1, 22, D, 9, 7, impression="iD", position=1, noise="short_dwell"),
+    ]
+    _night(spark, settings, HISTORY + page)
+    rows = _examples(spark, settings)
+    assert [(r["item_id"], r["label"]) for r in rows] == [(20, 1), (22, 0)]
+    assert all(r["long_item_ids"] == [11] and r["short_category_ids"] == [11 % 3] for r in rows)
+    # Files are capped in rows so that training can stream them (one per rewritten date with rows here).
+    assert len(DeltaTable(table_uri(settings.lakehouse, GOLD_TRAINING_EXAMPLES)).file_uris()) == 2 + 3
 
 
-def test_rerun_replaces_the_date(spark, tmp_path):
-    settings, first, _ = _night(spark, tmp_path)
-    second = build_examples(spark, settings, D)
-    assert {**second, "seconds": 0} == {**first, "seconds": 0}
+def test_implicit_feedback_gives_each_behavior_k_seeded_negatives_the_user_did_not_act_on(spark, tmp_path):
+    settings = settings_in(tmp_path, "examples.negatives_per_positive=2", "examples.negative_sampling=uniform")
+    before = D - dt.timedelta(days=1)
+    # Items 100..119 were acted on before D; on D user 1 clicks 100, carts 100 and
+    # buys 101; user 2 clicks 119 (a noisy click of 102 does not count as a positive).
+    history = [_event(f"h{i}", "click", 50 + i % 3, 100 + i, before, 8 + i % 10, source="taobao") for i in range(20)]
+    today = [
+        _event("p1", "click", 1, 100, D, 9, source="taobao"),
+        _event("p2", "cart", 1, 100, D, 9, 30, source="taobao"),
+        _event("p3", "buy", 1, 101, D, 10, source="taobao"),
+        _event("p4", "click", 2, 119, D, 11, source="taobao"),
+        _event("n1", "click", 2, 102, D, 11, 3, noise="short_dwell", source="taobao"),
+    ]
+    figures = _night(spark, settings, history + today)
+    rows = _examples(spark, settings)
+    assert figures["examples_by_mode"] == {"implicit": 12}
+    positives = sorted((r["user_id"], r["item_id"], r["impression_id"]) for r in rows if r["label"] == 1)
+    assert positives == [(1, 100, "implicit-p1"), (1, 100, "implicit-p2"), (1, 101, "implicit-p3"), (2, 119, "implicit-p4")]
+    negatives = [r for r in rows if r["label"] == 0]
+    by_positive = {}
+    for r in negatives:
+        by_positive.setdefault(r["impression_id"], []).append(r["item_id"])
+    assert sorted(by_positive) == ["implicit-p1", "implicit-p2", "implicit-p3", "implicit-p4"]
+    acted = {1: {100, 101}, 2: {119, 102}}
+    for r in negatives:
+        assert 100 <= r["item_id"] <= 119 and r["item_id"] not in acted[r["user_id"]]
+        assert r["impression_ts"] == next(p["impression_ts"] for p in rows if p["label"] == 1 and p["impression_id"] == r["impression_id"])
+    assert all(len(items) == 2 == len(set(items)) for items in by_positive.values())
+    # Seeded: a rerun draws the same negatives, another seed others.
+    build_examples(spark, settings, D)
+    assert _examples(spark, settings) == rows
+    reseeded = dataclasses.replace(settings, examples=dataclasses.replace(settings.examples, negative_seed=99))
+    build_examples(spark, reseeded, D)
+    assert sorted(r["item_id"] for r in _examples(spark, reseeded) if r["label"] == 0) != sorted(r["item_id"] for r in negatives)
+
+
+def test_draws_map_to_items_in_proportion_to_their_weight(spark):
+    pool = spark.createDataFrame(
+        [(1, 7, 1.0, D), (2, 7, 3.0, D), (3, 8, 4.0, D)], "item_id long, category_id int, weight double, as_of_date date"
+    )
+    intervals = {(r["item_id"], r["_low"], r["_high"]) for r in sampling_intervals(pool).collect()}
+    assert intervals == {(1, 0.0, 0.125), (2, 0.125, 0.5), (3, 0.5, 1.0)}
+    buckets = sampling_intervals(pool).groupBy("_bucket").count().collect()
+    assert len(buckets) == 4096 and max(r["count"] for r in buckets) == 2  # an item boundary shares its bucket
+
+
+def _bronze_night_rows(day: dt.date, user: int, reads_s: list[float], start_hour: int = 8) -> list[dict]:
+    t0 = int(dt.datetime.combine(day, dt.time(start_hour), tzinfo=dt.UTC).timestamp() * 1000)
+    rows, t = [], t0
+    for i, read in enumerate(reads_s):
+        rows.append({"event_id": f"r{user}-{day}-{i}", "user_id": user, "item_id": 200 + i % 7, "ts": t,
+                     "dwell_ms": int(read * 1000), "content_length": 100})
+        t += int(read * 1000) + 5_000
+    return rows
+
+
+def _page(day: dt.date, user: int, impression: str, items: list[int], hour: int = 15) -> list[dict]:
+    t = int(dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC).timestamp() * 1000)
+    return [{"event_id": f"{impression}-{p}", "event_type": "impression", "user_id": user, "item_id": item,
+             "impression_id": impression, "position": p, "ts": t + 20 * p} for p, item in enumerate(items)]
+
+
+def _run_night(spark, settings, day):
+    clean_dates(spark, settings, day)
+    build_sequences(spark, settings, day)
+    build_examples(spark, settings, day)
+
+
+def _features(spark, settings, day):
+    keep = ["user_id", "impression_id", "position", "features_as_of", "long_item_ids", "long_timestamps",
+            "user_clicks", "user_impressions", "item_clicks", "item_impressions"]
+    rows = read_date_partitions(spark, settings.lakehouse, GOLD_TRAINING_EXAMPLES, day).select(*keep).collect()
+    return sorted(tuple(r) for r in rows)
+
+
+def test_features_of_a_date_do_not_change_when_that_date_changes(spark, tmp_path):
+    settings = settings_in(tmp_path)
+    before = D - dt.timedelta(days=1)
+    readers = [r for user in range(1, 13) for r in _bronze_night_rows(before, user, [20 + user, 35, 18 + user % 4, 40, 25])]
+    # User 1's read of 9 s on D-1 is ordinary next to their 20-40 s reads.
+    yesterday = readers + [{"event_id": "ordinary", "user_id": 1, "item_id": 201, "ts": _ms(before, 20),
+                            "dwell_ms": 9_000, "content_length": 100}]
+    write_bronze(spark, settings, yesterday, before)
+    today = _page(D, 1, "iD", [201, 202, 203]) + _bronze_night_rows(D, 2, [30, 30])
+    write_bronze(spark, settings, today, D)
+    _run_night(spark, settings, before)
+    _run_night(spark, settings, D)
+    features = _features(spark, settings, D)
+    assert len(features) == 3 and all(f[4] for f in features)
+
+    # D changes: user 1 reads very slowly all day and a crowd of new readers appears.
+    slow = _bronze_night_rows(D, 1, [300, 280, 320, 310, 290, 305], start_hour=5)
+    crowd = [r for user in range(40, 80) for r in _bronze_night_rows(D, user, [3, 2, 4], start_hour=18)]
+    write_bronze(spark, settings, today + slow + crowd, D)
+    _run_night(spark, settings, D)
+    assert _features(spark, settings, D) == features
+
+
+def test_a_late_click_updates_its_slots_label_when_it_lands(spark, tmp_path):
+    settings = settings_in(tmp_path)
+    readers = [r for user in range(1, 6) for r in _bronze_night_rows(D, user, [20, 30, 25])]
+    page = _page(D, 1, "iL", [210, 211])
+    write_bronze(spark, settings, readers + page, D)
+    _run_night(spark, settings, D)
+    assert [(r["item_id"], r["label"]) for r in _examples(spark, settings)] == [(210, 0), (211, 0)]
+
+    late_click = {"event_id": "late-click", "user_id": 1, "item_id": 211, "impression_id": "iL", "position": 1,
+                  "ts": page[1]["ts"] + 2_000, "dwell_ms": 25_000, "content_length": 100}
+    write_bronze(spark, settings, [late_click], D + dt.timedelta(days=1))
+    _run_night(spark, settings, D + dt.timedelta(days=1))
+    assert [(r["item_id"], r["label"]) for r in _examples(spark, settings)] == [(210, 0), (211, 1)]
 
 
 def test_generated_features_never_see_the_impression_or_later(spark, cleaned_small_world):
@@ -102,14 +228,21 @@ def test_generated_features_never_see_the_impression_or_later(spark, cleaned_sma
     build_sequences(spark, settings, day)
     figures = build_examples(spark, settings, day)
     assert figures["examples"] > 1000 and 0 < figures["label_rate"] < 0.5
-    examples = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_TRAINING_EXAMPLES)).where(
-        F.col("event_date") == F.lit(day)
-    )
+    assert figures["excluded_bot_impressions"] >= 0
+    examples = read_date_partitions(spark, settings.lakehouse, GOLD_TRAINING_EXAMPLES, day)
+    assert examples.groupBy("user_id", "impression_id", "position").count().where(F.col("count") > 1).count() == 0
     snapshots = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_USER_SEQUENCES)).select(
         "user_id", F.col("as_of_date").alias("features_as_of"), F.array_max("timestamps").alias("newest_feature_ts")
     )
-    leaks = examples.join(snapshots, ["user_id", "features_as_of"]).where(
-        F.col("newest_feature_ts") >= F.col("impression_ts")
-    )
-    assert examples.join(snapshots, ["user_id", "features_as_of"]).count() > 0
-    assert leaks.count() == 0
+    joined = examples.join(snapshots, ["user_id", "features_as_of"])
+    assert joined.count() > 0
+    assert joined.where(F.col("newest_feature_ts") >= F.col("impression_ts")).count() == 0
+    assert examples.where(F.array_max("long_timestamps") >= F.col("impression_ts")).count() == 0
+
+
+@pytest.mark.parametrize("mode", ["bad"])
+def test_label_modes_are_validated(mode):
+    from pipelines.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="^examples.label_modes.kuairand: "):
+        load_settings(env="local", overrides=[f"examples.label_modes.kuairand={mode}"], environ={})

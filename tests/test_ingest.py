@@ -12,7 +12,8 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs.ingest_events import ingest_date, landing_folder
+from jobs.ingest_events import ingest_date
+from pipelines.clickstream.landing import landing_folder
 from pipelines.clickstream.ingest import classified_landing_records
 from pipelines.config import IngestSettings
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri

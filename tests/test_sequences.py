@@ -84,7 +84,7 @@ def test_users_without_new_behaviors_carry_over_and_new_users_start(spark):
 def four_nights(spark, tmp_path_factory):
     """Four generated days run night by night (ingest, clean, sequences) with a
     one-day look-back: each night's late events change the previous date."""
-    from jobs.clean_events import clean_date
+    from jobs.clean_events import clean_dates
     from jobs.generate_clickstream import generate
     from jobs.ingest_events import ingest_date
     from jobs.storage import landing_dates
@@ -98,7 +98,7 @@ def four_nights(spark, tmp_path_factory):
     modes = []
     for day in landing_dates(settings.landing):
         ingest_date(spark, settings, day)
-        clean_date(spark, settings, day)
+        clean_dates(spark, settings, day)
         modes.append(build_sequences(spark, settings, day)["mode"])
     return settings, modes
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import functions as F
 
-from jobs.clean_events import clean_date
+from jobs.clean_events import clean_dates
 from jobs.import_source import import_source
 from pipelines.lakehouse.tables import (
     BRONZE_EVENTS,
@@ -16,7 +16,7 @@ from pipelines.lakehouse.tables import (
     SILVER_EVENTS,
     table_uri,
 )
-from tests.conftest import SHARED_DATA, settings_in
+from tests.conftest import TEST_DATA, settings_in
 
 FALLBACK = dt.date(2030, 1, 1)
 
@@ -31,7 +31,7 @@ def _rejected(spark, settings) -> dict[str, str]:
 
 
 def test_ebnerd_fixture_imports_every_impression_click_and_history_read(spark, tmp_path):
-    folder = SHARED_DATA / "ebnerd_fixture"
+    folder = TEST_DATA / "ebnerd_fixture"
     behaviors = pd.read_parquet(folder / "behaviors.parquet")
     history = pd.read_parquet(folder / "history.parquet")
     expected = {
@@ -54,7 +54,7 @@ def test_ebnerd_fixture_imports_every_impression_click_and_history_read(spark, t
 
     # Clean runs unchanged on an imported day.
     day = behaviors["impression_time"].dt.date.max()
-    clean_date(spark, settings, day)
+    clean_dates(spark, settings, day)
     silver = spark.read.format("delta").load(table_uri(settings.lakehouse, SILVER_EVENTS))
     clicks = silver.where((F.col("event_date") == F.lit(day)) & (F.col("event_type") == "click"))
     assert clicks.count() > 0
@@ -89,7 +89,7 @@ def test_taobao_csv_maps_behaviors_and_quarantines_bad_lines(spark, tmp_path):
     assert (first_pv["user_id"], first_pv["category_id"], first_pv["ts"]) == (1, 7, t * 1000)
 
     # No dwell in the source: clean derives it from the next event in the session.
-    clean_date(spark, settings, dt.date(2017, 11, 25))
+    clean_dates(spark, settings, dt.date(2017, 11, 25))
     silver = spark.read.format("delta").load(table_uri(settings.lakehouse, SILVER_EVENTS))
     assert silver.count() == 5
     derived = {r["item_id"]: (r["dwell_ms"], r["dwell_source"]) for r in silver.where(F.col("event_type") == "click").collect()}

@@ -15,7 +15,7 @@ from jobs.generate_clickstream import generate
 from pipelines.synth.behavior import day_events
 from pipelines.synth.delivery import MALFORMATIONS
 from pipelines.synth.world import world_items, world_users
-from tests.conftest import SHARED_DATA, settings_in
+from tests.conftest import TEST_DATA, settings_in
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -71,7 +71,7 @@ def test_delivery_rates_are_within_tolerance(two_weeks):
 
 
 def test_click_dwell_is_calibrated_to_the_ebnerd_sample(two_weeks):
-    history = pd.read_parquet(SHARED_DATA / "ebnerd_fixture" / "history.parquet")
+    history = pd.read_parquet(TEST_DATA / "ebnerd_fixture" / "history.parquet")
     real = np.concatenate(history["read_time_fixed"].to_numpy())
     real = real[~np.isnan(real)]
     clicks = _clicks(dataclasses.replace(two_weeks.generator, users=10_000), days=1)

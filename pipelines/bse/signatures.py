@@ -10,19 +10,21 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pipelines.bse.projection import Projection
 from pipelines.bse.simhash import bucket_sums, simhash_codes
-from pipelines.config import BseSettings
 
 SIGNATURES_SCHEMA = T.StructType(
     [
         T.StructField("item_id", T.LongType(), nullable=False),
         T.StructField("version", T.StringType(), nullable=False),
         T.StructField("codes", T.ArrayType(T.IntegerType(), containsNull=False), nullable=False),
+        T.StructField("projection_sha256", T.StringType(), nullable=False),
     ]
 )
 USER_BSE_SCHEMA = T.StructType(
     [
         T.StructField("user_id", T.LongType(), nullable=False),
+        T.StructField("as_of_date", T.DateType(), nullable=False),
         T.StructField("hash_index", T.IntegerType(), nullable=False),
         T.StructField("code", T.IntegerType(), nullable=False),
         T.StructField("count", T.LongType(), nullable=False),
@@ -31,9 +33,10 @@ USER_BSE_SCHEMA = T.StructType(
 )
 
 
-def item_signatures(embeddings: DataFrame, rules: BseSettings) -> DataFrame:
-    """gold/item_embeddings rows -> gold/item_signatures rows: H codes per item."""
-    projection = rules.projection()
+def item_signatures(embeddings: DataFrame, projection: Projection) -> DataFrame:
+    """gold/item_embeddings rows -> gold/item_signatures rows: H codes per item,
+    with the hash of the projection that made them."""
+    matrix, sha256 = projection.matrix, projection.sha256
 
     def codes(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -42,18 +45,20 @@ def item_signatures(embeddings: DataFrame, rules: BseSettings) -> DataFrame:
                 {
                     "item_id": batch["item_id"],
                     "version": batch["version"],
-                    "codes": list(simhash_codes(vectors, projection).astype(np.int32)),
+                    "codes": list(simhash_codes(vectors, matrix).astype(np.int32)),
+                    "projection_sha256": sha256,
                 }
             )
 
     return embeddings.mapInPandas(codes, SIGNATURES_SCHEMA)
 
 
-def user_bucket_sums(sequences: DataFrame, items: DataFrame, rules: BseSettings) -> DataFrame:
-    """Per user of `sequences` (user_id, item_ids) and each occupied (h, code): the
-    count of behaviors and the sum of their vectors. `items`: item_id, vector, codes."""
-    buckets = 1 << rules.bits
-    behaviors = sequences.select("user_id", F.explode("item_ids").alias("item_id")).join(items, "item_id")
+def user_bucket_sums(sequences: DataFrame, items: DataFrame, bits: int) -> DataFrame:
+    """Per user and as-of date of `sequences` (user_id, as_of_date, item_ids) and
+    each occupied (h, code): the count of behaviors and the sum of their vectors.
+    `items`: item_id, vector, codes."""
+    buckets = 1 << bits
+    behaviors = sequences.select("user_id", "as_of_date", F.explode("item_ids").alias("item_id")).join(items, "item_id")
 
     def per_user(user: pd.DataFrame) -> pd.DataFrame:
         codes = np.stack(user["codes"].to_numpy()).astype(np.int64)
@@ -63,6 +68,7 @@ def user_bucket_sums(sequences: DataFrame, items: DataFrame, rules: BseSettings)
         return pd.DataFrame(
             {
                 "user_id": user["user_id"].iloc[0],
+                "as_of_date": user["as_of_date"].iloc[0],
                 "hash_index": h.astype(np.int32),
                 "code": code.astype(np.int32),
                 "count": counts[h, code],
@@ -70,4 +76,4 @@ def user_bucket_sums(sequences: DataFrame, items: DataFrame, rules: BseSettings)
             }
         )
 
-    return behaviors.groupBy("user_id").applyInPandas(per_user, USER_BSE_SCHEMA)
+    return behaviors.groupBy("user_id", "as_of_date").applyInPandas(per_user, USER_BSE_SCHEMA)

@@ -1,55 +1,80 @@
-"""Bronze -> silver: the whole clean stage as one pure transformation."""
+"""Bronze -> silver: which dates a clean run rewrites and reads, and the transformation.
+
+A run for the dates [start, end] (a night is start = end) rewrites the event
+dates [start - lookback_days, end]: late events of those dates may have landed
+since. It reads every bronze row of those dates whatever its landing date, so
+that rerunning an old night after later nights have run keeps the late events
+they added, and it reads the profile_days (plus one day of session context)
+before them, so that every date's statistics are complete. The result for a
+date therefore depends on the data, not on which run wrote it: a range run
+equals the nightly runs of its dates.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from pipelines.clickstream.denoise import flagged_events, population_reading
-from pipelines.clickstream.schema import EventType
-from pipelines.clickstream.sessions import (
-    deduplicated_events,
-    events_with_dwell,
-    sessionized_events,
-)
-from pipelines.config import CleanSettings
+from pipelines.clickstream.denoise import NoiseReason, flagged_events
+from pipelines.clickstream.sessions import deduplicated_events, events_with_dwell, sessionized_events
+from pipelines.config import CleanSettings, IngestSettings
+from pipelines.lakehouse.dates import rewritten_dates
 
 SILVER_COLUMNS = [
     "event_id", "event_type", "user_id", "item_id", "ts", "event_ts", "category_id",
     "impression_id", "position", "dwell_ms", "dwell_source", "content_length", "session_id",
-    "noise_reason", "source_file", "landing_date", "ingest_ts", "event_date",
+    "noise_reason", "source", "source_file", "landing_date", "ingest_ts", "event_date",
 ]
 
 
-def clean_window(day: dt.date, rules: CleanSettings) -> tuple[dt.date, dt.date, dt.date]:
-    """(context start, first rewritten event date, last) for the clean run of `day`.
+@dataclasses.dataclass(frozen=True)
+class CleanWindow:
+    """The event dates a run rewrites ([first, last]) and reads ([context, last])."""
 
-    The run rewrites the event dates of its look-back window, from bronze rows
-    that landed up to `day` (so a rerun sees what the first run saw); the day
-    before the window is read as context only, so sessions and user profiles
-    that span the window's start are the same in every run.
-    """
-    first = day - dt.timedelta(days=rules.lookback_days)
-    return first - dt.timedelta(days=1), first, day
+    context: dt.date
+    first: dt.date
+    last: dt.date
+
+    @classmethod
+    def of(cls, start: dt.date, end: dt.date, rules: CleanSettings) -> CleanWindow:
+        first, last = rewritten_dates(start, end, rules.lookback_days)
+        return cls(context=first - dt.timedelta(days=rules.profile_days + 1), first=first, last=last)
+
+    def bronze_rows(self, lateness: IngestSettings) -> F.Column:
+        """Bronze rows of the read dates. An event lands at most a day (clock skew)
+        before its date and at most max_lateness_days after it: bounds on
+        landing_date that prune partitions without losing a row."""
+        landed = F.col("landing_date").between(
+            F.lit(self.context - dt.timedelta(days=1)),
+            F.lit(self.last + dt.timedelta(days=lateness.max_lateness_days + 1)),
+        )
+        return landed & F.col("event_date").between(F.lit(self.context), F.lit(self.last))
+
+    def rewritten_rows(self) -> F.Column:
+        return F.col("event_date").between(F.lit(self.first), F.lit(self.last))
 
 
-def silver_events(bronze: DataFrame, day: dt.date, rules: CleanSettings) -> DataFrame:
-    """Silver rows of the event dates rewritten by the clean run of `day`."""
-    context, first, last = clean_window(day, rules)
-    window = bronze.where(
-        F.col("landing_date").between(F.lit(context), F.lit(last))
-        & F.col("event_date").between(F.lit(context), F.lit(last))
+def prepared_events(bronze: DataFrame, window: CleanWindow, rules: CleanSettings, lateness: IngestSettings) -> DataFrame:
+    """Bronze rows of the window's read dates, deduplicated, sessionized, with dwell."""
+    read = bronze.where(window.bronze_rows(lateness))
+    return events_with_dwell(
+        sessionized_events(deduplicated_events(read), rules.session_gap_minutes), rules.max_derived_dwell_minutes
     )
-    sessions = sessionized_events(deduplicated_events(window), rules.session_gap_minutes)
-    # The prior is a median: taken from the window's clicks before dedup, it costs
-    # one cheap aggregate instead of a second pass over the sessionized events.
-    population = population_reading(window.where(F.col("event_type") == EventType.CLICK.value))
-    flagged = flagged_events(events_with_dwell(sessions, rules.max_derived_dwell_minutes), population, rules)
-    return flagged.where(F.col("event_date").between(F.lit(first), F.lit(last))).select(*SILVER_COLUMNS)
+
+
+def silver_events(events: DataFrame, window: CleanWindow, rules: CleanSettings) -> DataFrame:
+    """Silver rows of the dates the run rewrites, from `prepared_events`."""
+    return flagged_events(events, window.first, window.last, rules).select(*SILVER_COLUMNS)
 
 
 def noise_metrics(silver: DataFrame) -> DataFrame:
     """Events per event date, event type and noise reason (null reason = genuine)."""
     return silver.groupBy("event_date", "event_type", "noise_reason").agg(F.count("*").alias("events"))
+
+
+def bot_days(silver: DataFrame) -> DataFrame:
+    """(user_id, event_date) of the user-days whose clicks clean flagged as a bot's."""
+    return silver.where(F.col("noise_reason") == NoiseReason.BOT.value).select("user_id", "event_date").distinct()

@@ -44,7 +44,7 @@ def accepted_time_range_ms(landing_date: Column, rules: IngestSettings) -> tuple
 def classified_landing_records(
     raw: DataFrame, ingest_ts: dt.datetime, rules: IngestSettings
 ) -> DataFrame:
-    """Landing records (`raw`, `source_file`, `landing_date`) with typed fields,
+    """Landing records (`raw`, `source`, `source_file`, `landing_date`) with typed fields,
     `reason` and `reason_detail`.
 
     `reason` is null for a valid record; otherwise the first violated rule in
@@ -54,14 +54,16 @@ def classified_landing_records(
     # once per row instead of being re-inlined into every rule that reads it.
     text = raw.select(
         "raw",
+        "source",
         "source_file",
         "landing_date",
         F.from_json(
             "raw", _TEXT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
         ).alias("_j"),
-    ).select("raw", "source_file", "landing_date", "_j.*")
+    ).select("raw", "source", "source_file", "landing_date", "_j.*")
     typed = text.select(
         "raw",
+        "source",
         "source_file",
         "landing_date",
         F.col(_CORRUPT),
@@ -111,6 +113,7 @@ def classified_landing_records(
         *[F.col(f.name) for f in LANDING_FIELDS],
         event_ts.alias("event_ts"),
         F.to_date(event_ts).alias("event_date"),
+        F.col("source"),
         F.col("source_file"),
         F.lit(ingest_ts).cast("timestamp").alias("ingest_ts"),
         F.col("landing_date").cast("date"),

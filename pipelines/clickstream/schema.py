@@ -16,6 +16,10 @@ class Field:
     required: bool
 
 
+# The upstream that writes the nightly landing folders; imports of public
+# datasets are sources of their own (named after the dataset by default).
+LANDING_SOURCE = "landing"
+
 # One landing record is one JSON object per line. `ts` is event time in epoch
 # milliseconds (UTC); `dwell_ms` is the upstream's dwell where it measures one.
 LANDING_FIELDS: tuple[Field, ...] = (
@@ -59,6 +63,7 @@ BRONZE_EVENTS_SCHEMA = T.StructType(
     + [
         T.StructField("event_ts", T.TimestampType(), nullable=False),
         T.StructField("event_date", T.DateType(), nullable=False),
+        T.StructField("source", T.StringType(), nullable=False),
         T.StructField("source_file", T.StringType(), nullable=False),
         T.StructField("ingest_ts", T.TimestampType(), nullable=False),
         T.StructField("landing_date", T.DateType(), nullable=False),
@@ -70,6 +75,7 @@ BRONZE_REJECTED_SCHEMA = T.StructType(
         T.StructField("raw", T.StringType()),
         T.StructField("reason", T.StringType(), nullable=False),
         T.StructField("reason_detail", T.StringType()),
+        T.StructField("source", T.StringType(), nullable=False),
         T.StructField("source_file", T.StringType(), nullable=False),
         T.StructField("ingest_ts", T.TimestampType(), nullable=False),
         T.StructField("landing_date", T.DateType(), nullable=False),

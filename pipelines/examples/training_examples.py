@@ -1,87 +1,166 @@
-"""Impressions of a day, labelled, with features as of the day before.
+"""Training examples of a range of dates, labelled, with features as of the day before.
 
-Point-in-time by construction: every feature comes from events of earlier
-event dates (the sequence snapshot and statistics as of D-1), so no feature
-can contain anything that happened at or after the impression.
+Two label modes, chosen per source by configuration (examples.label_modes):
+- impressions: one example per shown slot (user, impression, position, item),
+  labelled 1 when that slot got a genuine click; slots clicked only as noise
+  are dropped (or labelled 0 with examples.noisy_clicks = "negative"), and
+  the impressions of user-days flagged as bots are left out;
+- implicit: for sources that log behaviors but no impressions (the DIN and
+  SDIM papers' Taobao setups), each genuine behavior is a positive and K
+  negatives per positive are drawn, seeded, from the items known before the
+  day (by popularity or uniformly) that the user did not act on that day.
+
+Point in time: the features of an example of date D are the gold tables as of
+D - 1 (sequences, user and item statistics), built from event dates up to
+D - 1 only, and the flags behind them depend on no later date (see
+pipelines.clickstream.denoise). Labels follow silver, so the examples of a
+date are rewritten with clean's look-back window: a late click updates its
+slot's label.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from pipelines.clickstream.clean import bot_days
 from pipelines.clickstream.schema import EventType
 from pipelines.config import ExampleSettings
+from pipelines.sequences.behavior_sequences import genuine_behaviors
 
-_IMPRESSION_KEY = ["user_id", "item_id", "impression_id"]
+IMPRESSIONS, IMPLICIT = "impressions", "implicit"
+LABEL_MODES = (IMPRESSIONS, IMPLICIT)
+EXAMPLE_KEY = ["user_id", "impression_id", "position", "item_id"]
+_BUCKETS = 4096
+_UNIT = float(1 << 53)
 
 
-def labelled_impressions(silver_day: DataFrame, rules: ExampleSettings) -> DataFrame:
-    """Impressions with `label`: 1 for a genuine click on them, 0 without a click.
+def label_mode_of(source: Column, rules: ExampleSettings) -> Column:
+    """The label mode configured for each row's source."""
+    mode: Column = F.lit(rules.default_label_mode)
+    for name, configured in sorted(rules.label_modes.items()):
+        mode = F.when(source == name, F.lit(configured)).otherwise(mode)
+    return mode
 
-    An impression clicked only as noise is dropped, or labelled 0 when
-    examples.noisy_clicks = "negative".
-    """
-    impressions = silver_day.where(F.col("event_type") == EventType.IMPRESSION.value).select(
-        *_IMPRESSION_KEY, "position", "category_id", "content_length",
-        F.col("ts").alias("impression_ts"), "event_date",
+
+def labelled_impressions(silver: DataFrame, rules: ExampleSettings) -> DataFrame:
+    """One row per shown slot of the impression-mode sources' human user-days,
+    with `label`; `silver` is the rows of the examples' dates."""
+    impressions = silver.where(F.col("event_type") == EventType.IMPRESSION.value).select(
+        *EXAMPLE_KEY, "category_id", "content_length", "source", F.col("ts").alias("impression_ts"), "event_date",
     )
     clicks = (
-        silver_day.where(F.col("event_type") == EventType.CLICK.value)
-        .groupBy(*_IMPRESSION_KEY)
+        silver.where(F.col("event_type") == EventType.CLICK.value)
+        .groupBy(*EXAMPLE_KEY)
         .agg(F.max(F.col("noise_reason").isNull().cast("int")).alias("_genuine"))
+        .withColumnRenamed("position", "_click_position")
     )
-    joined = impressions.join(clicks, _IMPRESSION_KEY, "left")
-    noisy_only = F.col("_genuine") == 0
+    slot = [impressions[c] == clicks[c] for c in ("user_id", "impression_id", "item_id")]
+    slot.append(impressions["position"].eqNullSafe(clicks["_click_position"]))
+    joined = impressions.join(clicks, slot, "left").select(impressions["*"], "_genuine")
     if rules.noisy_clicks == "exclude":
-        joined = joined.where(~noisy_only | F.col("_genuine").isNull())
+        joined = joined.where(F.coalesce(F.col("_genuine") != 0, F.lit(True)))
     return joined.withColumn("label", F.coalesce(F.col("_genuine"), F.lit(0))).drop("_genuine")
 
 
-def user_statistics(history: DataFrame) -> DataFrame:
-    """Per user over `history`: impressions, genuine clicks, CTR and genuine dwell."""
-    return _statistics(history, "user")
+def without_bot_days(impressions: DataFrame, silver: DataFrame) -> DataFrame:
+    """`impressions` less those of user-days whose clicks clean flagged as a bot's."""
+    return impressions.join(bot_days(silver), ["user_id", "event_date"], "left_anti")
 
 
-def item_statistics(history: DataFrame) -> DataFrame:
-    """Per item over `history`: impressions, genuine clicks, CTR and genuine dwell."""
-    return _statistics(history, "item")
+def implicit_examples(silver: DataFrame, pool: DataFrame, rules: ExampleSettings) -> DataFrame:
+    """Each genuine behavior of `silver` (implicit-mode sources) as a positive, and
+    up to K sampled negatives each: items of `pool` (item_id, category_id,
+    weight, as_of_date = the day before the behavior) the user did not act on
+    that day. Deterministic: draw j of a positive is a hash of (seed, event, j)."""
+    k = rules.negatives_per_positive
+    positives = genuine_behaviors(silver).select(
+        "user_id", "item_id", "category_id", "event_id", "source", "event_date",
+        F.col("ts").alias("impression_ts"), F.date_sub("event_date", 1).alias("as_of_date"),
+    )
+    draws = positives.select(
+        "user_id", "event_id", "source", "event_date", "impression_ts", "as_of_date",
+        F.explode(F.sequence(F.lit(0), F.lit(2 * k + 8 - 1))).alias("_draw"),
+    ).withColumn("_u", F.xxhash64(F.lit(rules.negative_seed), "event_id", "_draw").bitwiseAND(F.lit((1 << 53) - 1)) / _UNIT)
+    drawn = draws.withColumn("_bucket", F.floor(F.col("_u") * _BUCKETS).cast("int")).join(
+        sampling_intervals(pool), ["as_of_date", "_bucket"]
+    ).where((F.col("_u") >= F.col("_low")) & (F.col("_u") < F.col("_high")))
+    acted = silver.where(F.col("event_type") != EventType.IMPRESSION.value).select("user_id", "event_date", "item_id").distinct()
+    first_k = Window.partitionBy("event_id").orderBy("_draw")
+    kept = ["user_id", "item_id", "category_id", "event_id", "source", "event_date", "impression_ts"]
+    negatives = (
+        drawn.join(acted, ["user_id", "event_date", "item_id"], "left_anti")
+        .groupBy(*kept)
+        .agg(F.min("_draw").alias("_draw"))  # an item drawn twice counts once, at its first draw
+        .withColumn("_rank", F.row_number().over(first_k))
+        .where(F.col("_rank") <= k)
+        .select(*kept, F.lit(0).alias("label"))
+    )
+    examples = positives.drop("as_of_date").withColumn("label", F.lit(1)).unionByName(negatives)
+    return examples.select(
+        "user_id", F.concat(F.lit("implicit-"), F.col("event_id")).alias("impression_id"),
+        F.lit(None).cast("int").alias("position"), "item_id", "category_id",
+        F.lit(None).cast("int").alias("content_length"), "source", "impression_ts", "event_date", "label",
+    )
 
 
-def _statistics(history: DataFrame, who: str) -> DataFrame:
-    genuine_click = (F.col("event_type") == EventType.CLICK.value) & F.col("noise_reason").isNull()
-    impressions = F.sum((F.col("event_type") == EventType.IMPRESSION.value).cast("long"))
-    clicks = F.sum(genuine_click.cast("long"))
-    dwell = F.when(genuine_click, F.col("dwell_ms"))
-    return history.groupBy(f"{who}_id").agg(
-        impressions.alias(f"{who}_impressions"),
-        clicks.alias(f"{who}_clicks"),
-        F.mean(dwell).alias(f"{who}_dwell_mean_ms"),
-        F.percentile_approx(dwell, 0.5).alias(f"{who}_dwell_median_ms"),
-    ).withColumn(
-        f"{who}_ctr", F.when(F.col(f"{who}_impressions") > 0, F.col(f"{who}_clicks") / F.col(f"{who}_impressions"))
+def negative_pool(item_stats: DataFrame, rules: ExampleSettings) -> DataFrame:
+    """Items with genuine behavior as of each date, weighted for sampling."""
+    weight = F.col("item_actions").cast("double") if rules.negative_sampling == "popularity" else F.lit(1.0)
+    return item_stats.where(F.col("item_actions") > 0).select("item_id", "category_id", weight.alias("weight"), "as_of_date")
+
+
+def sampling_intervals(pool: DataFrame) -> DataFrame:
+    """Each pool item's share of [0, 1) per as-of date, [_low, _high), listed under
+    every one of _BUCKETS equal buckets it overlaps, for an equi-join on draws."""
+    by_item = Window.partitionBy("as_of_date").orderBy("item_id")
+    total = Window.partitionBy("as_of_date")
+    cumulative = pool.select(
+        "item_id", "category_id", "as_of_date",
+        (F.sum("weight").over(by_item) / F.sum("weight").over(total)).alias("_high"),
+        (F.col("weight") / F.sum("weight").over(total)).alias("_share"),
+    ).withColumn("_low", F.col("_high") - F.col("_share"))
+    first_bucket = F.floor(F.col("_low") * _BUCKETS).cast("int")
+    last_bucket = F.least(F.floor(F.col("_high") * _BUCKETS).cast("int"), F.lit(_BUCKETS - 1))
+    return cumulative.select(
+        "item_id", "category_id", "as_of_date", "_low",
+        # The last item's upper end is 1 (up to rounding): no draw may fall past it.
+        F.when(F.col("_high") >= 1 - 1e-12, F.lit(1.0)).otherwise(F.col("_high")).alias("_high"),
+        F.explode(F.sequence(first_bucket, last_bucket)).alias("_bucket"),
     )
 
 
 def training_examples(
-    labelled: DataFrame, sequences_before: DataFrame, users: DataFrame, items: DataFrame, rules: ExampleSettings
+    labelled: DataFrame, sequences: DataFrame, user_stats: DataFrame, item_stats: DataFrame, rules: ExampleSettings
 ) -> DataFrame:
-    """Labelled impressions with the long and short sequences and the statistics
-    as of the day before (users and items without history get empty / null)."""
-    sequences = sequences_before.select(
+    """Labelled rows with the long and short sequences and the statistics as of
+    the day before each row's date (users and items without history get empty
+    sequences and null statistics)."""
+    as_of = F.date_sub("event_date", 1).alias("features_as_of")
+    features = sequences.select(
         "user_id",
+        F.col("as_of_date").alias("features_as_of"),
         _last(F.col("item_ids"), rules.train_len).alias("long_item_ids"),
         _last(F.col("category_ids"), rules.train_len).alias("long_category_ids"),
+        _last(F.col("timestamps"), rules.train_len).alias("long_timestamps"),
         _last(F.col("item_ids"), rules.short_len).alias("short_item_ids"),
         _last(F.col("category_ids"), rules.short_len).alias("short_category_ids"),
-        F.col("as_of_date").alias("features_as_of"),
     )
-    examples = labelled.join(sequences, "user_id", "left").join(users, "user_id", "left").join(items, "item_id", "left")
-    empty_longs = F.array().cast("array<bigint>")
-    empty_ints = F.array().cast("array<int>")
+    users = user_stats.withColumnRenamed("as_of_date", "features_as_of")
+    items = item_stats.drop("category_id").withColumnRenamed("as_of_date", "features_as_of")
+    examples = (
+        labelled.select("*", as_of)
+        .join(features, ["user_id", "features_as_of"], "left")
+        .join(users, ["user_id", "features_as_of"], "left")
+        .join(items, ["item_id", "features_as_of"], "left")
+    )
+    empty_longs, empty_ints = F.array().cast("array<bigint>"), F.array().cast("array<int>")
     return examples.withColumns({
         "long_item_ids": F.coalesce("long_item_ids", empty_longs),
         "long_category_ids": F.coalesce("long_category_ids", empty_ints),
+        "long_timestamps": F.coalesce("long_timestamps", empty_longs),
         "short_item_ids": F.coalesce("short_item_ids", empty_longs),
         "short_category_ids": F.coalesce("short_category_ids", empty_ints),
     })

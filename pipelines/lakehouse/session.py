@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 from delta import configure_spark_with_delta_pip
 from pyspark import SparkConf, SparkContext
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.storagelevel import StorageLevel
 
 from pipelines.config import SparkSettings
 
@@ -47,3 +50,13 @@ def spark_session(settings: SparkSettings, app_name: str) -> SparkSession:
     spark = configure_spark_with_delta_pip(builder).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+@contextlib.contextmanager
+def persisted(df: DataFrame) -> Iterator[DataFrame]:
+    """`df` kept (memory, spilling to disk) while several actions read it, then released."""
+    df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        yield df
+    finally:
+        df.unpersist()

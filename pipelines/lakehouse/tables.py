@@ -8,7 +8,7 @@ import dataclasses
 @dataclasses.dataclass(frozen=True)
 class TableSpec:
     name: str
-    # The date column a job replaces wholesale when it reruns for one date.
+    # The column a job's rerun replaces by (a date for dated tables).
     partition_column: str
 
 
@@ -17,17 +17,21 @@ BRONZE_EVENTS_REJECTED = TableSpec("bronze/events_rejected", partition_column="l
 SILVER_EVENTS = TableSpec("silver/events", partition_column="event_date")
 SILVER_NOISE_METRICS = TableSpec("silver/noise_metrics", partition_column="event_date")
 GOLD_USER_SEQUENCES = TableSpec("gold/user_sequences", partition_column="as_of_date")
+GOLD_USER_STATS = TableSpec("gold/user_stats", partition_column="as_of_date")
+GOLD_ITEM_STATS = TableSpec("gold/item_stats", partition_column="as_of_date")
+GOLD_BSE_PROJECTIONS = TableSpec("gold/bse_projections", partition_column="version")
 GOLD_ITEM_EMBEDDINGS = TableSpec("gold/item_embeddings", partition_column="version")
 GOLD_ITEM_SIGNATURES = TableSpec("gold/item_signatures", partition_column="version")
 GOLD_USER_BSE = TableSpec("gold/user_bse", partition_column="as_of_date")
 GOLD_TRAINING_EXAMPLES = TableSpec("gold/training_examples", partition_column="event_date")
+OPS_RUNS = TableSpec("ops/runs", partition_column="stage")
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS,
-        GOLD_USER_SEQUENCES, GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE,
-        GOLD_TRAINING_EXAMPLES,
+        GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS, GOLD_BSE_PROJECTIONS,
+        GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE, GOLD_TRAINING_EXAMPLES, OPS_RUNS,
     )
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -46,8 +47,14 @@ def replace_where(
 def read_date_partitions(
     spark: SparkSession, lakehouse: str, table: TableSpec, first: dt.date, last: dt.date | None = None
 ) -> DataFrame:
-    return (
-        spark.read.format("delta")
-        .load(table_uri(lakehouse, table))
-        .where(F.col(table.partition_column).between(F.lit(first), F.lit(last or first)))
+    return read_table(spark, lakehouse, table).where(
+        F.col(table.partition_column).between(F.lit(first), F.lit(last or first))
     )
+
+
+def read_table(spark: SparkSession, lakehouse: str, table: TableSpec) -> DataFrame:
+    return spark.read.format("delta").load(table_uri(lakehouse, table))
+
+
+def table_exists(spark: SparkSession, lakehouse: str, table: TableSpec) -> bool:
+    return DeltaTable.isDeltaTable(spark, table_uri(lakehouse, table))

@@ -1,9 +1,10 @@
 """KuaiRand logs (log_standard_*.csv, log_random_*.csv), with a header row:
 user_id, video_id, date, hourmin, time_ms, is_click, ..., play_time_ms, duration_ms, ...
 
-Every row is an exposure (impression); a row with is_click = 1 is also a click
-whose dwell is play_time_ms. The content length is the video's duration in
-seconds, so that dwell is judged against what the video needs.
+Every row is an exposure (impression) of one video: a page of one slot, whose
+impression id is the row's key; a row with is_click = 1 is also a click on
+that slot, whose dwell is play_time_ms. The content length is the video's
+duration in seconds.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def landing_records(spark: SparkSession, path: str) -> DataFrame:
         "user_id": F.col("user_id"),
         "item_id": F.col("video_id"),
         "ts": F.col("time_ms"),
+        "impression_id": F.concat(F.lit("kr-"), key),
+        "position": F.lit(0),
         "content_length": F.coalesce(duration_s.cast("string"), F.col("duration_ms")),
     }
     impression = landing_record(

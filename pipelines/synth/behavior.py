@@ -2,12 +2,18 @@
 
 Vectorized over all sessions of the chunk (no per-event Python). A human
 session focuses on one or two of the user's long-lived interests; its pages
-(requests) show items mostly from that focus, partly from the user's other
-interests and partly popular items of any category. Clicks follow the true
-click probability; reading time follows content length and the user's
-reading speed. Fake interest is mixed in: accidental clicks (short, unrelated
-to interests), human click bursts (rapid clicks through one page) and bots
-(one long day of regular, fast clicks).
+(requests) show distinct items, mostly from that focus, partly from the user's
+other interests and partly popular items of any category. Clicks follow the
+true click probability; a genuine read lasts the item's own typical read time
+times the user's speed factor times a wide per-read factor, and some genuine
+reads last about 0 s (see `world`).
+
+Fake interest is mixed in, overlapping genuine behavior on purpose:
+accidental clicks, mostly near the top of the page, that last about as long as
+a genuine glance; human multi-tab bursts (several slots of a page opened
+within a second or two); and bots of two kinds: scrapers that walk pages at a
+noisy but steady rhythm, and human-like bots whose gaps and dwell look human
+but whose volume and click-through do not.
 """
 
 from __future__ import annotations
@@ -23,14 +29,18 @@ from pipelines.synth.world import (
     ACCIDENTAL_CLICK_RATE,
     HUMAN_BURST_RATE,
     MAX_INTERESTS,
+    READ_SIGMA,
+    ZERO_READ_SHARE,
     Items,
     Users,
-    sample_items_of_categories,
+    UserKind,
+    distinct_page_items,
 )
 
 GENUINE, ACCIDENTAL, HUMAN_BURST, BOT = "genuine", "accidental", "human_burst", "bot"
 # Bot pages are numbered after the humans' so that impression ids stay unique per chunk.
 _BOT_REQUEST_OFFSET = 10_000_000
+_DAY_MS = 86_400_000
 # Sessions start by 22:30 so that a session ends before the day's folder closes.
 _LAST_SESSION_START_S = 22.5 * 3600
 # Relative activity by hour of day (UTC): morning and evening peaks.
@@ -40,6 +50,10 @@ _HOURLY_ACTIVITY = np.array(
 )
 # Click model: logit = base + affinity * w + focus bonus + position slope * pos + quality.
 _CLICK_BASE, _CLICK_AFFINITY, _CLICK_FOCUS, _CLICK_POSITION = -4.0, 4.0, 1.4, -0.12
+# Accidental clicks fall off with the slot: weight exp(-position / decay), scaled
+# so that a page of ten slots averages the configured rate.
+_ACCIDENTAL_DECAY_SLOTS = 3.0
+_ACCIDENTAL_SCALE = 10 * (1 - np.exp(-1 / _ACCIDENTAL_DECAY_SLOTS)) / (1 - np.exp(-10 / _ACCIDENTAL_DECAY_SLOTS))
 
 
 def day_events(
@@ -50,19 +64,17 @@ def day_events(
     Landing columns: event_id, event_type, user_id, item_id, category_id,
     impression_id, position, ts, dwell_ms, content_length. Truth columns:
     label (genuine / accidental / human_burst / bot for clicks, None for
-    impressions), click_prob (impressions: the true probability of a genuine
-    click) and is_bot_user.
+    impressions), click_prob (human impressions: the true probability of a
+    genuine click), is_bot_user and user_kind.
     """
     rng = np.random.default_rng([settings.seed, 0xDA7, day, chunk])
     day_start_ms = int(
         dt.datetime.combine(settings.start_date + dt.timedelta(days=day), dt.time(), tzinfo=dt.UTC).timestamp()
         * 1000
     )
-    human = np.flatnonzero(~users.is_bot)
-    bots = np.flatnonzero(users.is_bot)
     frames = [
-        _human_events(settings, items, users, human, day_start_ms, rng),
-        _bot_events(items, users, bots, day_start_ms, rng),
+        _human_events(settings, items, users, np.flatnonzero(~users.is_bot), day_start_ms, rng),
+        _bot_events(items, users, np.flatnonzero(users.is_bot), day_start_ms, rng),
     ]
     events = pd.concat([f for f in frames if len(f)], ignore_index=True)
     events = events.sort_values(["ts", "user_id", "position"], kind="stable", ignore_index=True)
@@ -103,7 +115,8 @@ def _human_events(
     interest_pick = _interest_of(users, imp_user, rng)
     random_pick = rng.choice(len(items.category_share), size=n_i, p=items.category_share)
     category = np.where(source < 0.5, in_focus_pick, np.where(source < 0.75, interest_pick, random_pick))
-    item = sample_items_of_categories(items, category, rng)
+    item = distinct_page_items(items, category, imp_request, rng)
+    category = items.category[item]
     affinity = (
         (users.interests[imp_user] == category[:, None]) * users.interest_weight[imp_user]
     ).sum(axis=1)
@@ -121,8 +134,9 @@ def _human_events(
     burst_request = rng.random(n_r) < min(HUMAN_BURST_RATE * noise, 1.0)
     in_burst = burst_request[imp_request]
     genuine = ~in_burst & (rng.random(n_i) < click_prob)
-    accidental = ~in_burst & ~genuine & (rng.random(n_i) < min(ACCIDENTAL_CLICK_RATE * noise, 1.0))
-    burst = in_burst & (rng.random(n_i) < 0.7)
+    accidental_prob = ACCIDENTAL_CLICK_RATE * noise * _ACCIDENTAL_SCALE * np.exp(-position / _ACCIDENTAL_DECAY_SLOTS)
+    accidental = ~in_burst & ~genuine & (rng.random(n_i) < np.minimum(accidental_prob, 1.0))
+    burst = in_burst & (rng.random(n_i) < 0.6)
     clicked = genuine | accidental | burst
     label = np.select([genuine, accidental, burst], [GENUINE, ACCIDENTAL, HUMAN_BURST], "")
 
@@ -133,19 +147,16 @@ def _human_events(
     n_c = len(c)
     dwell_s = np.empty(n_c)
     genuine_c, accidental_c, burst_c = genuine[c], accidental[c], burst[c]
-    dwell_s[genuine_c] = (
-        items.content_length[item[c][genuine_c]]
-        / users.reading_speed[imp_user[c][genuine_c]]
-        * rng.lognormal(0.0, 0.35, size=genuine_c.sum())
-    )
-    dwell_s[accidental_c] = rng.lognormal(np.log(2.0), 0.45, size=accidental_c.sum())
-    dwell_s[burst_c] = rng.lognormal(np.log(0.9), 0.4, size=burst_c.sum())
-    dwell_ms = np.clip(dwell_s * 1000, 200, 1_800_000).astype(np.int64)
+    dwell_s[genuine_c] = _genuine_read_s(items.read_need_s[item[c][genuine_c]], users.speed_factor[imp_user[c][genuine_c]], rng)
+    dwell_s[accidental_c] = rng.lognormal(np.log(2.2), 0.75, size=accidental_c.sum())
+    dwell_s[burst_c] = rng.lognormal(np.log(1.4), 0.8, size=burst_c.sum())
+    dwell_ms = np.clip(dwell_s * 1000, 0, 1_800_000).astype(np.int64)
     gap_ms = np.where(
-        burst_c, rng.lognormal(np.log(500), 0.3, n_c), rng.lognormal(np.log(1500), 0.4, n_c)
+        burst_c, rng.lognormal(np.log(600), 0.45, n_c), rng.lognormal(np.log(1500), 0.4, n_c)
     ).astype(np.int64)
-    step_ms = gap_ms + dwell_ms
-    click_offset_ms = _grouped_cumsum(step_ms, c_request) - dwell_ms
+    # A tab opened in a burst is read later, if at all: the next click does not wait for it.
+    step_ms = gap_ms + np.where(burst_c, 0, dwell_ms)
+    click_offset_ms = _grouped_cumsum(step_ms, c_request) - step_ms + gap_ms
 
     scan_ms = rng.lognormal(np.log(4000), 0.5, size=n_r).astype(np.int64)
     request_ms = scan_ms + np.bincount(c_request, weights=step_ms, minlength=n_r).astype(np.int64)
@@ -155,50 +166,86 @@ def _human_events(
     page = _Page(users.user_id[imp_user], item, category, imp_request, position, request_start_ms[imp_request])
     clicked_ts = request_start_ms[c_request] + scan_ms[c_request] + click_offset_ms
     return _page_events(
-        items, page, c, clicked_ts, pd.array(dwell_ms, dtype="Int64"), label[c], click_prob, is_bot=False
+        items, page, c, clicked_ts, pd.array(dwell_ms, dtype="Int64"), label[c], click_prob,
+        users.kind[imp_user],
     )
+
+
+def _genuine_read_s(need_s: np.ndarray, speed_factor: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Genuine read times: the item's need times the reader's speed factor times a
+    wide per-read factor; a share of reads is over in under a second."""
+    read = need_s * speed_factor * rng.lognormal(0.0, READ_SIGMA, size=len(need_s))
+    glance = rng.random(len(need_s)) < ZERO_READ_SHARE
+    return np.where(glance, rng.uniform(0.0, 0.9, size=len(need_s)), read)
 
 
 def _bot_events(
     items: Items, users: Users, members: np.ndarray, day_start_ms: int, rng: np.random.Generator
 ) -> pd.DataFrame:
-    """A crawler: one long run of pages, clicking about half of each page at a steady pace."""
+    """Bots' pages and clicks for the day.
+
+    Scrapers: one run of pages at a per-bot period with a per-bot jitter
+    (coefficient of variation 0.15 to 0.5), clicking most slots, reporting a
+    dwell (just under the step) or none at all. Human-like bots: a dozen short
+    sessions spread over the whole day, irregular gaps, dwell of a few seconds
+    whatever the item, but several times a human's volume and click-through.
+    """
     if len(members) == 0:
         return pd.DataFrame()
-    n_requests = rng.integers(15, 40, size=len(members))
-    request_bot = np.repeat(members, n_requests)
-    n_r = len(request_bot)
-    slots = 8
+    n_b = len(members)
+    scraper = users.kind[members] == UserKind.SCRAPER
+    clicks_target = np.exp(rng.uniform(np.log(80), np.log(np.where(scraper, 600, 300))))
+    click_share = np.where(scraper, rng.uniform(0.6, 0.95, n_b), rng.uniform(0.3, 0.6, n_b))
+    slots = 10
+    n_pages = np.maximum(1, np.ceil(clicks_target / (click_share * slots))).astype(np.int64)
+    n_sessions = np.where(scraper, 1, rng.integers(8, 21, n_b))
+    # Pages are dealt to sessions in turn; sessions start anywhere in the day, no diurnal rhythm.
+    page_bot = np.repeat(np.arange(n_b), n_pages)
+    page_rank = _rank_in_group(n_pages)
+    page_session = page_bot * 32 + page_rank % n_sessions[page_bot]
+    order = np.lexsort((page_rank, page_session))
+    page_bot, page_session = page_bot[order], page_session[order]
+    n_r = len(page_bot)
+
     imp_request = np.repeat(np.arange(n_r), slots)
     position = np.tile(np.arange(slots), n_r)
-    imp_user = request_bot[imp_request]
-    n_i = len(imp_request)
-    category = rng.choice(len(items.category_share), size=n_i, p=items.category_share)
-    item = sample_items_of_categories(items, category, rng)
-    clicked = rng.random(n_i) < 0.5
-    period_ms = rng.lognormal(np.log(1500), 0.1, size=len(members))
-    bot_rank = np.searchsorted(members, imp_user)
+    imp_bot = page_bot[imp_request]
+    category = rng.choice(len(items.category_share), size=n_r * slots, p=items.category_share)
+    item = distinct_page_items(items, category, imp_request, rng)
+    category = items.category[item]
+    clicked = rng.random(n_r * slots) < click_share[imp_bot]
     c = np.flatnonzero(clicked)
-    c_request = imp_request[c]
-    step_ms = (period_ms[bot_rank[c]] * rng.normal(1.0, 0.03, len(c))).astype(np.int64)
-    click_offset_ms = _grouped_cumsum(step_ms, c_request)
-    request_ms = np.bincount(c_request, weights=step_ms, minlength=n_r).astype(np.int64) + 500
-    start_ms = day_start_ms + _session_starts_s(len(members), rng) * 1000
-    request_start_ms = (
-        start_ms[np.repeat(np.arange(len(members)), n_requests)]
-        + _grouped_cumsum(request_ms, np.repeat(np.arange(len(members)), n_requests))
-        - request_ms
+    c_request, c_bot = imp_request[c], imp_bot[c]
+    n_c = len(c)
+
+    period_ms = rng.lognormal(np.log(4000), 0.4, n_b)
+    jitter = rng.uniform(0.15, 0.5, n_b)
+    human_like_dwell_ms = rng.lognormal(np.log(8000), 0.6, n_c)
+    step_ms = np.where(
+        scraper[c_bot],
+        period_ms[c_bot] * rng.lognormal(0.0, jitter[c_bot], n_c),
+        human_like_dwell_ms + rng.lognormal(np.log(3000), 0.8, n_c),
+    ).astype(np.int64)
+    reports_dwell = rng.random(n_b) < 0.5
+    dwell = pd.array(
+        np.where(scraper[c_bot], np.maximum(step_ms - 200, 0), human_like_dwell_ms).astype(np.int64), dtype="Int64"
     )
-    # Crawlers often report no dwell at all.
-    reported = rng.random(len(c)) < 0.5
-    dwell = pd.array(np.where(reported, step_ms - 100, 0), dtype="Int64")
-    dwell[~reported] = pd.NA
+    dwell[scraper[c_bot] & ~reports_dwell[c_bot]] = pd.NA
+
+    click_offset_ms = _grouped_cumsum(step_ms, c_request) - step_ms
+    page_ms = np.bincount(c_request, weights=step_ms, minlength=n_r).astype(np.int64) + 800
+    session_ms = np.bincount(page_session, weights=page_ms, minlength=int(page_session.max()) + 1).astype(np.int64)
+    latest_start_ms = np.maximum(_DAY_MS - 60_000 - session_ms, 0)
+    session_start_ms = (rng.random(len(session_ms)) * latest_start_ms).astype(np.int64)
+    page_start_ms = (
+        day_start_ms + session_start_ms[page_session] + _grouped_cumsum(page_ms, page_session) - page_ms
+    )
     page = _Page(
-        users.user_id[imp_user], item, category, imp_request + _BOT_REQUEST_OFFSET, position,
-        request_start_ms[imp_request],
+        users.user_id[members][imp_bot], item, category, imp_request + _BOT_REQUEST_OFFSET, position,
+        page_start_ms[imp_request],
     )
-    clicked_ts = request_start_ms[c_request] + 300 + click_offset_ms
-    return _page_events(items, page, c, clicked_ts, dwell, BOT, np.nan, is_bot=True)
+    clicked_ts = page_start_ms[c_request] + 300 + click_offset_ms
+    return _page_events(items, page, c, clicked_ts, dwell, BOT, np.nan, users.kind[members][imp_bot])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,12 +268,13 @@ def _page_events(
     dwell_ms: pd.api.extensions.ExtensionArray,
     click_label: np.ndarray | str,
     click_prob: np.ndarray | float,
-    is_bot: bool,
+    user_kind: np.ndarray,
 ) -> pd.DataFrame:
     """The impression events of every slot, then the click events of the `clicked` slots."""
 
     def events(rows: np.ndarray | slice, event_type: str, ts, dwell, label, prob) -> pd.DataFrame:
         item = page.item[rows]
+        kind = user_kind[rows]
         return pd.DataFrame(
             {
                 "event_type": event_type,
@@ -237,10 +285,11 @@ def _page_events(
                 "position": page.position[rows].astype(np.int32),
                 "ts": ts,
                 "dwell_ms": dwell,
-                "content_length": items.content_length[item],
+                "content_length": pd.array(items.content_length[item], dtype="Int64"),
                 "label": label,
                 "click_prob": prob,
-                "is_bot_user": is_bot,
+                "is_bot_user": kind != UserKind.HUMAN,
+                "user_kind": np.array(UserKind.NAMES)[kind],
             }
         )
 

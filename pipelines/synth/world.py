@@ -4,14 +4,16 @@ Everything is drawn from the seed, so any worker process can rebuild the same
 world instead of receiving it. User attributes are drawn per user chunk, so a
 chunk's users are the same whatever the total number of chunks or workers.
 
-Calibration (measured by `tests/test_synth_generator.py` against
-../shared/data/ebnerd_fixture/history.parquet, whose clicks have a median read
-time of 15 s and 22% of reads under 5 s): a genuine read lasts
-content_length / reading_speed times a log-normal factor (sigma 0.35), with
-content lengths log-normal around 75 words (sigma 0.75) and reading speeds
-around 4 words/s; fake-interest clicks last about 1 to 2 s. Together they give
-a click dwell median of 15.9 s and 21.5% of clicks under 5 s at noise_scale 1
-(seed 7, 20,000 users, one day); the test allows 2.5 s and 3 points.
+Genuine reading is realistic rather than invertible: each item has its own
+typical read time, only loosely tied to its content length (correlation about
+0.5), and the content length is reported for part of the items only
+(`content_length_coverage`). A genuine read lasts that time, times the user's
+own speed factor, times a wide per-read factor, and 6.5% of genuine reads are
+near 0 s (the reader got what they wanted from the headline). Calibration,
+checked by `tests/test_synth_generator.py` against the EB-NeRD sample in
+`tests/data/ebnerd_fixture/history.parquet` (median read time 15 s, 22% of
+reads under 5 s, 6% at 0 s) with noise switched off: genuine reads alone give
+those figures, so fake interest is not what makes the short clicks.
 """
 
 from __future__ import annotations
@@ -24,17 +26,36 @@ from pipelines.config import GeneratorSettings
 
 # Interests per user and how strongly they dominate a user's reading.
 MIN_INTERESTS, MAX_INTERESTS = 3, 8
-# Share of users that are bots or crawlers at noise_scale 1.
+# Share of users that are bots at noise_scale 1, and the share of bots that
+# are scrapers (the rest behave like humans in rhythm but not in volume or choice).
 BOT_USER_SHARE = 0.004
+SCRAPER_SHARE = 0.6
 # Rates of fake interest at noise_scale 1.
-ACCIDENTAL_CLICK_RATE = 0.013  # per impression that was not clicked on purpose
-HUMAN_BURST_RATE = 0.01  # per request (one page of impressions)
+ACCIDENTAL_CLICK_RATE = 0.013  # per impression that was not clicked on purpose, on average over a page
+HUMAN_BURST_RATE = 0.01  # per request (one page of impressions): the user opens several tabs at once
+
+# Genuine reading, in log seconds: a typical item needs GENUINE_MEDIAN_S for a
+# reader of average speed; the spread between items, between users and between
+# reads of one user, and the share of near-0 s genuine reads.
+GENUINE_MEDIAN_S = 16.0
+ITEM_NEED_SIGMA = 0.45
+CATEGORY_NEED_SIGMA = 0.3
+NEED_PER_LOG_LENGTH = 0.45
+USER_SPEED_SIGMA = 0.4
+READ_SIGMA = 1.0
+ZERO_READ_SHARE = 0.065
+
+
+class UserKind:
+    HUMAN, SCRAPER, HUMANLIKE_BOT = 0, 1, 2
+    NAMES = ("human", "scraper", "humanlike_bot")
 
 
 @dataclasses.dataclass(frozen=True)
 class Items:
     category: np.ndarray  # int32[n_items], item i has id i + 1
-    content_length: np.ndarray  # int32 words
+    content_length: np.ndarray  # float64 words, NaN where the source does not report it
+    read_need_s: np.ndarray  # float64 typical genuine read time for an average reader
     quality: np.ndarray  # float32 logit offset
     # Items sorted by category with cumulative popularity, for sampling an item
     # of a given category in proportion to its popularity.
@@ -50,9 +71,13 @@ class Users:
     user_id: np.ndarray  # int64
     interests: np.ndarray  # int32[n, MAX_INTERESTS] category ids, -1 padded
     interest_weight: np.ndarray  # float64[n, MAX_INTERESTS], rows sum to 1
-    reading_speed: np.ndarray  # words per second
+    speed_factor: np.ndarray  # multiplies an item's read need: > 1 is a slow reader
     sessions_per_day: np.ndarray  # Poisson mean
-    is_bot: np.ndarray  # bool
+    kind: np.ndarray  # int8 UserKind
+
+    @property
+    def is_bot(self) -> np.ndarray:
+        return self.kind != UserKind.HUMAN
 
 
 def world_items(settings: GeneratorSettings) -> Items:
@@ -63,9 +88,15 @@ def world_items(settings: GeneratorSettings) -> Items:
     category[: min(k, n)] = np.arange(min(k, n))  # no category without items
     # Some categories (briefs, live blogs) are short, others long-form.
     category_length_scale = rng.lognormal(0.0, 0.35, size=k)
-    content_length = np.clip(
-        rng.lognormal(np.log(75.0), 0.75, size=n) * category_length_scale[category], 15, 4000
-    ).astype(np.int32)
+    length = np.clip(rng.lognormal(np.log(250.0), 0.6, size=n) * category_length_scale[category], 20, 5000)
+    category_need = rng.normal(0.0, CATEGORY_NEED_SIGMA, size=k)
+    log_need = (
+        np.log(GENUINE_MEDIAN_S)
+        + NEED_PER_LOG_LENGTH * (np.log(length) - np.log(250.0))
+        + category_need[category]
+        + rng.normal(0.0, ITEM_NEED_SIGMA, size=n)
+    )
+    reported = rng.random(n) < settings.content_length_coverage
     popularity = rng.pareto(1.2, size=n) + 1.0
     quality = rng.normal(0.0, 0.4, size=n).astype(np.float32)
     order = np.argsort(category, kind="stable")
@@ -78,7 +109,8 @@ def world_items(settings: GeneratorSettings) -> Items:
     start_mass = np.where(counts > 0, start_mass, 0.0)
     return Items(
         category=category,
-        content_length=content_length,
+        content_length=np.where(reported, np.round(length), np.nan),
+        read_need_s=np.exp(log_need),
         quality=quality,
         by_category=order.astype(np.int64),
         cum_popularity=cum,
@@ -103,13 +135,16 @@ def world_users(settings: GeneratorSettings, chunk: int) -> Users:
     weight = np.where(active, rng.gamma(0.8, size=(n, MAX_INTERESTS)), 0.0)
     weight = weight / weight.sum(axis=1, keepdims=True)
     bot_share = min(BOT_USER_SHARE * settings.noise_scale, 0.5)
+    is_bot = rng.random(n) < bot_share
+    scraper = rng.random(n) < SCRAPER_SHARE
+    kind = np.where(is_bot, np.where(scraper, UserKind.SCRAPER, UserKind.HUMANLIKE_BOT), UserKind.HUMAN)
     return Users(
         user_id=np.arange(first + 1, first + n + 1, dtype=np.int64),
         interests=interests,
         interest_weight=weight,
-        reading_speed=rng.lognormal(np.log(4.0), 0.3, size=n),
+        speed_factor=rng.lognormal(0.0, USER_SPEED_SIGMA, size=n),
         sessions_per_day=rng.lognormal(np.log(1.2), 0.6, size=n),
-        is_bot=rng.random(n) < bot_share,
+        kind=kind.astype(np.int8),
     )
 
 
@@ -122,6 +157,40 @@ def sample_items_of_categories(items: Items, categories: np.ndarray, rng: np.ran
     target = items.category_start_mass[categories] + rng.random(len(categories)) * items.category_mass[categories]
     pos = np.searchsorted(items.cum_popularity, target, side="right")
     return items.by_category[np.minimum(pos, len(items.by_category) - 1)]
+
+
+def distinct_page_items(
+    items: Items, categories: np.ndarray, pages: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """One item per slot, drawn by `sample_items_of_categories`, never twice on one
+    page (`pages`: the page of each slot): a real feed deduplicates what it shows.
+
+    Repeats are redrawn from the same category; the few that a small category
+    cannot fill move to the next item id.
+    """
+    chosen = sample_items_of_categories(items, categories, rng)
+    n_items = len(items.category)
+    for attempt in range(12):
+        repeated = _repeated_on_page(chosen, pages, n_items)
+        if not repeated.any():
+            return chosen
+        if attempt < 8:
+            chosen[repeated] = sample_items_of_categories(items, categories[repeated], rng)
+        else:
+            chosen[repeated] = (chosen[repeated] + 1 + rng.integers(0, n_items - 1, repeated.sum())) % n_items
+    while (repeated := _repeated_on_page(chosen, pages, n_items)).any():
+        chosen[repeated] = (chosen[repeated] + 1) % n_items
+    return chosen
+
+
+def _repeated_on_page(chosen: np.ndarray, pages: np.ndarray, n_items: int) -> np.ndarray:
+    """True for every slot whose item already appeared on its page in an earlier slot."""
+    key = pages.astype(np.int64) * n_items + chosen
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    repeated = np.zeros(len(chosen), dtype=bool)
+    repeated[order[1:]] = sorted_key[1:] == sorted_key[:-1]
+    return repeated
 
 
 def _zipf_weights(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,182 @@
+"""Publishing landing records to bronze: classify, check ownership, replace, verify, record.
+
+One path for the nightly ingest of a landing folder and for imports of public
+datasets. Every bronze and rejected row carries its `source`; a publish
+replaces only rows of its own source (a landing date for the nightly ingest,
+the whole source for an import) and refuses, before writing anything, when a
+partition it would write already holds rows of another source. After both
+commits it checks landed = bronze + rejected on what the tables hold, then
+appends its ledger row: a run that died between the two commits has no ledger
+row, which `unfinished_ingests` reports and the rerun heals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from pipelines.clickstream.ingest import bronze_events, classified_landing_records, rejected_events
+from pipelines.config import IngestSettings
+from pipelines.errors import ConservationError, IncompleteRunError, OwnershipError
+from pipelines.lakehouse.ledger import Run, finished_writes, now_utc, record_run
+from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
+from pipelines.lakehouse.writes import read_table, replace_where, table_exists
+
+INGEST_STAGE = "ingest"
+_MAX_DATES_NAMED = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishScope:
+    """What a publish owns: its source's rows, on one landing date or on every date."""
+
+    source: str
+    landing_date: dt.date | None = None
+
+    def predicate(self) -> str:
+        own = f"source = '{self.source}'"
+        return own if self.landing_date is None else f"{own} AND landing_date = DATE'{self.landing_date}'"
+
+    def rows(self) -> Column:
+        own = F.col("source") == self.source
+        return own if self.landing_date is None else own & (F.col("landing_date") == F.lit(self.landing_date))
+
+
+def import_landing_dates(records: DataFrame, now: dt.datetime, rules: IngestSettings) -> DataFrame:
+    """Imported records with the landing date of their own event time.
+
+    A record without a usable time (none, not a number, or in the future)
+    cannot be dated by itself: it is put on the import's oldest date (newest,
+    for a future one), where ingest's rules reject it with its reason, so it
+    stays inside the partitions this import owns. Raises ValueError when no
+    record has a usable time.
+    """
+    ts_ms = F.get_json_object("raw", "$.ts").try_cast("long")
+    newest_allowed_ms = int(now.replace(tzinfo=dt.UTC).timestamp() * 1000) + rules.max_clock_skew_minutes * 60_000
+    event_date = F.to_date(F.timestamp_millis(ts_ms))
+    usable = ts_ms.isNotNull() & (ts_ms <= newest_allowed_ms)
+    dated = records.select("*", ts_ms.alias("_ts_ms"), event_date.alias("_event_date"), usable.alias("_usable"))
+    oldest, newest = dated.where("_usable").agg(F.min("_event_date"), F.max("_event_date")).first()
+    if oldest is None:
+        raise ValueError("no record has a usable event time (ts): nothing to date the import by")
+    landing_date = (
+        F.when(F.col("_usable"), F.col("_event_date"))
+        .when(F.col("_ts_ms") > newest_allowed_ms, F.lit(newest))
+        .otherwise(F.lit(oldest))
+    )
+    return dated.withColumn("landing_date", landing_date).drop("_ts_ms", "_event_date", "_usable")
+
+
+def publish_landing_records(
+    spark: SparkSession,
+    lakehouse: str,
+    records: DataFrame,
+    scope: PublishScope,
+    rules: IngestSettings,
+    job: str,
+) -> dict[str, object]:
+    """Classify `records` (raw, source_file, landing_date), replace `scope`'s rows of
+    bronze/events and bronze/events_rejected with them, verify and record the run.
+
+    Returns landed, bronze, rejected, rejected_by_reason, landing_dates and
+    healed (true when the rows replaced were left by a run that did not finish).
+    """
+    started = now_utc()
+    ingest_ts = started
+    classified = classified_landing_records(
+        records.withColumn("source", F.lit(scope.source)), ingest_ts, rules
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        landed = classified.count()
+        dates = sorted(r[0] for r in classified.select("landing_date").distinct().collect())
+        _check_ownership(spark, lakehouse, scope, dates)
+        healed = bool(unfinished_ingests(spark, lakehouse, scope.rows()))
+        if landed:
+            replace_where(bronze_events(classified), lakehouse, BRONZE_EVENTS, scope.predicate())
+            replace_where(rejected_events(classified), lakehouse, BRONZE_EVENTS_REJECTED, scope.predicate())
+    finally:
+        classified.unpersist()
+
+    bronze_rows = read_table(spark, lakehouse, BRONZE_EVENTS).where(scope.rows()).count() if landed else 0
+    rejected_by_reason = {
+        row["reason"]: row["count"]
+        for row in read_table(spark, lakehouse, BRONZE_EVENTS_REJECTED).where(scope.rows())
+        .groupBy("reason").count().orderBy("reason").collect()
+    } if landed else {}
+    rejected = sum(rejected_by_reason.values())
+    if landed != bronze_rows + rejected:
+        raise ConservationError(
+            f"{scope.predicate()}: landed {landed} != bronze {bronze_rows} + rejected {rejected}"
+        )
+    figures: dict[str, object] = {
+        "source": scope.source,
+        "landed": landed,
+        "bronze": bronze_rows,
+        "rejected": rejected,
+        "rejected_by_reason": rejected_by_reason,
+        "landing_dates": f"{dates[0]}..{dates[-1]}" if dates else "",
+        "healed": healed,
+    }
+    if landed:
+        run = Run(
+            stage=INGEST_STAGE, dates=dates, started_at=started, source=scope.source, written_ts=ingest_ts,
+            tables=(BRONZE_EVENTS, BRONZE_EVENTS_REJECTED),
+        )
+        record_run(spark, lakehouse, run, {"job": job, **figures})
+    return figures
+
+
+def unfinished_ingests(spark: SparkSession, lakehouse: str, rows: Column) -> list[tuple[str, dt.date]]:
+    """(source, landing date) of the bronze rows matching `rows` that a run wrote
+    without finishing (no ledger row for their ingest_ts): a crash between commits."""
+    if not table_exists(spark, lakehouse, BRONZE_EVENTS):
+        return []
+    written = (
+        read_table(spark, lakehouse, BRONZE_EVENTS)
+        .where(rows)
+        .select("source", F.col("landing_date").alias("date"), F.col("ingest_ts").alias("written_ts"))
+        .distinct()
+    )
+    unfinished = written.join(finished_writes(spark, lakehouse, INGEST_STAGE), ["source", "date", "written_ts"], "left_anti")
+    return sorted((r["source"], r["date"]) for r in unfinished.select("source", "date").distinct().collect())
+
+
+def require_finished_ingests(spark: SparkSession, lakehouse: str, rows: Column) -> None:
+    """Raise IncompleteRunError when bronze rows matching `rows` come from an unfinished ingest."""
+    unfinished = unfinished_ingests(spark, lakehouse, rows)
+    if unfinished:
+        named = ", ".join(f"{source} {day}" for source, day in unfinished[:_MAX_DATES_NAMED])
+        more = f" and {len(unfinished) - _MAX_DATES_NAMED} more" if len(unfinished) > _MAX_DATES_NAMED else ""
+        raise IncompleteRunError(
+            f"bronze holds the writes of an ingest that did not finish ({named}{more}): "
+            "rerun that ingest or import, then this job"
+        )
+
+
+def _check_ownership(spark: SparkSession, lakehouse: str, scope: PublishScope, dates: list[dt.date]) -> None:
+    if not dates:
+        return
+    others = []
+    for table in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED):
+        if not table_exists(spark, lakehouse, table):
+            continue
+        others += (
+            read_table(spark, lakehouse, table)
+            .where(F.col("landing_date").isin(dates) & (F.col("source") != scope.source))
+            .select("source", "landing_date")
+            .distinct()
+            .collect()
+        )
+    if others:
+        sources = sorted({r["source"] for r in others})
+        taken = sorted({r["landing_date"] for r in others})
+        named = ", ".join(str(d) for d in taken[:_MAX_DATES_NAMED]) + (" ..." if len(taken) > _MAX_DATES_NAMED else "")
+        raise OwnershipError(
+            f"source {scope.source!r} would write landing dates ({named}) that hold rows of "
+            f"{', '.join(repr(s) for s in sources)}; nothing was written. Import into a lakehouse "
+            "of its own (--lakehouse) or under dates no other source uses"
+        )
