@@ -10,7 +10,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW_HOME := $(abspath .cache/airflow)
 export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
 
-.PHONY: setup demo test test-all bench lint clean
+.PHONY: setup demo test test-fast bench lint clean
 
 setup: $(INSTALLED) $(JARS)
 
@@ -26,16 +26,19 @@ $(JARS): $(INSTALLED)
 demo: setup
 	$(VENV)/bin/seqlake demo
 
+# Every test, the DAG run and spark-submit included (CI runs this).
 test: setup
-	$(PY) -m pytest -m "not slow" -q
-
-test-all: setup
 	$(PY) -m pytest -q
+
+# The quick loop while developing: everything but the slow end-to-end runs.
+test-fast: setup
+	$(PY) -m pytest -m "not slow" -q
 
 bench: setup
 	$(PY) bench/ingest.py --json
 	$(PY) bench/clean.py --json
 	$(PY) bench/sequences_bse.py --json
+	$(PY) bench/denoise.py --json
 
 lint: setup
 	$(PY) -m ruff check pipelines jobs features dags infra tests bench

@@ -95,7 +95,7 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
         "with_history": round(stats["with_history"] or 0.0, 4),
         "mean_long_len": round(stats["mean_long_len"] or 0.0, 1),
     }
-    record_run(spark, lakehouse, Run("examples", days_between(first, last), began, tables=(GOLD_TRAINING_EXAMPLES,)), figures)
+    record_run(lakehouse, Run("examples", days_between(first, last), began, tables=(GOLD_TRAINING_EXAMPLES,)), figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 
 

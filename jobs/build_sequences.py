@@ -21,18 +21,23 @@ from pathlib import Path
 if __package__ in (None, ""):  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs.runtime import add_date_range_arguments, date_range, job_parser, parse, print_summary, run_job, settings_from
 from pipelines.config import Settings
 from pipelines.engagement.statistics import engagement_statistics
-from pipelines.lakehouse.dates import days_between, rewritten_dates
+from pipelines.lakehouse.dates import days_between, oldest_kept, rewritten_dates
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import spark_session
-from pipelines.lakehouse.tables import GOLD_ITEM_STATS, GOLD_USER_SEQUENCES, GOLD_USER_STATS, SILVER_EVENTS, table_uri
-from pipelines.lakehouse.writes import read_date_partitions, read_table, replace_date_partitions, table_exists
+from pipelines.lakehouse.tables import GOLD_ITEM_STATS, GOLD_USER_SEQUENCES, GOLD_USER_STATS, SILVER_EVENTS
+from pipelines.lakehouse.writes import (
+    delete_partitions_before,
+    read_date_partitions,
+    read_table,
+    replace_date_partitions,
+    table_exists,
+)
 from pipelines.sequences.behavior_sequences import genuine_behaviors, window_snapshots
 
 
@@ -55,9 +60,8 @@ def build_sequences(
     for who, table in (("user", GOLD_USER_STATS), ("item", GOLD_ITEM_STATS)):
         stats = engagement_statistics(silver, who, first, last, settings.examples.stats_days)
         replace_date_partitions(stats, lakehouse, table, first, last)
-    oldest_kept = last - dt.timedelta(days=rules.retention_days)
     for table in (GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS):
-        DeltaTable.forPath(spark, table_uri(lakehouse, table)).delete(F.col("as_of_date") < F.lit(oldest_kept))
+        delete_partitions_before(spark, lakehouse, table, oldest_kept(first, last, rules.retention_days))
 
     stats = read_date_partitions(spark, lakehouse, GOLD_USER_SEQUENCES, last).agg(
         F.count("*").alias("users"),
@@ -74,7 +78,7 @@ def build_sequences(
         "length_p50_p90_p99_max": [*(stats["p"] or [0, 0, 0]), stats["max"] or 0],
     }
     run = Run("sequences", days_between(first, last), began, tables=(GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS))
-    record_run(spark, lakehouse, run, figures)
+    record_run(lakehouse, run, figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -32,7 +32,7 @@ from pipelines.bse.projection import ProjectionMismatchError, persisted_projecti
 from pipelines.bse.signatures import item_signatures, user_bucket_sums
 from pipelines.config import Settings
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.dates import days_between, rewritten_dates
+from pipelines.lakehouse.dates import days_between, oldest_kept, rewritten_dates
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import (
@@ -43,7 +43,7 @@ from pipelines.lakehouse.tables import (
     SILVER_EVENTS,
     table_uri,
 )
-from pipelines.lakehouse.writes import read_date_partitions, read_table, replace_where
+from pipelines.lakehouse.writes import delete_partitions_before, read_date_partitions, read_table, replace_where
 
 
 def build_signatures(
@@ -77,6 +77,7 @@ def build_signatures(
         "*", F.lit(version).alias("version"), F.lit(projection.sha256).alias("projection_sha256")
     )
     replace_where(bse, lakehouse, GOLD_USER_BSE, f"as_of_date >= DATE'{first}' AND as_of_date <= DATE'{last}' AND {of_version}")
+    delete_partitions_before(spark, lakehouse, GOLD_USER_BSE, oldest_kept(first, last, settings.sequences.retention_days))
 
     written = read_date_partitions(spark, lakehouse, GOLD_USER_BSE, last).where(F.col("version") == version)
     stats = written.agg(
@@ -98,7 +99,7 @@ def build_signatures(
         "bucket_occupancy": round(stats["buckets"] / possible, 4) if possible else 0.0,
     }
     run = Run("signatures", days_between(first, last), began, tables=(GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE))
-    record_run(spark, lakehouse, run, figures)
+    record_run(lakehouse, run, figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -67,7 +67,7 @@ def clean_dates(spark: SparkSession, settings: Settings, start: dt.date, end: dt
             if row["event_type"] == "click"
         },
     }
-    record_run(spark, lakehouse, Run("clean", days_between(window.first, window.last), began, tables=(SILVER_EVENTS, SILVER_NOISE_METRICS)), figures)
+    record_run(lakehouse, Run("clean", days_between(window.first, window.last), began, tables=(SILVER_EVENTS, SILVER_NOISE_METRICS)), figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 
 

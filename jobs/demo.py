@@ -21,7 +21,7 @@ from jobs.evaluate import denoise_quality
 from jobs.generate_clickstream import generate
 from jobs.ingest_events import ingest_date
 from jobs.runtime import job_parser, parse, print_summary, settings_from
-from jobs.storage import landing_dates
+from pipelines.lakehouse.files import landing_dates
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import TABLES, table_uri
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jobs.runtime import iso_date, job_parser, parse, print_summary, settings_from
-from jobs.storage import write_atomically
+from pipelines.lakehouse.files import write_atomically
 from pipelines.config import GeneratorSettings
 from pipelines.synth.behavior import day_events
 from pipelines.synth.delivery import delivered_lines

@@ -129,7 +129,8 @@ class CleanSettings:
 @dataclasses.dataclass(frozen=True)
 class SequenceSettings:
     max_len: int = 10_000
-    # Snapshots older than this many days before the newest are deleted; the
+    # As-of dates (sequences, statistics, BSE) older than this many days before the
+    # newest are deleted; the
     # incremental build reads the one from before clean's look-back window.
     retention_days: int = 7
 

@@ -14,7 +14,7 @@ from pipelines.lakehouse.tables import BRONZE_EVENTS
 from pipelines.lakehouse.writes import replace_date_partitions
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
-INGEST_TS = dt.datetime(2026, 11, 3)
+INGEST_TS = dt.datetime(2026, 11, 3)  # naive UTC, as the ledger records it
 
 
 def at(seconds: float) -> int:
@@ -32,7 +32,7 @@ def bronze_frame(spark: SparkSession, rows: list[dict]) -> DataFrame:
             "event_id": f"e{i}", "event_type": "click", "user_id": 1, "item_id": 1, "ts": ts,
             "category_id": 1, "impression_id": None, "position": 0, "dwell_ms": None,
             "content_length": None, "event_ts": event_ts, "event_date": event_ts.date(),
-            "source": LANDING_SOURCE, "source_file": "f.jsonl", "ingest_ts": INGEST_TS,
+            "source": LANDING_SOURCE, "source_file": "f.jsonl", "ingest_ts": INGEST_TS.replace(tzinfo=dt.UTC),
             "landing_date": event_ts.date(),
         } | row
         full.append(tuple(record[f.name] for f in BRONZE_EVENTS_SCHEMA.fields))
@@ -45,4 +45,4 @@ def write_bronze(spark: SparkSession, settings: Settings, rows: list[dict], land
     rows = [{"landing_date": landing_date, **row} for row in rows]
     replace_date_partitions(bronze_frame(spark, rows), settings.lakehouse, BRONZE_EVENTS, landing_date)
     run = Run(INGEST_STAGE, [landing_date], INGEST_TS, source=LANDING_SOURCE, written_ts=INGEST_TS, tables=(BRONZE_EVENTS,))
-    record_run(spark, settings.lakehouse, run, {"job": "test"})
+    record_run(settings.lakehouse, run, {"job": "test"})

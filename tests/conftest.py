@@ -67,15 +67,50 @@ def replace_generator(settings: Settings, **changes) -> Settings:
     return dataclasses.replace(settings, generator=dataclasses.replace(settings.generator, **changes))
 
 
-@pytest.fixture(scope="session")
-def cleaned_small_world(spark, small_world) -> Settings:
-    """small_world ingested and cleaned, every landing date."""
-    from jobs.clean_events import clean_dates
-    from jobs.ingest_events import ingest_date
-    from jobs.storage import landing_dates
+@dataclasses.dataclass(frozen=True)
+class GeneratedNights:
+    """Five generated days run night by night in `nightly`, and as one range run
+    of each stage in `ranged` (another lakehouse over the same landing files)."""
 
-    days = landing_dates(small_world.landing)
+    nightly: Settings
+    ranged: Settings
+    days: list
+    sequence_modes: list[str]
+
+
+@pytest.fixture(scope="session")
+def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
+    """300 users over five days with a one-day look-back (each night's late
+    events change the previous date), run by every stage, night by night and
+    as a range."""
+    from jobs.build_examples import build_examples
+    from jobs.build_sequences import build_sequences
+    from jobs.build_signatures import build_signatures
+    from jobs.clean_events import clean_dates
+    from jobs.generate_clickstream import generate
+    from jobs.ingest_events import ingest_date
+    from pipelines.lakehouse.files import landing_dates
+
+    folder = tmp_path_factory.mktemp("nights")
+    common = [
+        "generator.users=300", "generator.days=5", "generator.workers=1", "ingest.max_lateness_days=1",
+        "clean.lookback_days=1", "sequences.retention_days=2", "sequences.max_len=40",
+    ]
+    nightly = settings_in(folder, *common)
+    ranged = settings_in(folder, *common, f"lakehouse={folder / 'range-lakehouse'}")
+    generate(nightly.generator, nightly.landing, nightly.truth)
+    days = landing_dates(nightly.landing)
+    modes = []
     for day in days:
-        ingest_date(spark, small_world, day)
-    clean_dates(spark, small_world, days[0], days[-1])
-    return small_world
+        ingest_date(spark, nightly, day)
+        clean_dates(spark, nightly, day)
+        modes.append(build_sequences(spark, nightly, day)["mode"])
+        build_signatures(spark, nightly, day)
+        build_examples(spark, nightly, day)
+    for day in days:
+        ingest_date(spark, ranged, day)
+    clean_dates(spark, ranged, days[0], days[-1])
+    build_sequences(spark, ranged, days[0], days[-1])
+    build_signatures(spark, ranged, days[0], days[-1])
+    build_examples(spark, ranged, days[0], days[-1])
+    return GeneratedNights(nightly, ranged, days, modes)

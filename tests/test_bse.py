@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 from pyspark.sql import functions as F
 
-from jobs.build_sequences import build_sequences
 from jobs.build_signatures import build_signatures
+from pipelines.bse.projection import ProjectionMismatchError, persisted_projection, projection_sha256, stored_projection
 from pipelines.bse.simhash import bucket_sums, interest, random_projection, simhash_codes
+from pipelines.config import BseSettings
+from pipelines.errors import MissingInputError
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_EMBEDDINGS,
     GOLD_ITEM_SIGNATURES,
@@ -87,35 +89,29 @@ def test_empty_buckets_contribute_zero_to_interest():
     np.testing.assert_allclose(got, [[0.3, 0.4, 0.0]], atol=1e-12)
 
 
-@pytest.fixture(scope="module")
-def bse_world(spark, cleaned_small_world):
-    day = cleaned_small_world.generator.start_date + dt.timedelta(days=1)
-    build_sequences(spark, cleaned_small_world, day)
-    figures = build_signatures(spark, cleaned_small_world, day, cleaned_small_world.bse.bootstrap_version)
-    return cleaned_small_world, day, figures
-
-
-def test_spark_signatures_and_user_buckets_equal_the_numpy_reference(spark, bse_world):
-    settings, day, figures = bse_world
+def test_spark_signatures_and_user_buckets_equal_the_numpy_reference(spark, generated_nights):
+    settings, day = generated_nights.nightly, generated_nights.days[-1]
     rules = settings.bse
     version = rules.bootstrap_version
-    assert 0 < figures["bucket_occupancy"] <= 1
+    projection = stored_projection(settings.lakehouse, rules)
 
     def load(table):
         return spark.read.format("delta").load(table_uri(settings.lakehouse, table))
 
     embeddings = {r["item_id"]: np.array(r["vector"], dtype=np.float32) for r in load(GOLD_ITEM_EMBEDDINGS).where(F.col("version") == version).collect()}
-    signatures = {r["item_id"]: r["codes"] for r in load(GOLD_ITEM_SIGNATURES).where(F.col("version") == version).collect()}
+    signatures = {r["item_id"]: r for r in load(GOLD_ITEM_SIGNATURES).where(F.col("version") == version).collect()}
     assert set(signatures) == set(embeddings)
+    assert {r["projection_sha256"] for r in signatures.values()} == {projection.sha256}
     sample = sorted(embeddings)[:50]
     x = np.stack([embeddings[i] for i in sample])
-    assert np.array_equal(np.array([signatures[i] for i in sample]), reference_codes(x, rules.projection()))
+    assert np.array_equal(np.array([signatures[i]["codes"] for i in sample]), reference_codes(x, projection.matrix))
 
     users = load(GOLD_USER_SEQUENCES).where(F.col("as_of_date") == F.lit(day)).orderBy(F.desc("length")).limit(3).collect()
     bse = load(GOLD_USER_BSE).where((F.col("as_of_date") == F.lit(day)) & F.col("user_id").isin([u["user_id"] for u in users])).collect()
+    assert {r["projection_sha256"] for r in bse} == {projection.sha256}
     for user in users:
         x = np.stack([embeddings[i] for i in user["item_ids"]])
-        ref_counts, ref_sums = reference_bse(reference_codes(x, rules.projection()), x, 1 << rules.bits)
+        ref_counts, ref_sums = reference_bse(reference_codes(x, projection.matrix), x, 1 << rules.bits)
         rows = [r for r in bse if r["user_id"] == user["user_id"]]
         assert len(rows) == int((ref_counts > 0).sum())
         for r in rows:
@@ -124,13 +120,40 @@ def test_spark_signatures_and_user_buckets_equal_the_numpy_reference(spark, bse_
             np.testing.assert_allclose(r["vector_sum"], ref_sums[r["hash_index"], r["code"]], rtol=1e-6, atol=1e-6)
 
 
-def test_rerunning_signatures_replaces_the_date(spark, bse_world):
-    settings, day, first = bse_world
-    second = build_signatures(spark, settings, day, settings.bse.bootstrap_version)
+def test_rerunning_signatures_replaces_the_dates(spark, generated_nights):
+    settings, day = generated_nights.nightly, generated_nights.days[-1]
+    first = build_signatures(spark, settings, day)
+    second = build_signatures(spark, settings, day)
     assert {**second, "seconds": 0} == {**first, "seconds": 0}
 
 
-def test_unknown_embedding_version_is_a_clear_error(spark, bse_world):
-    settings, day, _ = bse_world
-    with pytest.raises(ValueError, match="no item embeddings of version 'trained-v9'"):
-        build_signatures(spark, settings, day, "trained-v9")
+def test_unknown_embedding_version_is_a_clear_error(spark, generated_nights):
+    settings, day = generated_nights.nightly, generated_nights.days[-1]
+    with pytest.raises(MissingInputError, match="no item embeddings of version 'trained-v9'"):
+        build_signatures(spark, settings, day, version="trained-v9")
+
+
+def test_the_projection_is_drawn_once_and_loaded_ever_after(tmp_path, monkeypatch):
+    import pipelines.bse.projection as projections
+
+    rules = BseSettings(embedding_dim=8, signatures=4, bits=3, projection_seed=5, projection_version="p1")
+    lakehouse = str(tmp_path)
+    with pytest.raises(MissingInputError, match="no BSE projection 'p1'"):
+        stored_projection(lakehouse, rules)
+    first = persisted_projection(lakehouse, rules)
+    assert np.array_equal(first.matrix, random_projection(8, 4, 3, seed=5))
+    assert first.sha256 == projection_sha256(first.matrix)
+
+    # Were numpy's random stream to change, consumers would still get the stored hyperplanes.
+    monkeypatch.setattr(projections, "random_projection", lambda *args: np.ones((8, 4, 3), dtype=np.float32))
+    assert persisted_projection(lakehouse, rules).sha256 == first.sha256
+    assert np.array_equal(stored_projection(lakehouse, rules).matrix, first.matrix)
+
+    for key, value in (("projection_seed", 6), ("embedding_dim", 16), ("bits", 2)):
+        with pytest.raises(ProjectionMismatchError, match=f"^bse.{key}: {value}, but projection 'p1' has"):
+            stored_projection(lakehouse, dataclasses.replace(rules, **{key: value}))
+    with pytest.raises(ProjectionMismatchError, match="gold/user_bse was built with projection hash 000000000000"):
+        first.require_hash("0" * 64, "gold/user_bse")
+    # Another version is drawn and stored beside it, from its own seed.
+    other = persisted_projection(lakehouse, dataclasses.replace(rules, projection_version="p2", projection_seed=6))
+    assert other.sha256 != first.sha256 and stored_projection(lakehouse, rules).sha256 == first.sha256

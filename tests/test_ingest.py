@@ -15,6 +15,8 @@ from pyspark.sql import functions as F
 from jobs.ingest_events import ingest_date
 from pipelines.clickstream.landing import landing_folder
 from pipelines.clickstream.ingest import classified_landing_records
+from pipelines.clickstream.publish import unfinished_ingests
+from pipelines.errors import ConservationError, IncompleteRunError, MissingInputError
 from pipelines.config import IngestSettings
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
@@ -60,8 +62,8 @@ CASES = [
 
 def test_each_record_gets_exactly_its_expected_reason(spark):
     raw = spark.createDataFrame(
-        [(line, f"case-{i}", DAY) for i, (_, line, _, _) in enumerate(CASES)],
-        "raw string, source_file string, landing_date date",
+        [(line, "landing", f"case-{i}", DAY) for i, (_, line, _, _) in enumerate(CASES)],
+        "raw string, source string, source_file string, landing_date date",
     )
     rules = IngestSettings(max_lateness_days=7, max_clock_skew_minutes=60)
     got = {
@@ -76,7 +78,7 @@ def test_each_record_gets_exactly_its_expected_reason(spark):
 
 def test_valid_records_are_typed_with_event_time_and_landing_date(spark):
     raw = spark.createDataFrame(
-        [(_line(ts=NOON_MS - 86_400_000), "f", DAY)], "raw string, source_file string, landing_date date"
+        [(_line(ts=NOON_MS - 86_400_000), "landing", "f", DAY)], "raw string, source string, source_file string, landing_date date"
     )
     row = classified_landing_records(raw, dt.datetime(2026, 11, 3), IngestSettings()).first()
     assert (row["user_id"], row["item_id"], row["dwell_ms"], row["position"]) == (7, 70, 15000, 2)
@@ -145,5 +147,50 @@ def test_tables_are_real_delta_tables_readable_without_spark(spark, tmp_path):
 
 def test_missing_landing_folder_is_a_clear_error(spark, tmp_path):
     settings = settings_in(tmp_path)
-    with pytest.raises(FileNotFoundError, match="no landing files for 2026-11-02"):
+    with pytest.raises(MissingInputError, match="no landing files for 2026-11-02"):
         ingest_date(spark, settings, DAY)
+
+
+def test_a_row_lost_between_read_and_write_stops_the_job(spark, tmp_path, monkeypatch):
+    import pipelines.clickstream.publish as publish
+
+    settings = settings_in(tmp_path)
+    _write_landing(settings, DAY, {"a.jsonl.gz": [_line(event_id=f"e{i}") for i in range(3)] + ["{oops"]})
+    losing = publish.bronze_events
+    monkeypatch.setattr(publish, "bronze_events", lambda classified: losing(classified).where(F.col("event_id") != "e1"))
+    with pytest.raises(ConservationError, match="landed 4 != bronze 2 \\+ rejected 1"):
+        ingest_date(spark, settings, DAY)
+    # The job left no ledger row: what it wrote counts as unfinished until a rerun.
+    monkeypatch.undo()
+    assert unfinished_ingests(spark, settings.lakehouse, F.lit(True)) == [("landing", DAY)]
+    assert ingest_date(spark, settings, DAY)["healed"] is True
+
+
+def test_a_crash_between_the_two_commits_is_detected_and_healed_by_the_rerun(spark, tmp_path, monkeypatch):
+    import pipelines.clickstream.publish as publish
+    from jobs.clean_events import clean_dates
+
+    settings = settings_in(tmp_path)
+    _write_landing(settings, DAY, {"a.jsonl.gz": [_line(event_id=f"e{i}") for i in range(3)] + ["{oops"]})
+    first = ingest_date(spark, settings, DAY)
+    assert (first["bronze"], first["rejected"], first["healed"]) == (3, 1, False)
+
+    # The folder is redelivered with more records; the run dies after bronze committed.
+    _write_landing(settings, DAY, {"a.jsonl.gz": [_line(event_id=f"e{i}") for i in range(5)] + ["{oops", "{again"]})
+    writes = publish.replace_where
+
+    def die_on_rejected(df, lakehouse, table, predicate):
+        if table == BRONZE_EVENTS_REJECTED:
+            raise KeyboardInterrupt("killed between the commits")
+        writes(df, lakehouse, table, predicate)
+
+    monkeypatch.setattr(publish, "replace_where", die_on_rejected)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_date(spark, settings, DAY)
+    monkeypatch.undo()
+    # Bronze holds the new run's rows, rejected the old run's: downstream refuses to read it.
+    with pytest.raises(IncompleteRunError, match="an ingest that did not finish \\(landing 2026-11-02\\)"):
+        clean_dates(spark, settings, DAY)
+    healed = ingest_date(spark, settings, DAY)
+    assert (healed["bronze"], healed["rejected"], healed["healed"]) == (5, 2, True)
+    assert clean_dates(spark, settings, DAY)["silver_rows"] == 5

@@ -8,6 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.build_sequences import build_sequences
+from jobs.clean_events import clean_dates
 from pipelines.lakehouse.tables import GOLD_USER_SEQUENCES, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
 from pipelines.sequences.behavior_sequences import genuine_behaviors, window_snapshots
@@ -80,33 +81,38 @@ def test_users_without_new_behaviors_carry_over_and_new_users_start(spark):
     }
 
 
-@pytest.fixture(scope="module")
-def four_nights(spark, tmp_path_factory):
-    """Four generated days run night by night (ingest, clean, sequences) with a
-    one-day look-back: each night's late events change the previous date."""
-    from jobs.clean_events import clean_dates
-    from jobs.generate_clickstream import generate
-    from jobs.ingest_events import ingest_date
-    from jobs.storage import landing_dates
+def _content(spark, settings, table, drop=()):
+    df = spark.read.format("delta").load(table_uri(settings.lakehouse, table)).drop(*drop)
+    return sorted(tuple(r) for r in df.collect())
 
-    settings = settings_in(
-        tmp_path_factory.mktemp("four_days"), "generator.users=200", "generator.days=4",
-        "generator.workers=1", "ingest.max_lateness_days=1", "clean.lookback_days=1",
-        "sequences.retention_days=2", "sequences.max_len=40",
+
+def test_a_range_run_writes_what_the_nightly_runs_write(spark, generated_nights):
+    from pipelines.lakehouse.tables import (
+        GOLD_ITEM_SIGNATURES,
+        GOLD_ITEM_STATS,
+        GOLD_TRAINING_EXAMPLES,
+        GOLD_USER_BSE,
+        GOLD_USER_STATS,
+        SILVER_EVENTS,
     )
-    generate(settings.generator, settings.landing, settings.truth)
-    modes = []
-    for day in landing_dates(settings.landing):
-        ingest_date(spark, settings, day)
-        clean_dates(spark, settings, day)
-        modes.append(build_sequences(spark, settings, day)["mode"])
-    return settings, modes
+
+    nightly, ranged, days = generated_nights.nightly, generated_nights.ranged, generated_nights.days
+    # Both lakehouses ingested the same landing files, at different times.
+    assert _content(spark, nightly, SILVER_EVENTS, ["ingest_ts"]) == _content(spark, ranged, SILVER_EVENTS, ["ingest_ts"])
+    retained = F.col("as_of_date") >= F.lit(days[-1] - dt.timedelta(days=2))
+    for table in (GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS, GOLD_USER_BSE):
+        # The range run keeps every as-of date of the range; the nights deleted the oldest
+        # (the range run's next night will).
+        ranged_rows = spark.read.format("delta").load(table_uri(ranged.lakehouse, table)).where(retained)
+        assert sorted(tuple(r) for r in ranged_rows.collect()) == _content(spark, nightly, table), table.name
+    for table in (GOLD_ITEM_SIGNATURES, GOLD_TRAINING_EXAMPLES):
+        assert _content(spark, nightly, table) == _content(spark, ranged, table), table.name
 
 
-def test_incremental_snapshots_equal_a_full_rebuild_and_reruns_change_nothing(spark, four_nights):
-    settings, modes = four_nights
-    days = [settings.generator.start_date + dt.timedelta(days=i) for i in range(4)]
-    assert modes == ["full", "full", "incremental", "incremental"]
+def test_incremental_snapshots_equal_a_full_rebuild_and_reruns_change_nothing(spark, generated_nights):
+    settings, days, modes = generated_nights.nightly, generated_nights.days, generated_nights.sequence_modes
+    # From the third night on, the snapshot before the rewritten dates exists.
+    assert modes == ["full", "full", "incremental", "incremental", "incremental"]
 
     def snapshot(day):
         df = read_date_partitions(spark, settings.lakehouse, GOLD_USER_SEQUENCES, day)
@@ -120,5 +126,16 @@ def test_incremental_snapshots_equal_a_full_rebuild_and_reruns_change_nothing(sp
     assert max(r[-2] for r in incremental[days[-1]]) == 40  # some heavy users hit the cap
     # Retention: two days back are kept, older snapshots are gone.
     kept = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_USER_SEQUENCES))
-    assert sorted(r[0] for r in kept.select("as_of_date").distinct().collect()) == days[1:]
+    assert sorted(r[0] for r in kept.select("as_of_date").distinct().collect()) == days[-3:]
     assert kept.where(F.col("length") > 40).count() == 0
+
+
+def test_rerunning_an_old_night_keeps_the_late_events_later_nights_added(spark, generated_nights):
+    from pipelines.lakehouse.tables import SILVER_EVENTS
+
+    settings, days = generated_nights.nightly, generated_nights.days
+    before = _content(spark, settings, SILVER_EVENTS)
+    late = read_date_partitions(spark, settings.lakehouse, SILVER_EVENTS, days[1]).where(F.col("landing_date") > F.col("event_date"))
+    assert late.count() > 0
+    clean_dates(spark, settings, days[1])
+    assert _content(spark, settings, SILVER_EVENTS) == before

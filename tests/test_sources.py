@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pytest
 from pyspark.sql import functions as F
 
 from jobs.clean_events import clean_dates
@@ -18,7 +19,6 @@ from pipelines.lakehouse.tables import (
 )
 from tests.conftest import TEST_DATA, settings_in
 
-FALLBACK = dt.date(2030, 1, 1)
 
 
 def _bronze(spark, settings):
@@ -39,7 +39,7 @@ def test_ebnerd_fixture_imports_every_impression_click_and_history_read(spark, t
         "click": int(behaviors["article_ids_clicked"].map(len).sum() + history["article_id_fixed"].map(len).sum()),
     }
     settings = settings_in(tmp_path)
-    figures = import_source(spark, settings, "ebnerd", str(folder), FALLBACK)
+    figures = import_source(spark, settings, "ebnerd", str(folder))
     assert figures["records"] == sum(expected.values())
     assert (figures["bronze"], figures["rejected"]) == (sum(expected.values()), 0)
     bronze = _bronze(spark, settings)
@@ -78,7 +78,7 @@ def test_taobao_csv_maps_behaviors_and_quarantines_bad_lines(spark, tmp_path):
     path = tmp_path / "UserBehavior.csv"
     path.write_text("\n".join(lines) + "\n")
     settings = settings_in(tmp_path)
-    figures = import_source(spark, settings, "taobao", str(path), FALLBACK)
+    figures = import_source(spark, settings, "taobao", str(path))
     assert (figures["records"], figures["bronze"], figures["rejected"]) == (10, 6, 4)
     assert figures["rejected_by_reason"] == {"malformed_record": 1, "unknown_event_type": 1, "wrong_type": 2}
     assert _rejected(spark, settings)["2,200,8,pv"] == "malformed_record"
@@ -108,7 +108,7 @@ def test_kuairand_rows_are_exposures_and_clicks_with_play_time_as_dwell(spark, t
     path = tmp_path / "log_standard_4_08_to_4_21_1k.csv"
     path.write_text("\n".join([header, *rows]) + "\n")
     settings = settings_in(tmp_path)
-    figures = import_source(spark, settings, "kuairand", str(path), FALLBACK)
+    figures = import_source(spark, settings, "kuairand", str(path))
     assert (figures["records"], figures["bronze"], figures["rejected"]) == (6, 4, 2)
     assert figures["rejected_by_reason"] == {"missing_field": 1, "negative_dwell": 1}
     bronze = {r["event_id"]: r for r in _bronze(spark, settings).collect()}
@@ -128,7 +128,7 @@ def test_mind_impressions_become_impressions_and_clicks(spark, tmp_path):
     path = tmp_path / "behaviors.tsv"
     path.write_text("\n".join(lines) + "\n")
     settings = settings_in(tmp_path)
-    figures = import_source(spark, settings, "mind", str(path), FALLBACK)
+    figures = import_source(spark, settings, "mind", str(path))
     assert (figures["records"], figures["bronze"], figures["rejected"]) == (9, 7, 2)
     assert figures["rejected_by_reason"] == {"malformed_record": 1, "wrong_type": 1}
     assert figures["history_entries_left_out"] == 4
@@ -139,11 +139,93 @@ def test_mind_impressions_become_impressions_and_clicks(spark, tmp_path):
     assert sorted(k for k in bronze if k.startswith("mind-clk")) == ["mind-clk-1-0", "mind-clk-2-1"]
 
 
-def test_reimporting_replaces_instead_of_appending(spark, tmp_path):
+def test_reimporting_replaces_what_the_import_wrote_and_nothing_else(spark, tmp_path):
+    day = 86_400
     t = int(dt.datetime(2017, 11, 26, 9, tzinfo=dt.UTC).timestamp())
-    path = tmp_path / "UserBehavior.csv"
-    path.write_text(f"1,100,7,pv,{t}\n1,101,7,pv,{t + 5}\n")
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(f"1,100,7,pv,{t}\n1,101,7,pv,{t + 5}\n1,102,7,pv,{t + 3 * day}\n")
+    second.write_text(f"2,200,8,pv,{t + 6 * day}\n")
     settings = settings_in(tmp_path)
-    import_source(spark, settings, "taobao", str(path), FALLBACK)
-    import_source(spark, settings, "taobao", str(path), FALLBACK)
-    assert _bronze(spark, settings).count() == 2
+    import_source(spark, settings, "taobao", str(first))
+    import_source(spark, settings, "taobao", str(second), source="taobao-december")
+    import_source(spark, settings, "taobao", str(first))
+
+    def by_source():
+        return [tuple(r) for r in _bronze(spark, settings).groupBy("source").count().orderBy("source").collect()]
+
+    assert by_source() == [("taobao", 3), ("taobao-december", 1)]
+    # A corrected file without the last date: the import's rows of that date go too, the other import's stay.
+    first.write_text(f"1,100,7,pv,{t}\n")
+    import_source(spark, settings, "taobao", str(first))
+    assert by_source() == [("taobao", 1), ("taobao-december", 1)]
+
+
+def _landing_night(spark, tmp_path, day: dt.date):
+    """A lakehouse whose bronze holds one ingested landing date of two events."""
+    import gzip
+    import json
+
+    from jobs.ingest_events import ingest_date
+    from pipelines.clickstream.landing import landing_folder
+
+    settings = settings_in(tmp_path)
+    folder = tmp_path / landing_folder("landing", day)
+    folder.mkdir(parents=True)
+    noon = int(dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC).timestamp() * 1000)
+    records = [{"event_id": f"e{i}", "event_type": "click", "user_id": 1, "item_id": i, "ts": noon + i} for i in range(2)]
+    (folder / "part.jsonl.gz").write_bytes(gzip.compress("\n".join(json.dumps(r) for r in records).encode()))
+    ingest_date(spark, settings, day)
+    return settings
+
+
+def test_an_import_never_replaces_rows_of_another_source(spark, tmp_path):
+    from deltalake import DeltaTable
+
+    from pipelines.errors import OwnershipError
+
+    day = dt.date(2017, 11, 27)
+    settings = _landing_night(spark, tmp_path, day)
+    generated = sorted(tuple(r) for r in _bronze(spark, settings).collect())
+    version = DeltaTable(table_uri(settings.lakehouse, BRONZE_EVENTS)).version()
+
+    # Dates of its own: imported beside the landing rows, which stay as they were.
+    t = int(dt.datetime(2017, 11, 25, 9, tzinfo=dt.UTC).timestamp())
+    path = tmp_path / "UserBehavior.csv"
+    path.write_text(f"1,100,7,pv,{t}\n")
+    assert import_source(spark, settings, "taobao", str(path))["bronze"] == 1
+    assert sorted(tuple(r) for r in _bronze(spark, settings).where(F.col("source") == "landing").collect()) == generated
+
+    # One row on the landing's date: refused, nothing written.
+    path.write_text(f"1,100,7,pv,{t}\n2,200,8,pv,{t + 2 * 86_400}\n")
+    version = DeltaTable(table_uri(settings.lakehouse, BRONZE_EVENTS)).version()
+    with pytest.raises(OwnershipError, match="would write landing dates \\(2017-11-27\\) that hold rows of 'landing'; nothing was written"):
+        import_source(spark, settings, "taobao", str(path))
+    assert DeltaTable(table_uri(settings.lakehouse, BRONZE_EVENTS)).version() == version
+    assert sorted(tuple(r) for r in _bronze(spark, settings).where(F.col("source") == "landing").collect()) == generated
+
+
+def test_untimed_and_future_rows_are_rejected_on_the_imports_own_dates(spark, tmp_path):
+    t = int(dt.datetime(2017, 11, 25, 9, tzinfo=dt.UTC).timestamp())
+    lines = [
+        f"1,100,7,pv,{t}",
+        f"1,101,7,pv,{t + 2 * 86_400}",
+        "2,200,8,pv,yesterday",  # no usable time: the import's oldest date
+        "2,201,8,pv",  # no time at all: the oldest date
+        f"2,202,8,pv,{int(dt.datetime(2099, 1, 1, tzinfo=dt.UTC).timestamp())}",  # the future: the newest date
+    ]
+    path = tmp_path / "UserBehavior.csv"
+    path.write_text("\n".join(lines) + "\n")
+    settings = settings_in(tmp_path)
+    figures = import_source(spark, settings, "taobao", str(path))
+    assert (figures["bronze"], figures["rejected"], figures["landing_dates"]) == (2, 3, "2017-11-25..2017-11-27")
+    rejected = spark.read.format("delta").load(table_uri(settings.lakehouse, BRONZE_EVENTS_REJECTED))
+    assert sorted((r["reason"], str(r["landing_date"])) for r in rejected.collect()) == [
+        ("future_timestamp", "2017-11-27"), ("malformed_record", "2017-11-25"), ("wrong_type", "2017-11-25"),
+    ]
+
+
+def test_a_file_without_any_usable_time_is_refused(spark, tmp_path):
+    path = tmp_path / "UserBehavior.csv"
+    path.write_text("2,200,8,pv,yesterday\n")
+    with pytest.raises(ValueError, match="no record has a usable event time"):
+        import_source(spark, settings_in(tmp_path), "taobao", str(path))

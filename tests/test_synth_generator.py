@@ -70,24 +70,67 @@ def test_delivery_rates_are_within_tolerance(two_weeks):
     assert late.mean() == pytest.approx(g.late_rate, rel=0.1)
 
 
-def test_click_dwell_is_calibrated_to_the_ebnerd_sample(two_weeks):
+def test_genuine_reads_alone_are_calibrated_to_the_ebnerd_sample(two_weeks):
+    """With noise switched off, genuine reads reproduce the real sample's read
+    times: fake interest is not what makes the short clicks."""
     history = pd.read_parquet(TEST_DATA / "ebnerd_fixture" / "history.parquet")
     real = np.concatenate(history["read_time_fixed"].to_numpy())
     real = real[~np.isnan(real)]
-    clicks = _clicks(dataclasses.replace(two_weeks.generator, users=10_000), days=1)
-    dwell_s = clicks["dwell_ms"].dropna().to_numpy(float) / 1000
+    quiet = dataclasses.replace(two_weeks.generator, users=10_000, noise_scale=0.0)
+    dwell_s = _clicks(quiet, days=1)["dwell_ms"].to_numpy(float) / 1000
     assert np.median(dwell_s) == pytest.approx(np.median(real), abs=2.5)
     assert (dwell_s < 5).mean() == pytest.approx((real < 5).mean(), abs=0.03)
+    # EB-NeRD counts whole seconds: its 0 s reads are our reads under a second.
+    assert (dwell_s < 1).mean() == pytest.approx((real == 0).mean(), abs=0.02)
+
+
+def test_read_times_are_item_specific_and_only_loosely_tied_to_content_length():
+    settings = settings_in(Path("/nonexistent"), "generator.content_length_coverage=0.7").generator
+    items = world_items(settings)
+    known = ~np.isnan(items.content_length)
+    assert known.mean() == pytest.approx(0.7, abs=0.02)
+    correlation = np.corrcoef(np.log(items.content_length[known]), np.log(items.read_need_s[known]))[0, 1]
+    assert 0.3 < correlation < 0.7
+    absent = world_items(dataclasses.replace(settings, content_length_coverage=0.0))
+    assert np.isnan(absent.content_length).all()
+    assert np.array_equal(absent.read_need_s, items.read_need_s)  # the same world, only less reported
+
+
+def test_a_page_never_shows_an_item_twice():
+    settings = settings_in(Path("/nonexistent"), "generator.users=3000", "generator.items=300").generator
+    events = pd.concat(
+        [day_events(settings, world_items(settings), world_users(settings, 0), 0, 0)], ignore_index=True
+    )
+    impressions = events[events["event_type"] == "impression"]
+    assert len(impressions) > 50_000
+    assert not impressions.duplicated(["impression_id", "item_id"]).any()
+
+
+def test_bots_come_in_kinds_that_a_fixed_limit_would_not_catch():
+    settings = settings_in(Path("/nonexistent"), "generator.users=10000", "generator.noise_scale=2").generator
+    clicks = _clicks(settings, days=1)
+    per_bot = clicks[clicks["label"] == "bot"].groupby(["user_id", "user_kind"]).size().reset_index(name="clicks")
+    assert set(per_bot["user_kind"]) == {"scraper", "humanlike_bot"}
+    # Human-like bots stay below what a fixed daily limit of 500 clicks would flag.
+    assert per_bot[per_bot["user_kind"] == "humanlike_bot"]["clicks"].max() < 500
+    humans = clicks[clicks["user_kind"] == "human"].groupby("user_id").size()
+    assert humans.max() < per_bot["clicks"].median()
 
 
 def test_noise_scale_multiplies_fake_interest():
-    base = settings_in(Path("/nonexistent"), "generator.users=3000", "generator.days=1").generator
-    noisy = dataclasses.replace(base, noise_scale=2.0)
-    quiet = dataclasses.replace(base, noise_scale=0.0)
-    base_noise = (_clicks(base, 1)["label"] != "genuine").sum()
-    assert (_clicks(noisy, 1)["label"] != "genuine").sum() / base_noise == pytest.approx(2.0, rel=0.2)
-    assert set(_clicks(quiet, 1)["label"]) == {"genuine"}
-    assert set(_clicks(base, 1)["label"]) == {"genuine", "accidental", "human_burst", "bot"}
+    base = settings_in(Path("/nonexistent"), "generator.users=10000", "generator.days=1").generator
+    clicks = {scale: _clicks(dataclasses.replace(base, noise_scale=scale), 1) for scale in (0.0, 1.0, 2.0)}
+
+    def human_noise(scale: float) -> int:
+        return clicks[scale]["label"].isin(["accidental", "human_burst"]).sum()
+
+    def bots(scale: float) -> int:
+        return clicks[scale].loc[clicks[scale]["label"] == "bot", "user_id"].nunique()
+
+    assert human_noise(2.0) / human_noise(1.0) == pytest.approx(2.0, rel=0.15)
+    assert bots(2.0) / bots(1.0) == pytest.approx(2.0, rel=0.35)
+    assert set(clicks[0.0]["label"]) == {"genuine"}
+    assert set(clicks[1.0]["label"]) == {"genuine", "accidental", "human_burst", "bot"}
 
 
 def test_truth_gives_every_human_impression_its_click_probability(two_weeks):

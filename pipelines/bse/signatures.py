@@ -61,6 +61,8 @@ def user_bucket_sums(sequences: DataFrame, items: DataFrame, bits: int) -> DataF
     behaviors = sequences.select("user_id", "as_of_date", F.explode("item_ids").alias("item_id")).join(items, "item_id")
 
     def per_user(user: pd.DataFrame) -> pd.DataFrame:
+        # Rows arrive in shuffle order: sort them so that float sums do not depend on it.
+        user = user.sort_values("item_id", kind="stable")
         codes = np.stack(user["codes"].to_numpy()).astype(np.int64)
         vectors = np.stack(user["vector"].to_numpy()).astype(np.float32)
         counts, sums = bucket_sums(codes, vectors, buckets)

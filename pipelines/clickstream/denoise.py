@@ -133,7 +133,7 @@ def reading_profiles(clicks: DataFrame, first: dt.date, last: dt.date, rules: Cl
     )
     needs = items.join(priors, "profile_date").select(
         "item_id", "profile_date",
-        ((F.col("_item_median") * F.col("_item_reads") + prior * k) / (F.col("_item_reads") + k)).alias("need"),
+        F.try_divide(F.col("_item_median") * F.col("_item_reads") + prior * k, F.col("_item_reads") + k).alias("need"),
     )
     users = (
         contributions.join(needs, ["item_id", "profile_date"], "left")
@@ -145,7 +145,7 @@ def reading_profiles(clicks: DataFrame, first: dt.date, last: dt.date, rules: Cl
         )
         .select(
             "user_id", "profile_date", "usual_gap_ms",
-            F.coalesce(F.col("_user_median") * F.col("_user_reads") / (F.col("_user_reads") + k), F.lit(0.0)).alias("speed"),
+            F.coalesce(F.try_divide(F.col("_user_median") * F.col("_user_reads"), F.col("_user_reads") + k), F.lit(0.0)).alias("speed"),
         )
     )
     clicked = clicks.where(F.col("event_date").between(F.lit(first), F.lit(last))).select(
@@ -213,16 +213,16 @@ def bot_user_days(
         .agg(
             F.count("*").alias("_clicks"),
             F.count("gap_ms").alias("_gaps"),
-            (F.stddev_samp("gap_ms") / F.mean("gap_ms")).alias("_gap_cv"),
+            F.try_divide(F.stddev_samp("gap_ms"), F.mean("gap_ms")).alias("_gap_cv"),
             F.size(F.collect_set(F.hour(F.timestamp_millis("ts")))).alias("_hours"),
         )
         .join(impressions, ["user_id", "event_date"], "left")
     )
     day_ctr = per_day.groupBy("event_date").agg(
-        (F.sum("_clicks") / F.sum("_impressions")).alias("_day_ctr")
+        F.try_divide(F.sum("_clicks"), F.sum("_impressions")).alias("_day_ctr")
     )
     k = float(rules.ctr_prior_impressions)
-    shrunk_ctr = (F.col("_clicks") + k * F.col("_day_ctr")) / (F.coalesce(F.col("_impressions"), F.lit(0)) + k)
+    shrunk_ctr = F.try_divide(F.col("_clicks") + k * F.col("_day_ctr"), F.coalesce(F.col("_impressions"), F.lit(0)) + k)
     features = per_day.join(F.broadcast(day_ctr), "event_date").select(
         "user_id", "event_date",
         F.log("_clicks").alias("volume"),

@@ -86,9 +86,8 @@ def publish_landing_records(
     healed (true when the rows replaced were left by a run that did not finish).
     """
     started = now_utc()
-    ingest_ts = started
     classified = classified_landing_records(
-        records.withColumn("source", F.lit(scope.source)), ingest_ts, rules
+        records.withColumn("source", F.lit(scope.source)), started.replace(tzinfo=dt.UTC), rules
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         landed = classified.count()
@@ -123,10 +122,10 @@ def publish_landing_records(
     }
     if landed:
         run = Run(
-            stage=INGEST_STAGE, dates=dates, started_at=started, source=scope.source, written_ts=ingest_ts,
+            stage=INGEST_STAGE, dates=dates, started_at=started, source=scope.source, written_ts=started,
             tables=(BRONZE_EVENTS, BRONZE_EVENTS_REJECTED),
         )
-        record_run(spark, lakehouse, run, {"job": job, **figures})
+        record_run(lakehouse, run, {"job": job, **figures})
     return figures
 
 
@@ -138,10 +137,10 @@ def unfinished_ingests(spark: SparkSession, lakehouse: str, rows: Column) -> lis
     written = (
         read_table(spark, lakehouse, BRONZE_EVENTS)
         .where(rows)
-        .select("source", F.col("landing_date").alias("date"), F.col("ingest_ts").alias("written_ts"))
+        .select("source", F.col("landing_date").alias("date"), F.unix_micros("ingest_ts").alias("written_us"))
         .distinct()
     )
-    unfinished = written.join(finished_writes(spark, lakehouse, INGEST_STAGE), ["source", "date", "written_ts"], "left_anti")
+    unfinished = written.join(finished_writes(spark, lakehouse, INGEST_STAGE), ["source", "date", "written_us"], "left_anti")
     return sorted((r["source"], r["date"]) for r in unfinished.select("source", "date").distinct().collect())
 
 

@@ -53,7 +53,7 @@ def engagement_statistics(silver: DataFrame, who: str, first: dt.date, last: dt.
         F.sum("impressions").alias(f"{who}_impressions"),
         F.sum("clicks").alias(f"{who}_clicks"),
         F.sum("actions").alias(f"{who}_actions"),
-        (F.sum("dwell_sum") / F.sum("dwell_count")).alias(f"{who}_dwell_mean_ms"),
+        F.try_divide(F.sum("dwell_sum"), F.sum("dwell_count")).alias(f"{who}_dwell_mean_ms"),
         F.max("category_id").alias("category_id"),
     )
     ctr = F.when(F.col(f"{who}_impressions") > 0, F.col(f"{who}_clicks") / F.col(f"{who}_impressions"))

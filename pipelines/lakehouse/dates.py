@@ -15,3 +15,10 @@ def rewritten_dates(start: dt.date, end: dt.date, lookback_days: int) -> tuple[d
 
 def days_between(first: dt.date, last: dt.date) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def oldest_kept(first: dt.date, last: dt.date, retention_days: int) -> dt.date:
+    """The oldest as-of date a run writing [first, last] keeps: retention_days
+    back from `last`, but never a date the run itself wrote or the day before
+    them, which the same range's later stages read as features."""
+    return min(last - dt.timedelta(days=retention_days), first - dt.timedelta(days=1))

@@ -2,7 +2,8 @@
 
 A run that died between two commits leaves tables without their ledger row;
 readers compare what a table holds with the ledger to tell a finished write
-from a half-finished one, and the rerun that replaces it heals it.
+from a half-finished one, and the rerun that replaces it heals it. The ledger
+is a few rows a night: it is read and appended with delta-rs, without a Spark job.
 """
 
 from __future__ import annotations
@@ -12,25 +13,26 @@ import datetime as dt
 import json
 import uuid
 
-from delta.tables import DeltaTable
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
+from pipelines.lakehouse.files import native_uri
 from pipelines.lakehouse.tables import OPS_RUNS, TableSpec, table_uri
 
-RUNS_SCHEMA = T.StructType(
+RUNS_SCHEMA = pa.schema(
     [
-        T.StructField("stage", T.StringType(), nullable=False),
-        T.StructField("run_id", T.StringType(), nullable=False),
-        T.StructField("source", T.StringType()),
-        T.StructField("dates", T.ArrayType(T.DateType(), containsNull=False), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source", pa.string()),
+        pa.field("dates", pa.list_(pa.date32()), nullable=False),
         # The ingest_ts a publishing run stamped on every row it wrote.
-        T.StructField("written_ts", T.TimestampType()),
-        T.StructField("table_versions", T.MapType(T.StringType(), T.LongType()), nullable=False),
-        T.StructField("figures", T.StringType(), nullable=False),
-        T.StructField("started_at", T.TimestampType(), nullable=False),
-        T.StructField("finished_at", T.TimestampType(), nullable=False),
+        pa.field("written_ts", pa.timestamp("us")),
+        pa.field("table_versions", pa.map_(pa.string(), pa.int64()), nullable=False),
+        pa.field("figures", pa.string(), nullable=False),
+        pa.field("started_at", pa.timestamp("us"), nullable=False),
+        pa.field("finished_at", pa.timestamp("us"), nullable=False),
     ]
 )
 
@@ -47,38 +49,43 @@ class Run:
     run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def now_utc() -> dt.datetime:
     """Naive UTC, as Spark stores timestamps in the UTC session time zone."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def record_run(spark: SparkSession, lakehouse: str, run: Run, figures: dict[str, object]) -> None:
+def record_run(lakehouse: str, run: Run, figures: dict[str, object]) -> None:
     """Append the ledger row of a run whose writes have all committed."""
-    versions = {
-        spec.name: DeltaTable.forPath(spark, table_uri(lakehouse, spec)).history(1).first()["version"]
-        for spec in run.tables
+    versions = [(spec.name, DeltaTable(native_uri(table_uri(lakehouse, spec))).version()) for spec in run.tables]
+    row = {
+        "stage": [run.stage], "run_id": [run.run_id], "source": [run.source], "dates": [sorted(set(run.dates))],
+        "written_ts": [run.written_ts], "table_versions": [versions],
+        "figures": [json.dumps(figures, default=str, sort_keys=True)],
+        "started_at": [run.started_at], "finished_at": [now_utc()],
     }
-    row = (
-        run.stage, run.run_id, run.source, sorted(set(run.dates)), run.written_ts, versions,
-        json.dumps(figures, default=str, sort_keys=True), run.started_at, now_utc(),
+    write_deltalake(
+        native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=RUNS_SCHEMA), mode="append", partition_by=["stage"]
     )
-    (
-        spark.createDataFrame([row], RUNS_SCHEMA)
-        .write.format("delta")
-        .mode("append")
-        .partitionBy("stage")
-        .save(table_uri(lakehouse, OPS_RUNS))
-    )
+
+
+def ledger_rows(lakehouse: str, stage: str) -> pa.Table:
+    """Every ledger row of `stage`, empty when no run has finished yet."""
+    try:
+        table = DeltaTable(native_uri(table_uri(lakehouse, OPS_RUNS)))
+    except TableNotFoundError:
+        return RUNS_SCHEMA.empty_table()
+    return table.to_pyarrow_table(filters=[("stage", "=", stage)])
 
 
 def finished_writes(spark: SparkSession, lakehouse: str, stage: str) -> DataFrame:
-    """(source, date, written_ts) of every date that a finished run of `stage` wrote."""
-    if not DeltaTable.isDeltaTable(spark, table_uri(lakehouse, OPS_RUNS)):
-        return spark.createDataFrame([], "source string, date date, written_ts timestamp")
-    return (
-        spark.read.format("delta")
-        .load(table_uri(lakehouse, OPS_RUNS))
-        .where(F.col("stage") == stage)
-        .select("source", F.explode("dates").alias("date"), "written_ts")
-    )
-
+    """(source, date, written_us) of every date that a finished run of `stage`
+    wrote, written_us being its written_ts in microseconds since the epoch (UTC)."""
+    rows = [
+        (row["source"], day, (row["written_ts"] - _EPOCH) // dt.timedelta(microseconds=1))
+        for row in ledger_rows(lakehouse, stage).select(["source", "dates", "written_ts"]).to_pylist()
+        for day in row["dates"]
+    ]
+    return spark.createDataFrame(rows, "source string, date date, written_us long")

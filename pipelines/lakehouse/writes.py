@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+import deltalake
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.lakehouse.files import native_uri
 from pipelines.lakehouse.tables import TableSpec, table_uri
 
 
@@ -58,3 +60,12 @@ def read_table(spark: SparkSession, lakehouse: str, table: TableSpec) -> DataFra
 
 def table_exists(spark: SparkSession, lakehouse: str, table: TableSpec) -> bool:
     return DeltaTable.isDeltaTable(spark, table_uri(lakehouse, table))
+
+
+def delete_partitions_before(spark: SparkSession, lakehouse: str, table: TableSpec, oldest_kept: dt.date) -> None:
+    """Delete the date partitions of `table` older than `oldest_kept`; nothing is
+    committed when there are none (the partition list is read from the log)."""
+    column = table.partition_column
+    dates = {p[column] for p in deltalake.DeltaTable(native_uri(table_uri(lakehouse, table))).partitions()}
+    if any(dt.date.fromisoformat(day) < oldest_kept for day in dates):
+        DeltaTable.forPath(spark, table_uri(lakehouse, table)).delete(F.col(column) < F.lit(oldest_kept))

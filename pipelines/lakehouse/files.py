@@ -7,9 +7,13 @@ import datetime as dt
 from pyarrow import fs
 
 
+def native_uri(uri: str) -> str:
+    """The URI as pyarrow and delta-rs name it: Hadoop's s3a:// bucket is their s3://."""
+    return uri.replace("s3a://", "s3://", 1)
+
+
 def filesystem(uri: str) -> tuple[fs.FileSystem, str]:
-    # pyarrow names the S3 scheme s3://; Hadoop-style s3a:// URIs mean the same bucket.
-    return fs.FileSystem.from_uri(uri.replace("s3a://", "s3://", 1))
+    return fs.FileSystem.from_uri(native_uri(uri))
 
 
 def write_atomically(uri: str, payload: bytes) -> None:
