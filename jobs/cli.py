@@ -1,37 +1,170 @@
-"""The `seqlake` command: one subcommand per job, each also runnable as `python -m jobs.X`."""
+"""The `seqlake` command: one subcommand per job.
+
+Every job module defines `add_arguments(parser)` and `run(args, settings) ->
+figures`; this module gives them the options they share (--env, --set,
+--lakehouse, --json), builds the settings, runs the job and ends with its one
+summary line (or one JSON object with --json). A job module is imported only
+when its command runs, so `seqlake generate` does not load Spark.
+
+Exit status: 0 success, 2 usage or configuration error, 1 job failure, with a
+one-line reason on stderr. `python -m jobs.X` and `spark-submit jobs/X.py`
+run the same code through `run_command`.
+"""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import datetime as dt
 import importlib
+import json
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any, NoReturn
 
-# Subcommand -> job module; imported only when called, so `seqlake generate`
-# does not start the JVM-backed imports of the Spark jobs.
+from pipelines.config import ConfigError, Settings, load_settings
+from pipelines.errors import PipelineError
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    name: str
+    module: str
+    help: str
+
+
 COMMANDS = {
-    "generate": ("jobs.generate_clickstream", "write synthetic landing files and their truth"),
-    "ingest": ("jobs.ingest_events", "landing files of a date -> bronze/events + bronze/events_rejected"),
-    "import": ("jobs.import_source", "a public dataset (ebnerd, taobao, kuairand, mind) -> bronze"),
-    "clean": ("jobs.clean_events", "bronze/events -> silver/events: dedup, sessions, dwell, noise flags"),
-    "sequences": ("jobs.build_sequences", "silver/events -> gold/user_sequences as of a date"),
-    "signatures": ("jobs.build_signatures", "BSE: item signatures and user bucket sums as of a date"),
-    "examples": ("jobs.build_examples", "gold/training_examples: a date's impressions with features as of the day before"),
-    "evaluate": ("jobs.evaluate", "measure a stage against the generator's truth (evaluate denoise --date D)"),
-    "demo": ("jobs.demo", "generate a few days and run the night's stages on them"),
+    c.name: c
+    for c in (
+        Command("generate", "jobs.generate_clickstream", "write synthetic landing files and their truth"),
+        Command("ingest", "jobs.ingest_events", "landing files of a date -> bronze/events + bronze/events_rejected"),
+        Command("import", "jobs.import_source", "a public dataset (ebnerd, taobao, kuairand, mind) -> bronze"),
+        Command("clean", "jobs.clean_events", "bronze/events -> silver/events: dedup, sessions, dwell, noise flags"),
+        Command("sequences", "jobs.build_sequences", "silver -> gold/user_sequences and engagement statistics"),
+        Command("signatures", "jobs.build_signatures", "BSE: item signatures and user bucket sums"),
+        Command("examples", "jobs.build_examples", "gold/training_examples with features as of the day before"),
+        Command("evaluate", "jobs.evaluate", "measure a stage against the generator's truth"),
+        Command("demo", "jobs.demo", "generate a few days and run the night's stages on them"),
+    )
 }
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        print("usage: seqlake COMMAND [--help] ...\n\ncommands:")
-        for name, (_, about) in COMMANDS.items():
-            print(f"  {name:<10} {about}")
-        if args and args[0] not in ("-h", "--help"):
-            sys.exit(f"seqlake: unknown command {args[0]!r}")
-        return
-    module, _ = COMMANDS[args[0]]
-    importlib.import_module(module).main(args[1:])
+class UsageError(Exception):
+    """Arguments that make no sense together (exit status 2)."""
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; only `selected`'s own arguments are loaded."""
+    parser = argparse.ArgumentParser(prog="seqlake", description="seqlake: a nightly user-behavior modeling pipeline.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS.values():
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        if command.name == selected:
+            _common_arguments(sub)
+            _job(command.name).add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    args = parser.parse_args(argv)
+    sys.exit(_execute(args))
+
+
+def run_command(name: str) -> NoReturn:
+    """`python -m jobs.X ARGS` and `spark-submit jobs/X.py ARGS` as `seqlake name ARGS`."""
+    main([name, *sys.argv[1:]])
+
+
+def invoke(name: str, argv: Sequence[str], settings: Settings) -> dict[str, Any]:
+    """Run command `name` in this process with `settings` (the demo and the
+    nightly runner chain jobs so); exceptions propagate."""
+    parser = build_parser(name)
+    args = parser.parse_args([name, *argv])
+    return _job(name).run(args, settings)
+
+
+def nights(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
+    """(start, end) from --date D, or from --start D1 --end D2."""
+    if args.date and not (args.start or args.end):
+        return args.date, args.date
+    if args.start and args.end and not args.date:
+        if args.end < args.start:
+            raise UsageError(f"--end {args.end} is before --start {args.start}")
+        return args.start, args.end
+    raise UsageError("give --date D, or --start D1 and --end D2")
+
+
+def add_night_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", type=iso_date, help="the night to run, YYYY-MM-DD")
+    parser.add_argument("--start", type=iso_date, help="first night of a range run in one pass")
+    parser.add_argument("--end", type=iso_date, help="last night of a range run in one pass")
+
+
+def iso_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from exc
+
+
+def summary_line(job: str, figures: dict[str, Any], as_json: bool) -> str:
+    """The one closing line of a job: `job: k=v ...`, or a JSON object."""
+    if as_json:
+        return json.dumps({"job": job, **figures}, default=str)
+    return f"{job}: " + " ".join(f"{k}={v}" for k, v in figures.items())
+
+
+def _execute(args: argparse.Namespace) -> int:
+    name = args.command
+    try:
+        settings = load_settings(env=args.env, overrides=[*args.overrides, *_flag_overrides(args)])
+        figures = _job(name).run(args, settings)
+    except UsageError as exc:
+        print(f"seqlake {name}: usage error: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"seqlake {name}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (PipelineError, ValueError) as exc:
+        print(f"seqlake {name}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: keep the traceback, end with the one-line reason
+        traceback.print_exc()
+        print(f"seqlake {name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(summary_line(name, figures, getattr(args, "json", False)), flush=True)
+    return 0
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env", help="configuration environment (infra/conf/<env>.toml); default SEQLAKE_ENV or local")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one configuration key, e.g. --set spark.master=local[2]",
+    )
+    parser.add_argument("--lakehouse", dest="setting:lakehouse", metavar="URI", help="lakehouse root (default: configured)")
+    parser.add_argument("--json", action="store_true", help="end with the figures as one JSON object")
+
+
+def settings_flag(parser: argparse.ArgumentParser, flag: str, key: str, kind: Callable[[str], Any] = str, **kwargs: Any) -> None:
+    """A job flag that is a shortcut for `--set key=VALUE`."""
+    parser.add_argument(flag, dest=f"setting:{key}", type=kind, **kwargs)
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    return [
+        f"{dest.removeprefix('setting:')}={value}"
+        for dest, value in vars(args).items()
+        if dest.startswith("setting:") and value is not None
+    ]
+
+
+def _job(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name].module)
 
 
 if __name__ == "__main__":

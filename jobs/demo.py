@@ -1,40 +1,33 @@
 """seqlake demo: generate a few days under var/demo and run the night's stages on them.
 
-The stages run in one process and one Spark session (the nightly DAG runs the
-same job functions as separate tasks); outputs are real Delta tables.
+The stages run in this process and one Spark session, each through its
+command (the nightly DAG runs the same commands as separate tasks); outputs
+are real Delta tables.
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from deltalake import DeltaTable
 
-from jobs.build_examples import build_examples
-from jobs.build_sequences import build_sequences
-from jobs.build_signatures import build_signatures
-from jobs.clean_events import clean_dates
-from jobs.evaluate import denoise_quality
-from jobs.generate_clickstream import generate
-from jobs.ingest_events import ingest_date
-from jobs.runtime import job_parser, parse, print_summary, settings_from
+from jobs.cli import invoke, run_command
+from pipelines.config import Settings, home
 from pipelines.lakehouse.files import landing_dates
-from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import TABLES, table_uri
 
-DEMO_ROOT = Path("var/demo")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", default="var/demo", help="demo output folder, relative to SEQLAKE_HOME or the repository (default var/demo)")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = job_parser("Generate a few days of clickstream and run the night's stages on them.")
-    parser.add_argument("--root", default=str(DEMO_ROOT), help="demo output folder (default var/demo)")
-    args = parse(parser, argv)
-    root = Path(args.root).resolve()
-    settings = settings_from(
-        args, lakehouse=root / "lakehouse", landing=root / "landing", truth=root / "truth"
+def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    root = (home() / args.root).resolve()
+    settings = settings.model_copy(
+        update={"lakehouse": str(root / "lakehouse"), "landing": str(root / "landing"), "truth": str(root / "truth")}
     )
     started = time.perf_counter()
     # The demo owns its folder: start from nothing so reruns print the same figures.
@@ -42,17 +35,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     g = settings.generator
     print(f"== generate: {g.users} users, {g.days} days from {g.start_date}, seed {g.seed}, noise x{g.noise_scale}")
-    generated = generate(g, settings.landing, settings.truth)
+    generated = invoke("generate", [], settings)
     print(f"   {generated['events']:,} events in {generated['lines']:,} landing lines, "
           f"{generated['events_per_minute']:,} events/min")
 
-    days = landing_dates(settings.landing)
-    spark = spark_session(settings.spark, "seqlake-demo")
+    days = [str(day) for day in landing_dates(settings.landing)]
     print("== ingest: landing -> bronze/events + bronze/events_rejected")
     print(f"   {'landing date':<12} {'landed':>9} {'bronze':>9} {'rejected':>9}  adds up  rejected by reason")
     totals = {"landed": 0, "bronze": 0, "rejected": 0}
     for day in days:
-        f = ingest_date(spark, settings, day)
+        f = invoke("ingest", ["--date", day], settings)
         for key in totals:
             totals[key] += f[key]
         reasons = ", ".join(f"{k}={v}" for k, v in f["rejected_by_reason"].items()) or "-"
@@ -63,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"   {'event date':<12} {'events':>9} {'dups*':>6}  clicks by noise reason{'':<40} "
           f"flags P / R / F1        best fixed threshold (hindsight) P / R / F1   F1 gain")
     for day in days:
-        c = clean_dates(spark, settings, day)
-        q = denoise_quality(spark, settings, day)
+        c = invoke("clean", ["--date", day], settings)
+        q = invoke("evaluate", ["denoise", "--date", day, "--json"], settings)
         reasons = ", ".join(f"{k}={v}" for k, v in c["clicks_by_reason"].items())
         o, h = q["overall"], q["hindsight_fixed"]
         print(f"   {c['date']:<12} {c['events_of_date']:>9,} {c['duplicates_dropped']:>6,}  {reasons:<62} "
@@ -76,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("== sequences: silver -> gold/user_sequences (genuine behaviors, newest last, capped)")
     print(f"   {'as of':<12} {'mode':<12} {'users':>7} {'behaviors':>10}  length p50 / p90 / p99 / max")
     for day in days:
-        q = build_sequences(spark, settings, day)
+        q = invoke("sequences", ["--date", day], settings)
         p50, p90, p99, longest = q["length_p50_p90_p99_max"]
         print(f"   {q['date']:<12} {q['mode']:<12} {q['users']:>7,} {q['behaviors']:>10,}  {p50} / {p90} / {p99} / {longest}")
 
@@ -85,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{b.embedding_dim}-d '{b.bootstrap_version}' item embeddings -> gold/user_bse")
     print(f"   {'as of':<12} {'items':>7} {'users':>7} {'behaviors':>10} {'buckets':>9}  occupancy")
     for day in days:
-        s = build_signatures(spark, settings, day)
+        s = invoke("signatures", ["--date", day], settings)
         print(f"   {s['date']:<12} {s['items']:>7,} {s['users']:>7,} {s['behaviors_hashed']:>10,} "
               f"{s['occupied_buckets']:>9,}  {s['bucket_occupancy']:.1%} of {b.signatures} x {1 << b.bits} per user")
 
@@ -94,26 +86,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"   {'date':<12} {'features as of':<15} {'examples':>9}  {'by label mode':<24} {'bot impr. left out':>18} "
           f"{'label rate':>11} {'with history':>13}  mean long length")
     for day in days:
-        e = build_examples(spark, settings, day)
+        e = invoke("examples", ["--date", day], settings)
         modes = ", ".join(f"{k}={v:,}" for k, v in e["examples_by_mode"].items()) or "-"
         print(f"   {e['date']:<12} {e['features_as_of']:<15} {e['examples']:>9,}  {modes:<24} "
               f"{e['excluded_bot_impressions']:>18,} {e['label_rate']:>11.2%} {e['with_history']:>13.1%}  "
               f"{e['mean_long_len']}")
-    spark.stop()
 
     print("== outputs (Delta tables, read back with deltalake)")
-    for name in TABLES:
-        uri = table_uri(settings.lakehouse, TABLES[name])
+    for name, spec in TABLES.items():
+        uri = table_uri(settings.lakehouse, spec)
+        if not Path(uri).is_dir():
+            continue
         table = DeltaTable(uri)
         rows = sum(a.num_rows for a in table.to_pyarrow_dataset().to_batches(columns=[]))
         print(f"   {name:<24} version {table.version():>2}  {rows:>9,} rows  {uri}")
     print(f"   landing files: {settings.landing}/events/date=*/   truth (never read by the pipeline): {settings.truth}")
-    print_summary(
-        "demo",
-        {**totals, "adds_up": totals["landed"] == totals["bronze"] + totals["rejected"],
-         "seconds": round(time.perf_counter() - started, 1)},
-    )
+    return {**totals, "adds_up": totals["landed"] == totals["bronze"] + totals["rejected"],
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 if __name__ == "__main__":
-    main()
+    run_command("demo")

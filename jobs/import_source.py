@@ -10,25 +10,35 @@ landing dates that hold rows of another source.
 
 from __future__ import annotations
 
+import argparse
 import importlib
-import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
-
-if __package__ in (None, ""):  # spark-submit runs this file as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyspark.sql import SparkSession
 
-from jobs.runtime import job_parser, parse, print_summary, run_job, settings_from
-from pipelines.clickstream.publish import PublishScope, import_landing_dates, publish_landing_records
+from jobs.cli import run_command
+from pipelines.clickstream.publish import (
+    PublishScope,
+    import_landing_dates,
+    publish_landing_records,
+)
 from pipelines.clickstream.schema import LANDING_SOURCE
 from pipelines.config import Settings
 from pipelines.lakehouse.ledger import now_utc
 from pipelines.lakehouse.session import spark_session
 
 FORMATS = ("ebnerd", "taobao", "kuairand", "mind")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, required=True)
+    parser.add_argument("--input", required=True, help="the dataset's file or folder")
+    parser.add_argument("--source", help="the name this import's rows carry (default: the format)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    spark = spark_session(settings.spark, f"seqlake-import-{args.format}")
+    return import_source(spark, settings, args.format, args.input, args.source)
 
 
 def import_source(
@@ -50,19 +60,5 @@ def import_source(
     return figures
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = job_parser("Import a public clickstream dataset into bronze.")
-    parser.add_argument("--format", choices=FORMATS, required=True)
-    parser.add_argument("--input", required=True, help="the dataset's file or folder")
-    parser.add_argument("--source", help="the name this import's rows carry (default: the format)")
-    parser.add_argument("--lakehouse", help="lakehouse root URI (default: configured lakehouse)")
-    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
-    args = parse(parser, argv)
-    settings = settings_from(args, lakehouse=args.lakehouse)
-    spark = spark_session(settings.spark, f"seqlake-import-{args.format}")
-    figures = run_job("import", lambda: import_source(spark, settings, args.format, args.input, args.source))
-    print_summary("import", figures, as_json=args.json)
-
-
 if __name__ == "__main__":
-    main()
+    run_command("import")

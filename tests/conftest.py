@@ -37,8 +37,7 @@ def settings_in(folder: Path, *overrides: str) -> Settings:
             f"landing={folder / 'landing'}",
             f"truth={folder / 'truth'}",
             *overrides,
-        ],
-        environ={},
+        ]
     )
 
 
@@ -55,16 +54,12 @@ def spark(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory) -> Settings:
     """Two generated days for 400 users, written once for the whole session."""
-    from jobs.generate_clickstream import generate
+    from pipelines.synth.generate import generate
 
     folder = tmp_path_factory.mktemp("small_world")
     settings = settings_in(folder, "generator.users=400", "generator.days=2", "generator.workers=1")
     generate(settings.generator, settings.landing, settings.truth)
     return settings
-
-
-def replace_generator(settings: Settings, **changes) -> Settings:
-    return dataclasses.replace(settings, generator=dataclasses.replace(settings.generator, **changes))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,9 +82,9 @@ def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
     from jobs.build_sequences import build_sequences
     from jobs.build_signatures import build_signatures
     from jobs.clean_events import clean_dates
-    from jobs.generate_clickstream import generate
     from jobs.ingest_events import ingest_date
     from pipelines.lakehouse.files import landing_dates
+    from pipelines.synth.generate import generate
 
     folder = tmp_path_factory.mktemp("nights")
     common = [

@@ -1,13 +1,9 @@
 """Run by spark-submit from tests/test_spark_submit.py: prints what the session factory kept."""
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipelines.config import load_settings  # noqa: E402
-from pipelines.lakehouse.session import launched_by_spark_submit, spark_session  # noqa: E402
+from pipelines.config import load_settings
+from pipelines.lakehouse.session import launched_by_spark_submit, spark_session
 
 spark = spark_session(load_settings(env="local").spark, "probe")
 conf = spark.sparkContext.getConf()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 from pyspark.sql import functions as F
 
 from jobs.build_signatures import build_signatures
-from pipelines.bse.projection import ProjectionMismatchError, persisted_projection, projection_sha256, stored_projection
+from pipelines.bse.projection import (
+    ProjectionMismatchError,
+    persisted_projection,
+    projection_sha256,
+    stored_projection,
+)
 from pipelines.bse.simhash import bucket_sums, interest, random_projection, simhash_codes
 from pipelines.config import BseSettings
 from pipelines.errors import MissingInputError
@@ -151,9 +154,9 @@ def test_the_projection_is_drawn_once_and_loaded_ever_after(tmp_path, monkeypatc
 
     for key, value in (("projection_seed", 6), ("embedding_dim", 16), ("bits", 2)):
         with pytest.raises(ProjectionMismatchError, match=f"^bse.{key}: {value}, but projection 'p1' has"):
-            stored_projection(lakehouse, dataclasses.replace(rules, **{key: value}))
+            stored_projection(lakehouse, rules.model_copy(update={key: value}))
     with pytest.raises(ProjectionMismatchError, match="gold/user_bse was built with projection hash 000000000000"):
         first.require_hash("0" * 64, "gold/user_bse")
     # Another version is drawn and stored beside it, from its own seed.
-    other = persisted_projection(lakehouse, dataclasses.replace(rules, projection_version="p2", projection_seed=6))
+    other = persisted_projection(lakehouse, rules.model_copy(update={"projection_version": "p2", "projection_seed": 6}))
     assert other.sha256 != first.sha256 and stored_projection(lakehouse, rules).sha256 == first.sha256

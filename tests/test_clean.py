@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 
@@ -293,7 +292,7 @@ def test_rule_settings_are_validated_naming_the_key():
     from pipelines.config import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match="^clean.short_dwell_tail: "):
-        load_settings(env="local", overrides=["clean.short_dwell_tail=0.7"], environ={})
+        load_settings(env="local", overrides=["clean.short_dwell_tail=0.7"])
 
 
 @pytest.mark.parametrize("day_index", [1, 2, 3])

@@ -1,23 +1,34 @@
-"""The seqlake command line, run as a user would."""
+"""The seqlake command line, run as a user would: help, exit codes, one closing line."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SEQLAKE = str(Path(sys.executable).parent / "seqlake")
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([SEQLAKE, *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run([SEQLAKE, *args], capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_help_lists_the_commands():
     done = _run("--help")
     assert done.returncode == 0
-    for command in ("generate", "ingest", "demo"):
+    for command in ("generate", "ingest", "import", "clean", "sequences", "signatures", "examples", "evaluate", "demo"):
         assert command in done.stdout
+
+
+@pytest.mark.parametrize("command", ["clean", "generate", "evaluate"])
+def test_a_commands_help_names_it(command):
+    done = _run(command, "--help")
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"usage: seqlake {command} ")
+    assert "--set KEY=VALUE" in done.stdout and "--json" in done.stdout
 
 
 def test_generate_writes_landing_and_truth_under_out(tmp_path):
@@ -29,15 +40,40 @@ def test_generate_writes_landing_and_truth_under_out(tmp_path):
         "date=2026-01-05", "date=2026-01-06",
     ]
     assert (tmp_path / "truth" / "events" / "event_date=2026-01-05").is_dir()
+    as_json = _run("generate", "--out", str(tmp_path), "--users", "20", "--days", "1", "--json")
+    assert json.loads(as_json.stdout.strip().splitlines()[-1])["job"] == "generate"
 
 
-def test_configuration_errors_exit_with_the_key_named(tmp_path):
+def test_a_configuration_error_exits_2_naming_the_key(tmp_path):
     done = _run("generate", "--out", str(tmp_path), "--noise-scale", "-1")
-    assert done.returncode != 0
-    assert "generator.noise_scale: must be >= 0" in done.stderr
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "seqlake generate: configuration error: generator.noise_scale: "
+        "Input should be greater than or equal to 0, got '-1.0'"
+    )
 
 
-def test_unknown_command_is_refused():
-    done = _run("frobnicate")
-    assert done.returncode != 0
-    assert "unknown command 'frobnicate'" in done.stderr
+def test_a_usage_error_exits_2(tmp_path):
+    assert _run("frobnicate").returncode == 2
+    assert "invalid choice: 'frobnicate'" in _run("frobnicate").stderr
+    done = _run("clean", "--start", "2026-11-03", "--lakehouse", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == "seqlake clean: usage error: give --date D, or --start D1 and --end D2"
+
+
+def test_a_job_failure_exits_1_with_a_one_line_reason(tmp_path):
+    done = _run("ingest", "--date", "2026-11-02", "--landing", str(tmp_path / "nowhere"),
+                "--lakehouse", str(tmp_path / "lake"), "--set", "spark.master=local[1]")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"seqlake ingest: no landing files for 2026-11-02 at {tmp_path / 'nowhere'}/events/date=2026-11-02"
+    )
+
+
+def test_jobs_run_as_modules_through_the_same_command_line(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.generate_clickstream", "--out", str(tmp_path), "--users", "10", "--days", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("generate: events=")

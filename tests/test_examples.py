@@ -3,7 +3,6 @@ published the night before; implicit feedback for sources without impressions.""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import pytest
@@ -14,7 +13,12 @@ from jobs.build_examples import build_examples
 from jobs.build_sequences import build_sequences
 from jobs.clean_events import clean_dates
 from pipelines.examples.training_examples import sampling_intervals
-from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES, GOLD_USER_SEQUENCES, SILVER_EVENTS, table_uri
+from pipelines.lakehouse.tables import (
+    GOLD_TRAINING_EXAMPLES,
+    GOLD_USER_SEQUENCES,
+    SILVER_EVENTS,
+    table_uri,
+)
 from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
 from tests.bronze_rows import write_bronze
 from tests.conftest import settings_in
@@ -140,7 +144,7 @@ def test_implicit_feedback_gives_each_behavior_k_seeded_negatives_the_user_did_n
     # Seeded: a rerun draws the same negatives, another seed others.
     build_examples(spark, settings, D)
     assert _examples(spark, settings) == rows
-    reseeded = dataclasses.replace(settings, examples=dataclasses.replace(settings.examples, negative_seed=99))
+    reseeded = settings.model_copy(update={"examples": settings.examples.model_copy(update={"negative_seed": 99})})
     build_examples(spark, reseeded, D)
     assert sorted(r["item_id"] for r in _examples(spark, reseeded) if r["label"] == 0) != sorted(r["item_id"] for r in negatives)
 
@@ -241,4 +245,4 @@ def test_label_modes_are_validated(mode):
     from pipelines.config import ConfigError, load_settings
 
     with pytest.raises(ConfigError, match="^examples.label_modes.kuairand: "):
-        load_settings(env="local", overrides=[f"examples.label_modes.kuairand={mode}"], environ={})
+        load_settings(env="local", overrides=[f"examples.label_modes.kuairand={mode}"])

@@ -13,11 +13,11 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs.ingest_events import ingest_date
-from pipelines.clickstream.landing import landing_folder
 from pipelines.clickstream.ingest import classified_landing_records
+from pipelines.clickstream.landing import landing_folder
 from pipelines.clickstream.publish import unfinished_ingests
-from pipelines.errors import ConservationError, IncompleteRunError, MissingInputError
 from pipelines.config import IngestSettings
+from pipelines.errors import ConservationError, IncompleteRunError, MissingInputError
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
 from tests.conftest import settings_in

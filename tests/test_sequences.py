@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from pyspark.sql import functions as F
 
 from jobs.build_sequences import build_sequences
@@ -12,7 +11,6 @@ from jobs.clean_events import clean_dates
 from pipelines.lakehouse.tables import GOLD_USER_SEQUENCES, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
 from pipelines.sequences.behavior_sequences import genuine_behaviors, window_snapshots
-from tests.conftest import settings_in
 
 D = dt.date(2026, 11, 2)
 SILVER_DDL = (

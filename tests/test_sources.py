@@ -14,11 +14,11 @@ from jobs.import_source import import_source
 from pipelines.lakehouse.tables import (
     BRONZE_EVENTS,
     BRONZE_EVENTS_REJECTED,
+    GOLD_TRAINING_EXAMPLES,
     SILVER_EVENTS,
     table_uri,
 )
 from tests.conftest import TEST_DATA, settings_in
-
 
 
 def _bronze(spark, settings):
@@ -229,3 +229,32 @@ def test_a_file_without_any_usable_time_is_refused(spark, tmp_path):
     path.write_text("2,200,8,pv,yesterday\n")
     with pytest.raises(ValueError, match="no record has a usable event time"):
         import_source(spark, settings_in(tmp_path), "taobao", str(path))
+
+
+def test_a_taobao_file_trains_through_implicit_feedback_examples(spark, tmp_path):
+    from jobs.build_examples import build_examples
+    from jobs.build_sequences import build_sequences
+
+    start = dt.datetime(2017, 11, 25, 8, tzinfo=dt.UTC)
+    lines = []
+    for day in range(3):
+        for user in range(1, 13):
+            t = int((start + dt.timedelta(days=day, minutes=user * 7)).timestamp())
+            for k in range(4):  # a short session: browse two items, cart one, browse another
+                item = 1000 + (user * 3 + day * 5 + k) % 40
+                lines.append(f"{user},{item},{item % 6},{'cart' if k == 2 else 'pv'},{t + k * 40}")
+    path = tmp_path / "UserBehavior.csv"
+    path.write_text("\n".join(lines) + "\n")
+    settings = settings_in(tmp_path, "examples.negatives_per_positive=3")
+    assert import_source(spark, settings, "taobao", str(path))["bronze"] == len(lines)
+    first, last = dt.date(2017, 11, 25), dt.date(2017, 11, 27)
+    clean_dates(spark, settings, first, last)
+    build_sequences(spark, settings, first, last)
+    figures = build_examples(spark, settings, first, last)
+    assert set(figures["examples_by_mode"]) == {"implicit"}
+    examples = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_TRAINING_EXAMPLES))
+    of_last = examples.where(F.col("event_date") == F.lit(last))
+    positives = of_last.where(F.col("label") == 1).count()
+    assert positives == figures["examples"] - 3 * positives > 0  # three negatives per positive
+    # Features as of the day before: the users' first two days of behavior.
+    assert of_last.where(F.size("long_item_ids") > 0).count() == of_last.count()

@@ -19,7 +19,7 @@ DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"
 
 
 def _spark_submit(*args: str) -> subprocess.CompletedProcess:
-    ivy = load_settings(env="local", environ={}).spark.jars_cache
+    ivy = load_settings(env="local").spark.jars_cache
     command = [
         str(Path(sys.executable).parent / "spark-submit"),
         "--master", "local[1]",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 from pathlib import Path
@@ -11,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.generate_clickstream import generate
 from pipelines.synth.behavior import day_events
 from pipelines.synth.delivery import MALFORMATIONS
+from pipelines.synth.generate import generate
 from pipelines.synth.world import world_items, world_users
 from tests.conftest import TEST_DATA, settings_in
 
@@ -76,7 +75,7 @@ def test_genuine_reads_alone_are_calibrated_to_the_ebnerd_sample(two_weeks):
     history = pd.read_parquet(TEST_DATA / "ebnerd_fixture" / "history.parquet")
     real = np.concatenate(history["read_time_fixed"].to_numpy())
     real = real[~np.isnan(real)]
-    quiet = dataclasses.replace(two_weeks.generator, users=10_000, noise_scale=0.0)
+    quiet = two_weeks.generator.model_copy(update={"users": 10_000, "noise_scale": 0.0})
     dwell_s = _clicks(quiet, days=1)["dwell_ms"].to_numpy(float) / 1000
     assert np.median(dwell_s) == pytest.approx(np.median(real), abs=2.5)
     assert (dwell_s < 5).mean() == pytest.approx((real < 5).mean(), abs=0.03)
@@ -91,7 +90,7 @@ def test_read_times_are_item_specific_and_only_loosely_tied_to_content_length():
     assert known.mean() == pytest.approx(0.7, abs=0.02)
     correlation = np.corrcoef(np.log(items.content_length[known]), np.log(items.read_need_s[known]))[0, 1]
     assert 0.3 < correlation < 0.7
-    absent = world_items(dataclasses.replace(settings, content_length_coverage=0.0))
+    absent = world_items(settings.model_copy(update={"content_length_coverage": 0.0}))
     assert np.isnan(absent.content_length).all()
     assert np.array_equal(absent.read_need_s, items.read_need_s)  # the same world, only less reported
 
@@ -119,7 +118,7 @@ def test_bots_come_in_kinds_that_a_fixed_limit_would_not_catch():
 
 def test_noise_scale_multiplies_fake_interest():
     base = settings_in(Path("/nonexistent"), "generator.users=10000", "generator.days=1").generator
-    clicks = {scale: _clicks(dataclasses.replace(base, noise_scale=scale), 1) for scale in (0.0, 1.0, 2.0)}
+    clicks = {scale: _clicks(base.model_copy(update={"noise_scale": scale}), 1) for scale in (0.0, 1.0, 2.0)}
 
     def human_noise(scale: float) -> int:
         return clicks[scale]["label"].isin(["accidental", "human_burst"]).sum()

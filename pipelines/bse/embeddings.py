@@ -16,6 +16,10 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from pipelines.bse.projection import ProjectionMismatchError
+from pipelines.config import BseSettings
+from pipelines.errors import MissingInputError
+
 EMBEDDINGS_SCHEMA = T.StructType(
     [
         T.StructField("item_id", T.LongType(), nullable=False),
@@ -38,6 +42,12 @@ def bootstrap_vectors(item_ids: np.ndarray, category_ids: np.ndarray, dim: int, 
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+def is_bootstrap(version: str, rules: BseSettings) -> bool:
+    """Only the bootstrap version is (re)built by the signatures job, from the
+    items seen so far; trained versions are written by training and only read."""
+    return version == rules.bootstrap_version
+
+
 def bootstrap_embeddings(items: DataFrame, version: str, dim: int, seed: int) -> DataFrame:
     """`items` (item_id, category_id) -> gold/item_embeddings rows of `version`."""
 
@@ -51,3 +61,16 @@ def bootstrap_embeddings(items: DataFrame, version: str, dim: int, seed: int) ->
 
     one_row_per_item = items.groupBy("item_id").agg(F.min("category_id").alias("category_id"))
     return one_row_per_item.mapInPandas(vectors, EMBEDDINGS_SCHEMA)
+
+
+def checked_embeddings(embeddings: DataFrame, version: str, rules: BseSettings) -> int:
+    """The number of items of embedding `version`; a clear error when there are
+    none or their dimension is not bse.embedding_dim."""
+    count, shortest, longest = embeddings.agg(F.count("*"), F.min(F.size("vector")), F.max(F.size("vector"))).first()
+    if not count:
+        raise MissingInputError(f"no item embeddings of version {version!r}")
+    if shortest != rules.embedding_dim or longest != rules.embedding_dim:
+        raise ProjectionMismatchError(
+            f"bse.embedding_dim: {rules.embedding_dim}, but embeddings {version!r} have {shortest}..{longest} dimensions"
+        )
+    return count

@@ -12,6 +12,7 @@ from pyspark.sql import types as T
 
 from pipelines.bse.projection import Projection
 from pipelines.bse.simhash import bucket_sums, simhash_codes
+from pipelines.config import BseSettings
 
 SIGNATURES_SCHEMA = T.StructType(
     [
@@ -79,3 +80,17 @@ def user_bucket_sums(sequences: DataFrame, items: DataFrame, bits: int) -> DataF
         )
 
     return behaviors.groupBy("user_id", "as_of_date").applyInPandas(per_user, USER_BSE_SCHEMA)
+
+
+def bse_summary(user_bse: DataFrame, rules: BseSettings) -> dict[str, object]:
+    """Users, behaviors hashed and bucket occupancy of one as-of date's bucket sums."""
+    stats = user_bse.agg(
+        F.countDistinct("user_id").alias("users"), F.count("*").alias("buckets"), F.sum("count").alias("behaviors")
+    ).first()
+    possible = (stats["users"] or 0) * rules.signatures * (1 << rules.bits)
+    return {
+        "users": stats["users"],
+        "behaviors_hashed": (stats["behaviors"] or 0) // rules.signatures,
+        "occupied_buckets": stats["buckets"],
+        "bucket_occupancy": round(stats["buckets"] / possible, 4) if possible else 0.0,
+    }

@@ -19,8 +19,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.clickstream.denoise import NoiseReason, flagged_events
-from pipelines.clickstream.sessions import deduplicated_events, events_with_dwell, sessionized_events
+from pipelines.clickstream.sessions import (
+    deduplicated_events,
+    events_with_dwell,
+    sessionized_events,
+)
 from pipelines.config import CleanSettings, IngestSettings
+from pipelines.errors import ConservationError
 from pipelines.lakehouse.dates import rewritten_dates
 
 SILVER_COLUMNS = [
@@ -68,6 +73,25 @@ def prepared_events(bronze: DataFrame, window: CleanWindow, rules: CleanSettings
 def silver_events(events: DataFrame, window: CleanWindow, rules: CleanSettings) -> DataFrame:
     """Silver rows of the dates the run rewrites, from `prepared_events`."""
     return flagged_events(events, window.first, window.last, rules).select(*SILVER_COLUMNS)
+
+
+def clean_summary(bronze_rewritten: DataFrame, silver_written: DataFrame, metrics_of_date: DataFrame) -> dict[str, object]:
+    """The run's figures, after checking that silver holds one row per distinct
+    bronze event of the rewritten dates (ConservationError otherwise)."""
+    bronze = bronze_rewritten.agg(F.count("*").alias("rows"), F.countDistinct("event_id").alias("events")).first()
+    silver_rows = silver_written.count()
+    if silver_rows != bronze["events"]:
+        raise ConservationError(f"silver has {silver_rows} rows for {bronze['events']} distinct bronze events")
+    metrics = sorted(metrics_of_date.collect(), key=lambda r: r["noise_reason"] or "")
+    return {
+        "bronze_rows": bronze["rows"],
+        "duplicates_dropped": bronze["rows"] - silver_rows,
+        "silver_rows": silver_rows,
+        "events_of_date": sum(row["events"] for row in metrics),
+        "clicks_by_reason": {
+            (row["noise_reason"] or "genuine"): row["events"] for row in metrics if row["event_type"] == "click"
+        },
+    }
 
 
 def noise_metrics(silver: DataFrame) -> DataFrame:

@@ -23,7 +23,7 @@ from pipelines.clickstream.ingest import bronze_events, classified_landing_recor
 from pipelines.config import IngestSettings
 from pipelines.errors import ConservationError, IncompleteRunError, OwnershipError
 from pipelines.lakehouse.ledger import Run, finished_writes, now_utc, record_run
-from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
+from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED
 from pipelines.lakehouse.writes import read_table, replace_where, table_exists
 
 INGEST_STAGE = "ingest"

@@ -37,6 +37,13 @@ _BUCKETS = 4096
 _UNIT = float(1 << 53)
 
 
+def feature_dates(first: dt.date, last: dt.date) -> tuple[dt.date, dt.date]:
+    """The as-of dates whose features the examples of [first, last] read: each
+    example's day before, and nothing later."""
+    day = dt.timedelta(days=1)
+    return first - day, last - day
+
+
 def label_mode_of(source: Column, rules: ExampleSettings) -> Column:
     """The label mode configured for each row's source."""
     mode: Column = F.lit(rules.default_label_mode)
@@ -169,3 +176,25 @@ def training_examples(
 def _last(values: Column, n: int) -> Column:
     size = F.size(values)
     return F.when(size > n, F.slice(values, size - n + 1, F.lit(n))).otherwise(values)
+
+
+def example_summary(examples: DataFrame, silver: DataFrame, rules: ExampleSettings) -> dict[str, object]:
+    """Examples by label mode, label rate, history coverage of one date's
+    examples, and the impressions left out because their user-day was a bot's."""
+    stats = examples.agg(
+        F.count("*").alias("examples"),
+        F.mean("label").alias("label_rate"),
+        F.mean((F.size("long_item_ids") > 0).cast("double")).alias("with_history"),
+        F.mean(F.size("long_item_ids")).alias("mean_long_len"),
+    ).first()
+    impressions = silver.where(
+        (F.col("event_type") == EventType.IMPRESSION.value) & (label_mode_of(F.col("source"), rules) == IMPRESSIONS)
+    )
+    return {
+        "examples": stats["examples"],
+        "examples_by_mode": {r["label_mode"]: r["count"] for r in examples.groupBy("label_mode").count().orderBy("label_mode").collect()},
+        "excluded_bot_impressions": impressions.join(bot_days(silver), ["user_id", "event_date"], "left_semi").count(),
+        "label_rate": round(stats["label_rate"] or 0.0, 4),
+        "with_history": round(stats["with_history"] or 0.0, 4),
+        "mean_long_len": round(stats["mean_long_len"] or 0.0, 1),
+    }

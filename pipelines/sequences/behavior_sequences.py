@@ -46,6 +46,19 @@ def sequences_of(behaviors: DataFrame, *keys: str) -> DataFrame:
     )
 
 
+def base_snapshot_date(first: dt.date) -> dt.date:
+    """The snapshot an incremental run starts from: the day before the dates it rewrites."""
+    return first - dt.timedelta(days=1)
+
+
+def snapshots(silver: DataFrame, base: DataFrame | None, first: dt.date, last: dt.date, max_len: int) -> DataFrame:
+    """Snapshots as of [first, last] from `base` (the snapshot of the day before
+    `first`, or None for a full build) and the genuine behaviors of silver after it."""
+    since = F.col("event_date") > F.lit(base_snapshot_date(first)) if base is not None else F.lit(True)
+    behaviors = genuine_behaviors(silver.where(since & (F.col("event_date") <= F.lit(last))))
+    return window_snapshots(base, behaviors, first, last, max_len)
+
+
 def window_snapshots(
     base: DataFrame | None, behaviors: DataFrame, first: dt.date, last: dt.date, max_len: int
 ) -> DataFrame:
@@ -100,3 +113,18 @@ def _field(name: str):
 def _newest(values: Column, max_len: int) -> Column:
     size = F.size(values)
     return F.when(size > max_len, F.slice(values, size - max_len + 1, F.lit(max_len))).otherwise(values)
+
+
+def sequence_summary(snapshot: DataFrame) -> dict[str, object]:
+    """Users, behaviors and the length distribution of one as-of date's snapshot."""
+    stats = snapshot.agg(
+        F.count("*").alias("users"),
+        F.sum("length").alias("behaviors"),
+        F.percentile_approx("length", [0.5, 0.9, 0.99]).alias("p"),
+        F.max("length").alias("max"),
+    ).first()
+    return {
+        "users": stats["users"],
+        "behaviors": stats["behaviors"] or 0,
+        "length_p50_p90_p99_max": [*(stats["p"] or [0, 0, 0]), stats["max"] or 0],
+    }

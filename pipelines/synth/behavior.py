@@ -32,8 +32,8 @@ from pipelines.synth.world import (
     READ_SIGMA,
     ZERO_READ_SHARE,
     Items,
-    Users,
     UserKind,
+    Users,
     distinct_page_items,
 )
 
