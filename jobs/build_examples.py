@@ -15,11 +15,13 @@ import argparse
 import datetime as dt
 import time
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.cli import add_night_arguments, nights, run_command
+from pipelines.bse.signatures import candidate_bucket_sums
 from pipelines.config import Settings
+from pipelines.ctr.registry import current_embedding_version
 from pipelines.examples.training_examples import (
     IMPLICIT,
     IMPRESSIONS,
@@ -36,13 +38,20 @@ from pipelines.lakehouse.dates import days_between, rewritten_dates
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import (
+    GOLD_ITEM_SIGNATURES,
     GOLD_ITEM_STATS,
     GOLD_TRAINING_EXAMPLES,
+    GOLD_USER_BSE,
     GOLD_USER_SEQUENCES,
     GOLD_USER_STATS,
     SILVER_EVENTS,
 )
-from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
+from pipelines.lakehouse.writes import (
+    read_date_partitions,
+    read_table,
+    replace_date_partitions,
+    table_exists,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +77,7 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
     implicit = implicit_examples(silver.where(mode == IMPLICIT), negative_pool(features(GOLD_ITEM_STATS), rules), rules)
     labelled = impressions.unionByName(implicit).withColumn("label_mode", label_mode_of(F.col("source"), rules))
     examples = training_examples(labelled, features(GOLD_USER_SEQUENCES), features(GOLD_USER_STATS), features(GOLD_ITEM_STATS), rules)
+    examples = with_bucket_sums(spark, settings, examples, features)
     replace_date_partitions(examples, lakehouse, GOLD_TRAINING_EXAMPLES, first, last, maxRecordsPerFile=rules.max_records_per_file)
     figures = {
         "date": end.isoformat() if start == end else f"{start}..{end}",
@@ -79,6 +89,19 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
     }
     record_run(lakehouse, Run("examples", days_between(first, last), began, tables=(GOLD_TRAINING_EXAMPLES,)), figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def with_bucket_sums(spark: SparkSession, settings: Settings, examples: DataFrame, features) -> DataFrame:
+    """The examples with the user's BSE bucket sums for the candidate as of the
+    day before (`long_bse`, for SDIM's BSE mode) under the current embedding
+    version; null where signatures have not run."""
+    if not (table_exists(spark, settings.lakehouse, GOLD_USER_BSE) and table_exists(spark, settings.lakehouse, GOLD_ITEM_SIGNATURES)):
+        return examples.withColumn("long_bse", F.lit(None).cast("array<float>")).withColumn("bse_version", F.lit(None).cast("string"))
+    version = current_embedding_version(settings)
+    user_bse = features(GOLD_USER_BSE).where(F.col("version") == version)
+    signatures = read_table(spark, settings.lakehouse, GOLD_ITEM_SIGNATURES).where(F.col("version") == version)
+    gathered = candidate_bucket_sums(examples, user_bse, signatures, settings.bse)
+    return gathered.withColumn("bse_version", F.when(F.col("long_bse").isNotNull(), F.lit(version)))
 
 
 if __name__ == "__main__":

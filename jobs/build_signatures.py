@@ -26,6 +26,7 @@ from pipelines.bse.embeddings import bootstrap_embeddings, checked_embeddings, i
 from pipelines.bse.projection import persisted_projection
 from pipelines.bse.signatures import bse_summary, item_signatures, user_bucket_sums
 from pipelines.config import Settings
+from pipelines.ctr.registry import current_embedding_version
 from pipelines.lakehouse.dates import days_between, oldest_kept, rewritten_dates
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import spark_session
@@ -46,7 +47,7 @@ from pipelines.lakehouse.writes import (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_night_arguments(parser)
-    parser.add_argument("--embeddings", help="item embedding version (default: bse.bootstrap_version)")
+    parser.add_argument("--embeddings", help="item embedding version (default: the champion model's, else bse.bootstrap_version)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
@@ -60,7 +61,7 @@ def build_signatures(
     started, began = time.perf_counter(), now_utc()
     end = end or start
     lakehouse, rules = settings.lakehouse, settings.bse
-    version = version or rules.bootstrap_version
+    version = version or current_embedding_version(settings)
     first, last = rewritten_dates(start, end, settings.clean.lookback_days)
     projection = persisted_projection(lakehouse, rules)
     of_version = f"version = '{version}'"

@@ -45,7 +45,9 @@ COMMANDS = {
         Command("sequences", "jobs.build_sequences", "silver -> gold/user_sequences and engagement statistics"),
         Command("signatures", "jobs.build_signatures", "BSE: item signatures and user bucket sums"),
         Command("examples", "jobs.build_examples", "gold/training_examples with features as of the day before"),
-        Command("evaluate", "jobs.evaluate", "measure a stage against the generator's truth"),
+        Command("train", "jobs.train", "a CTR model on Ray Train, logged and registered in MLflow"),
+        Command("models", "jobs.models", "registered models: list, promote, gate on a held-out day, export embeddings"),
+        Command("evaluate", "jobs.evaluate", "measure a stage or a model (AUC, GAUC, logloss, oracle) against the truth"),
         Command("demo", "jobs.demo", "generate a few days and run the night's stages on them"),
     )
 }

@@ -187,6 +187,39 @@ class ExampleSettings(Section):
     negative_seed: int = 17
 
 
+class TrainSettings(Section):
+    """CTR training on Ray Train (pipelines.ctr); the embedding width is bse.embedding_dim."""
+
+    workers: int = Field(default=2, ge=1)
+    # Fractional CPUs per worker leave room for Ray Data's reads on a small machine.
+    cpus_per_worker: float = Field(default=0.5, gt=0)
+    epochs: int = Field(default=4, ge=1)
+    # Stop when the validation AUC has not improved for more than this many epochs.
+    patience: int = Field(default=1, ge=0)
+    batch_size: int = Field(default=256, ge=1)
+    learning_rate: float = Field(default=0.003, gt=0)
+    seed: int = 13
+    # Workers lost before the run gives up; each loss resumes from the last checkpoint.
+    max_failures: int = Field(default=1, ge=0)
+    # With a single training date, this share of users (by hash) is held out for validation.
+    validation_share: float = Field(default=0.1, gt=0, lt=1)
+    attention_hidden: tuple[int, ...] = (64, 32)
+    mlp_hidden: tuple[int, ...] = (128, 64)
+    progress_every: int = Field(default=50, ge=0)
+
+
+class RegistrySettings(Section):
+    """MLflow tracking and model registry."""
+
+    # None: MLFLOW_TRACKING_URI when set, else a SQLite database beside a local lakehouse.
+    tracking_uri: str | None = None
+    experiment: str = "seqlake-ctr"
+    model_name: str = "seqlake-ctr"
+    champion_alias: str = "champion"
+    # A new model is promoted only when its AUC beats the champion's on the same day by this much.
+    promotion_margin: float = Field(default=0.002, ge=0)
+
+
 class GeneratorSettings(Section):
     users: int = Field(default=2_000, ge=1)
     days: int = Field(default=3, ge=1)
@@ -230,6 +263,8 @@ class Settings(BaseSettings):
     sequences: SequenceSettings = SequenceSettings()
     bse: BseSettings = BseSettings()
     examples: ExampleSettings = ExampleSettings()
+    train: TrainSettings = TrainSettings()
+    registry: RegistrySettings = RegistrySettings()
     generator: GeneratorSettings = GeneratorSettings()
 
     @field_validator("lakehouse", "landing", "truth")

@@ -24,6 +24,8 @@ _TEST_SPARK = [
     "spark.master=local[2]",
     "spark.conf.spark.sql.shuffle.partitions=2",
     "spark.conf.spark.driver.memory=2g",
+    # Test data is tiny: compiling each query's code costs more than it saves.
+    "spark.conf.spark.sql.codegen.wholeStage=false",
 ]
 
 

@@ -322,3 +322,19 @@ def test_evaluate_command_ends_with_one_json_object(generated_nights):
     assert figures["date"] == str(day)
     assert set(figures["per_kind"]) == {"accidental", "human_burst", "bot"}
     assert figures["hindsight_fixed"]["threshold_s"] in [t / 2 for t in range(2, 21)]
+
+
+def test_quantiles_of_large_groups_come_from_a_histogram_and_ignore_row_order(spark):
+    from pipelines.clickstream.quantiles import binned_quantiles
+
+    rows = [(day, float(v), float(-v)) for day in ("a", "b") for v in range(1, 101)]
+    forward = spark.createDataFrame(rows, "day string, x double, y double")
+    backward = spark.createDataFrame(list(reversed(rows)), "day string, x double, y double").repartition(7)
+    expected = {
+        "a": {"x_q0": 25.005, "x_q1": 50.005, "y_q0": -75.995, "y_q1": -50.995},
+        "b": {"x_q0": 25.005, "x_q1": 50.005, "y_q0": -75.995, "y_q1": -50.995},
+    }
+    for frame in (forward, backward):
+        got = {r["day"]: {k: round(v, 6) for k, v in r.asDict().items() if k != "day"}
+               for r in binned_quantiles(frame, "day", ["x", "y"], [0.25, 0.5]).collect()}
+        assert got == expected

@@ -94,3 +94,29 @@ def bse_summary(user_bse: DataFrame, rules: BseSettings) -> dict[str, object]:
         "occupied_buckets": stats["buckets"],
         "bucket_occupancy": round(stats["buckets"] / possible, 4) if possible else 0.0,
     }
+
+
+def candidate_bucket_sums(rows: DataFrame, user_bse: DataFrame, signatures: DataFrame, rules: BseSettings) -> DataFrame:
+    """Training examples (or candidates) plus `long_bse`: for each hash function
+    h in order, the user's bucket sum as of features_as_of in the candidate
+    item's code_h, d floats each, zeros for an empty bucket; null when the
+    candidate has no signature. What SDIM's BSE mode reads instead of the long
+    sequence. A row is (user_id, impression_id, position, item_id, event_date)."""
+    dim, hashes = rules.embedding_dim, rules.signatures
+    key = ["user_id", "impression_id", "_slot", "item_id", "event_date"]
+    keyed = rows.withColumn("_slot", F.coalesce(F.col("position"), F.lit(-1)))
+    wanted = (
+        keyed.select(*key, F.col("features_as_of").alias("as_of_date"))
+        .join(signatures.select("item_id", "codes"), "item_id")
+        .select(*key, "as_of_date", F.posexplode("codes").alias("hash_index", "code"))
+    )
+    found = wanted.join(
+        user_bse.select("user_id", "as_of_date", "hash_index", "code", "vector_sum"),
+        ["user_id", "as_of_date", "hash_index", "code"], "left",
+    )
+    zeros = F.array_repeat(F.lit(0.0).cast("float"), dim)
+    gathered = found.groupBy(*key).agg(
+        F.array_sort(F.collect_list(F.struct("hash_index", F.coalesce("vector_sum", zeros).alias("v")))).alias("_b")
+    ).select(*key, F.flatten(F.transform("_b", lambda b: b["v"])).alias("long_bse"))
+    complete = gathered.where(F.size("long_bse") == hashes * dim)
+    return keyed.join(complete, key, "left").drop("_slot")

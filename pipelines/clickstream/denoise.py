@@ -30,6 +30,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from scipy.stats import chi2
 
+from pipelines.clickstream.quantiles import binned_quantiles
 from pipelines.clickstream.schema import EventType
 from pipelines.config import CleanSettings
 
@@ -109,11 +110,12 @@ def reading_profiles(clicks: DataFrame, first: dt.date, last: dt.date, rules: Cl
     reads = contributions.where(F.col("log_dwell").isNotNull())
 
     items = reads.groupBy("item_id", "profile_date").agg(
+        # Exact below 10,000 reads a group (percentile_approx's default accuracy).
         F.percentile_approx("log_dwell", 0.5).alias("_item_median"),
         F.count("*").alias("_item_reads"),
         F.max("log_length").alias("log_length"),
     )
-    population = reads.groupBy("profile_date").agg(F.percentile_approx("log_dwell", 0.5).alias("_population"))
+    population = binned_quantiles(reads, "profile_date", ["log_dwell"], [0.5]).withColumnRenamed("log_dwell_q0", "_population")
     line = (
         items.where((F.col("_item_reads") >= _LINE_MIN_READS) & F.col("log_length").isNotNull())
         .groupBy("profile_date")
@@ -164,9 +166,10 @@ def short_dwell(judged: DataFrame, rules: CleanSettings) -> DataFrame:
     residual = F.col("log_dwell") - F.col("need") - F.col("speed")
     with_residual = judged.withColumn("_residual", residual)
     z = statistics.NormalDist().inv_cdf(1.0 - rules.short_dwell_tail)
-    quartiles = F.percentile_approx("_residual", [0.25, 0.5, 0.75])
-    cut = with_residual.groupBy("event_date").agg(quartiles.alias("_q")).select(
-        "event_date", (F.col("_q")[1] - z * (F.col("_q")[2] - F.col("_q")[0]) / _IQR_SIGMAS).alias("_cut")
+    q = binned_quantiles(with_residual, "event_date", ["_residual"], [0.25, 0.5, 0.75])
+    cut = q.select(
+        "event_date",
+        (F.col("_residual_q1") - z * (F.col("_residual_q2") - F.col("_residual_q0")) / _IQR_SIGMAS).alias("_cut"),
     )
     return with_residual.join(F.broadcast(cut), "event_date", "left").withColumn(
         "_short", F.coalesce(F.col("_residual") < F.col("_cut"), F.lit(False))
@@ -245,15 +248,11 @@ def robust_z_scores(rows: DataFrame, group: str, columns: tuple[str, ...]) -> Da
     """`rows` with each of `columns` replaced by its robust z-score within `group`:
     (x - median) / (IQR / 1.349), the normal fit that a minority of outliers does
     not move; null where the group's IQR is 0 or x is null."""
-    quartiles = rows.groupBy(group).agg(
-        *[F.percentile_approx(c, [0.25, 0.5, 0.75]).alias(f"_q_{c}") for c in columns]
-    )
-    scored = rows.join(F.broadcast(quartiles), group)
+    scored = rows.join(F.broadcast(binned_quantiles(rows, group, columns, [0.25, 0.5, 0.75])), group)
 
     def z(c: str) -> Column:
-        q = F.col(f"_q_{c}")
-        sigma = (q[2] - q[0]) / _IQR_SIGMAS
-        return F.when(sigma > 0, (F.col(c) - q[1]) / sigma)
+        sigma = (F.col(f"{c}_q2") - F.col(f"{c}_q0")) / _IQR_SIGMAS
+        return F.when(sigma > 0, (F.col(c) - F.col(f"{c}_q1")) / sigma)
 
     return scored.select(*[c for c in rows.columns if c not in columns], *[z(c).alias(c) for c in columns])
 

@@ -12,7 +12,7 @@ from pyspark import SparkConf, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.storagelevel import StorageLevel
 
-from pipelines.config import SparkSettings
+from pipelines.config import RaySettings, SparkSettings
 
 _DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -60,3 +60,21 @@ def persisted(df: DataFrame) -> Iterator[DataFrame]:
         yield df
     finally:
         df.unpersist()
+
+
+def ray_runtime(settings: RaySettings) -> None:
+    """Join the configured Ray cluster (ray.address or RAY_ADDRESS), or start a
+    local instance under the configured temp folder; once per process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = settings.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level="WARNING")
+        return
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+    ray.init(
+        num_cpus=settings.num_cpus or os.cpu_count(), include_dashboard=False, logging_level="WARNING",
+        _temp_dir=settings.temp_dir, configure_logging=True, log_to_driver=True,
+    )

@@ -1,0 +1,44 @@
+"""A trained model on disk, without pickle: weights and vocabularies in one
+safetensors file, the model's configuration and metadata in JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from pipelines.ctr.base import CtrModel, ModelConfig
+from pipelines.ctr.batches import Vocabulary
+from pipelines.ctr.zoo import build_model
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+def save_model(folder: str | Path, model: CtrModel, vocab: Vocabulary, metadata: dict[str, Any]) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()} | vocab.tensors()
+    save_file(tensors, str(folder / WEIGHTS))
+    (folder / CONFIG).write_text(json.dumps({"model": json.loads(model.config.to_json()), "metadata": metadata}, indent=2, sort_keys=True))
+    return folder
+
+
+def load_model(folder: str | Path) -> tuple[CtrModel, Vocabulary, dict[str, Any]]:
+    """(model in eval mode, its vocabulary, its metadata); nothing is unpickled."""
+    folder = Path(folder)
+    described = json.loads((folder / CONFIG).read_text())
+    config = ModelConfig.from_json(json.dumps(described["model"]))
+    tensors = load_file(str(folder / WEIGHTS))
+    model = build_model(config)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    model.eval()
+    return model, Vocabulary.from_tensors(tensors), described["metadata"]
+
+
+def state_for_checkpoint(model: CtrModel, optimizer: torch.optim.Optimizer, progress: dict[str, Any]) -> dict[str, Any]:
+    """What a training checkpoint holds: tensors, numbers and strings only, so it
+    loads with torch.load(weights_only=True)."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "progress": progress}

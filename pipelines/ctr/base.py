@@ -1,0 +1,115 @@
+"""What every CTR model shares: its configuration, embeddings, DIN-style target
+attention and the MLP head. A model adds only how it reads the long sequence.
+
+Inputs are a batch of tensors (see pipelines.ctr.batches): the target user,
+item, category and slot position, dense statistics, the short sequence (the
+last examples.short_len behaviors) and the long one (the last train_len), each
+behavior an item, a category and a time-gap bucket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import torch
+from torch import nn
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model around its saved weights."""
+
+    model: str
+    items: int  # vocabulary sizes, index 0 being padding / unknown
+    categories: int
+    users: int
+    dense_features: int
+    embedding_dim: int = 32
+    gap_buckets: int = 16
+    positions: int = 32
+    attention_hidden: tuple[int, ...] = (64, 32)
+    mlp_hidden: tuple[int, ...] = (128, 64)
+    # SDIM: hash functions and bits of the persisted projection; bse_mode reads
+    # the long side as precomputed bucket sums instead of hashing behaviors.
+    signatures: int = 16
+    bits: int = 3
+    bse_mode: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        fields: dict[str, Any] = json.loads(text)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def mlp(sizes: tuple[int, ...], last_activation: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(n_in, n_out))
+        if last_activation or i < len(sizes) - 2:
+            layers.append(nn.PReLU())
+    return nn.Sequential(*layers)
+
+
+class TargetAttention(nn.Module):
+    """DIN's activation unit: an MLP scores each behavior k against the target q
+    from [q, k, q - k, q * k]; the interest is the softmax-weighted sum of the
+    behaviors (padding masked out)."""
+
+    def __init__(self, dim: int, hidden: tuple[int, ...]):
+        super().__init__()
+        self.score = nn.Sequential(mlp((4 * dim, *hidden)), nn.Linear(hidden[-1], 1))
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        q = query.unsqueeze(1).expand_as(keys)
+        logits = self.score(torch.cat([q, keys, q - keys, q * keys], dim=-1)).squeeze(-1)
+        logits = logits.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # a user without behaviors: all zero
+        return torch.einsum("bt,btd->bd", weights, keys)
+
+
+class CtrModel(nn.Module):
+    """Base: embeddings, the short sequence through target attention, and an MLP
+    head over [user, target, position, dense, short interest, long interest]."""
+
+    long_parts = 1  # how many d-wide vectors long_interest returns (0: none)
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        d = config.embedding_dim
+        self.config = config
+        self.item = nn.Embedding(config.items, d)
+        self.category = nn.Embedding(config.categories, d)
+        self.user = nn.Embedding(config.users, d)
+        self.gap = nn.Embedding(config.gap_buckets, d)
+        self.position = nn.Embedding(config.positions, d)
+        self.short_attention = TargetAttention(d, config.attention_hidden)
+        width = d * (4 + self.long_parts) + config.dense_features
+        self.head = nn.Sequential(mlp((width, *config.mlp_hidden)), nn.Linear(config.mlp_hidden[-1], 1))
+        for table in (self.item, self.category, self.user, self.gap, self.position):
+            nn.init.normal_(table.weight, std=0.05)
+
+    def target(self, batch: Batch) -> torch.Tensor:
+        return self.item(batch["item"]) + self.category(batch["category"])
+
+    def behaviors(self, batch: Batch, side: str) -> torch.Tensor:
+        """[B, T, d]: item + category + time-gap embeddings of one sequence."""
+        return self.item(batch[f"{side}_items"]) + self.category(batch[f"{side}_categories"]) + self.gap(batch[f"{side}_gaps"])
+
+    def long_interest(self, batch: Batch, target: torch.Tensor) -> torch.Tensor | None:
+        raise NotImplementedError
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        target = self.target(batch)
+        short = self.short_attention(target, self.behaviors(batch, "short"), batch["short_mask"])
+        parts = [self.user(batch["user"]), target, self.position(batch["position"]), batch["dense"], short]
+        long = self.long_interest(batch, target)
+        if long is not None:
+            parts.append(long)
+        return self.head(torch.cat(parts, dim=-1)).squeeze(-1)

@@ -1,0 +1,85 @@
+"""Where training and evaluation read their rows: gold/training_examples partitions,
+streamed (Ray Data over the files of the dates' Delta snapshot) or in Arrow
+batches for one process, and the vocabularies from the statistics tables."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from pipelines.ctr.batches import EXAMPLE_COLUMNS, Vocabulary
+from pipelines.errors import MissingInputError
+from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.tables import (
+    GOLD_ITEM_STATS,
+    GOLD_TRAINING_EXAMPLES,
+    GOLD_USER_STATS,
+    table_uri,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleFiles:
+    """The Parquet files of some dates of gold/training_examples at one table version."""
+
+    uris: list[str]
+    version: int
+    first: dt.date
+    last: dt.date
+
+
+def example_files(lakehouse: str, first: dt.date, last: dt.date) -> ExampleFiles:
+    table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)))
+    uris = table.file_uris(file_pruning_predicate=f"event_date >= '{first}' AND event_date <= '{last}'")
+    if not uris:
+        raise MissingInputError(f"no training examples from {first} to {last}: run `seqlake examples` first")
+    return ExampleFiles(uris, table.version(), first, last)
+
+
+def training_split(first: dt.date, last: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date] | None]:
+    """(training dates, validation dates): the last date is held out when there
+    are several; with one date, validation is a share of users (None here)."""
+    if last > first:
+        return (first, last - dt.timedelta(days=1)), (last, last)
+    return (first, last), None
+
+
+def in_validation(users: np.ndarray, share: float) -> np.ndarray:
+    """A fixed, hash-based share of users held out for validation."""
+    mixed = (np.asarray(users, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)
+    return mixed.astype(np.float64) / float(1 << 32) < share
+
+
+def user_split(table: pa.Table, share: float, validation: bool) -> pa.Table:
+    keep = in_validation(table.column("user_id").to_numpy(zero_copy_only=False), share)
+    return table.filter(pa.array(keep if validation else ~keep))
+
+
+def vocabulary(lakehouse: str, as_of: dt.date) -> Vocabulary:
+    """Items, categories and users with activity in the statistics as of `as_of`."""
+    def read(table, columns):
+        delta = DeltaTable(native_uri(table_uri(lakehouse, table)))
+        return delta.to_pyarrow_table(columns=columns, filters=[("as_of_date", "=", as_of)])
+
+    items = read(GOLD_ITEM_STATS, ["item_id", "category_id"])
+    users = read(GOLD_USER_STATS, ["user_id"])
+    if items.num_rows == 0:
+        raise MissingInputError(f"no item statistics as of {as_of}: run `seqlake sequences` first")
+    categories = pc.drop_null(items.column("category_id")).to_numpy(zero_copy_only=False)
+    return Vocabulary.of(
+        items.column("item_id").to_numpy(zero_copy_only=False), categories, users.column("user_id").to_numpy(zero_copy_only=False)
+    )
+
+
+def example_batches(files: ExampleFiles, batch_size: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The rows of `files`, batch by batch, in one process (evaluation, scoring tests)."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset([u.removeprefix("file://") for u in files.uris], format="parquet")
+    yield from dataset.to_batches(columns=columns or EXAMPLE_COLUMNS, batch_size=batch_size)

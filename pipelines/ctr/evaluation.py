@@ -1,0 +1,74 @@
+"""A registered model scored on one day's examples: AUC, GAUC, logloss,
+calibration, and where the generator's truth exists, the oracle AUC of the
+true click probabilities on the same rows (the best any model can reach)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+
+from pipelines.config import Settings
+from pipelines.ctr.artifacts import load_model
+from pipelines.ctr.base import CtrModel
+from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, to_batch
+from pipelines.ctr.datasets import example_batches, example_files
+from pipelines.ctr.metrics import auc, click_metrics
+from pipelines.ctr.registry import downloaded_model
+from pipelines.ctr.training import predictions
+from pipelines.synth.layout import truth_events_folder
+
+_KEYS = ["user_id", "impression_id", "item_id"]
+
+
+def batch_shape(model: CtrModel, settings: Settings) -> BatchShape:
+    config = model.config
+    sdim_inputs = ("bse" if config.bse_mode else "e2e") if config.model == "sdim" else None
+    return BatchShape(long_len=settings.examples.train_len, short_len=settings.examples.short_len,
+                      sdim_inputs=sdim_inputs, signatures=config.signatures, embedding_dim=config.embedding_dim)
+
+
+def scored_examples(model: CtrModel, vocab: Vocabulary, shape: BatchShape, settings: Settings, day: dt.date) -> pd.DataFrame:
+    """One row per example of `day`: its keys, label and the model's click probability."""
+    columns = EXAMPLE_COLUMNS + ["impression_id"] + (["long_bse"] if shape.sdim_inputs == "bse" else [])
+    scored = []
+    for rows in example_batches(example_files(settings.lakehouse, day, day), settings.train.batch_size * 4, columns):
+        _, labels, probabilities = predictions(model, [to_batch(rows, vocab, shape)])
+        scored.append(pa.table({k: rows.column(k) for k in _KEYS}).to_pandas().assign(label=labels, probability=probabilities))
+    return pd.concat(scored, ignore_index=True) if scored else pd.DataFrame(columns=[*_KEYS, "label", "probability"])
+
+
+def model_quality(settings: Settings, version: str, day: dt.date) -> dict[str, object]:
+    model, vocab, metadata = load_model(downloaded_model(settings, version))
+    scored = scored_examples(model, vocab, batch_shape(model, settings), settings, day)
+    figures: dict[str, object] = {
+        "version": version, "model": model.config.model + ("-bse" if model.config.bse_mode else ""), "date": day.isoformat(),
+        "trained_on": metadata.get("data_range"),
+        **click_metrics(scored["user_id"].to_numpy(), scored["label"].to_numpy(), scored["probability"].to_numpy()),
+    }
+    figures.update(oracle_comparison(scored, settings.truth, day))
+    return figures
+
+
+def oracle_comparison(scored: pd.DataFrame, truth: str, day: dt.date) -> dict[str, object]:
+    """The oracle's AUC (true click probabilities) and the model's on the rows the truth covers."""
+    try:
+        impressions = pd.read_parquet(truth_events_folder(truth, day), columns=[*_KEYS, "event_type", "click_prob"])
+    except (FileNotFoundError, OSError):
+        return {"oracle_auc": None, "model_over_oracle": None}
+    impressions = impressions[(impressions["event_type"] == "impression") & impressions["click_prob"].notna()]
+    joined = scored.merge(impressions.drop(columns="event_type").drop_duplicates(_KEYS), on=_KEYS)
+    oracle = auc(joined["label"].to_numpy(), joined["click_prob"].to_numpy()) if len(joined) else None
+    model = auc(joined["label"].to_numpy(), joined["probability"].to_numpy()) if len(joined) else None
+    return {
+        "oracle_rows": int(len(joined)),
+        "oracle_auc": None if oracle is None else round(oracle, 5),
+        "model_auc_on_oracle_rows": None if model is None else round(model, 5),
+        "model_over_oracle": None if not (oracle and model) else round(model / oracle, 4),
+    }
+
+
+def promotion_decision(candidate_auc: float, champion_auc: float | None, margin: float) -> bool:
+    """Promote when there is no champion, or the candidate beats it by the margin on the same rows."""
+    return champion_auc is None or candidate_auc >= champion_auc + margin

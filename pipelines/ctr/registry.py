@@ -1,0 +1,129 @@
+"""MLflow tracking and Model Registry for the CTR models.
+
+A training run logs its parameters, per-epoch metrics, data range, the Delta
+table versions it read, and its model folder (safetensors + JSON, never a
+pickled object). Versions are registered under one name; promotion is an
+alias (`champion` by default). The tracking store defaults to a SQLite
+database beside a local lakehouse and follows MLFLOW_TRACKING_URI when set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import RegistrySettings, Settings
+from pipelines.errors import MissingInputError
+
+
+def tracking_uri(settings: Settings) -> str:
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if settings.registry.tracking_uri:
+        return settings.registry.tracking_uri
+    if "://" in settings.lakehouse:
+        raise MissingInputError("registry.tracking_uri: required for a lakehouse on an object store")
+    return f"sqlite:///{Path(settings.lakehouse).parent / 'mlflow.db'}"
+
+
+def artifact_root(settings: Settings) -> str:
+    if "://" in settings.lakehouse:
+        return f"{settings.lakehouse.rstrip('/')}/_mlflow"
+    return (Path(settings.lakehouse).parent / "mlflow-artifacts").as_uri()
+
+
+@contextlib.contextmanager
+def client(settings: Settings) -> Iterator[Any]:
+    """An MlflowClient on the configured store, with the experiment created."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    if mlflow.get_experiment_by_name(settings.registry.experiment) is None:
+        mlflow.create_experiment(settings.registry.experiment, artifact_location=artifact_root(settings))
+    mlflow.set_experiment(settings.registry.experiment)
+    yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def log_and_register(
+    settings: Settings, run_name: str, params: dict[str, Any], history: list[dict[str, Any]],
+    final_metrics: dict[str, float], model_folder: Path, tags: dict[str, str],
+) -> dict[str, str]:
+    """Log a training run and register its model folder as a new version."""
+    import mlflow
+
+    with client(settings) as mlflow_client, mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        for row in history:
+            mlflow.log_metrics({k: float(v) for k, v in row.items() if isinstance(v, int | float) and k != "epoch"},
+                               step=int(row["epoch"]))
+        mlflow.log_metrics({k: float(v) for k, v in final_metrics.items()})
+        mlflow.set_tags(tags)
+        mlflow.log_artifacts(str(model_folder), artifact_path="model")
+        name = settings.registry.model_name
+        with contextlib.suppress(Exception):  # already registered
+            mlflow_client.create_registered_model(name)
+        version = mlflow_client.create_model_version(
+            name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags
+        )
+    return {"run_id": run.info.run_id, "version": str(version.version)}
+
+
+def champion_version(settings: Settings) -> str | None:
+    """The version the champion alias points to, or None before any promotion."""
+    with client(settings) as mlflow_client:
+        try:
+            return str(mlflow_client.get_model_version_by_alias(settings.registry.model_name, settings.registry.champion_alias).version)
+        except Exception:
+            return None
+
+
+def promote(settings: Settings, version: str) -> None:
+    with client(settings) as mlflow_client:
+        mlflow_client.get_model_version(settings.registry.model_name, version)  # a clear error for an unknown version
+        mlflow_client.set_registered_model_alias(settings.registry.model_name, settings.registry.champion_alias, version)
+
+
+def model_versions(settings: Settings) -> list[dict[str, Any]]:
+    """Every registered version, newest first, with its tags and aliases."""
+    registry: RegistrySettings = settings.registry
+    with client(settings) as mlflow_client:
+        try:
+            aliases = mlflow_client.get_registered_model(registry.model_name).aliases
+        except Exception:
+            return []
+        found = mlflow_client.search_model_versions(f"name='{registry.model_name}'", order_by=["version_number DESC"])
+        return [
+            {"version": str(v.version), "aliases": sorted(a for a, target in aliases.items() if str(target) == str(v.version)),
+             "created": v.creation_timestamp, "run_id": v.run_id, **v.tags}
+            for v in found
+        ]
+
+
+def downloaded_model(settings: Settings, version: str) -> Path:
+    """A local folder with the version's model files (model.safetensors, config.json)."""
+    import mlflow
+
+    with client(settings):
+        target = Path(tempfile.mkdtemp(prefix=f"seqlake-model-{version}-"))
+        try:
+            return Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{settings.registry.model_name}/{version}", dst_path=str(target)
+            ))
+        except Exception as exc:
+            raise MissingInputError(f"model version {version!r} of {settings.registry.model_name!r}: {exc}") from exc
+
+
+def current_embedding_version(settings: Settings) -> str:
+    """The item embeddings the night hashes with: the champion's exported
+    version once a model has been promoted, the bootstrap version before."""
+    from pipelines.ctr.embeddings import embedding_version
+
+    champion = champion_version(settings)
+    return embedding_version(settings.registry.model_name, champion) if champion else settings.bse.bootstrap_version
