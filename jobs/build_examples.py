@@ -94,8 +94,9 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
 def with_bucket_sums(spark: SparkSession, settings: Settings, examples: DataFrame, features) -> DataFrame:
     """The examples with the user's BSE bucket sums for the candidate as of the
     day before (`long_bse`, for SDIM's BSE mode) under the current embedding
-    version; null where signatures have not run."""
-    if not (table_exists(spark, settings.lakehouse, GOLD_USER_BSE) and table_exists(spark, settings.lakehouse, GOLD_ITEM_SIGNATURES)):
+    version; null when examples.bse_long_side is off or signatures have not run."""
+    tables = (GOLD_USER_BSE, GOLD_ITEM_SIGNATURES)
+    if not settings.examples.bse_long_side or not all(table_exists(spark, settings.lakehouse, t) for t in tables):
         return examples.withColumn("long_bse", F.lit(None).cast("array<float>")).withColumn("bse_version", F.lit(None).cast("string"))
     version = current_embedding_version(settings)
     user_bse = features(GOLD_USER_BSE).where(F.col("version") == version)

@@ -16,6 +16,7 @@ from deltalake import DeltaTable
 
 from jobs.cli import invoke, run_command
 from pipelines.config import Settings, home
+from pipelines.ctr.registry import champion_version, tracking_uri
 from pipelines.lakehouse.files import landing_dates
 from pipelines.lakehouse.tables import TABLES, table_uri
 
@@ -92,6 +93,23 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
               f"{e['excluded_bot_impressions']:>18,} {e['label_rate']:>11.2%} {e['with_history']:>13.1%}  "
               f"{e['mean_long_len']}")
 
+    first_labelled, last = days[1], days[-1]
+    train_end = days[-2]
+    print(f"== train on Ray ({settings.train.workers} workers), {first_labelled}..{train_end} "
+          f"(the last held out for early stopping), evaluate and gate on {last}")
+    print(f"   {'model':<10} {'version':>7} {'epochs':>6} {'valid AUC':>9}  {'AUC':>6} {'GAUC':>6} {'logloss':>7} "
+          f"{'oracle AUC':>10} {'model/oracle':>12}  gate")
+    trained = {}
+    for model in ("sdim", "din"):
+        t = invoke("train", ["--start", first_labelled, "--end", train_end, "--model", model], settings)
+        g = invoke("models", ["gate", "--version", t["version"], "--date", last], settings)
+        q = invoke("evaluate", ["model", "--version", t["version"], "--date", last, "--json"], settings)
+        trained[model] = t["version"]
+        verdict = "promoted (champion)" if g["promoted"] else f"kept v{g['champion']} (AUC {g['champion_auc']})"
+        print(f"   {model:<10} {t['version']:>7} {t['epochs']:>6} {t['best_valid_auc']:>9.4f}  {q['auc']:>6.4f} {q['gauc']:>6.4f} "
+              f"{q['logloss']:>7.4f} {q['oracle_auc']:>10.4f} {q['model_over_oracle']:>12.3f}  {verdict}")
+    print(f"   champion: v{champion_version(settings)}; MLflow store {tracking_uri(settings)}")
+
     print("== outputs (Delta tables, read back with deltalake)")
     for name, spec in TABLES.items():
         uri = table_uri(settings.lakehouse, spec)
@@ -102,7 +120,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
         print(f"   {name:<24} version {table.version():>2}  {rows:>9,} rows  {uri}")
     print(f"   landing files: {settings.landing}/events/date=*/   truth (never read by the pipeline): {settings.truth}")
     return {**totals, "adds_up": totals["landed"] == totals["bronze"] + totals["rejected"],
-            "seconds": round(time.perf_counter() - started, 1)}
+            "models": trained, "seconds": round(time.perf_counter() - started, 1)}
 
 
 if __name__ == "__main__":

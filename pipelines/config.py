@@ -185,6 +185,9 @@ class ExampleSettings(Section):
     negatives_per_positive: int = Field(default=4, ge=1)
     negative_sampling: Literal["popularity", "uniform"] = "popularity"
     negative_seed: int = 17
+    # Gather each example's BSE bucket sums for its candidate (`long_bse`), the
+    # input of SDIM's BSE training mode; off, the column stays null.
+    bse_long_side: bool = False
 
 
 class TrainSettings(Section):

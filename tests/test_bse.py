@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 import torch
@@ -160,3 +162,26 @@ def test_the_projection_is_drawn_once_and_loaded_ever_after(tmp_path, monkeypatc
     # Another version is drawn and stored beside it, from its own seed.
     other = persisted_projection(lakehouse, rules.model_copy(update={"projection_version": "p2", "projection_seed": 6}))
     assert other.sha256 != first.sha256 and stored_projection(lakehouse, rules).sha256 == first.sha256
+
+
+def test_examples_gather_the_users_bucket_sums_at_the_candidates_codes(spark):
+    from pipelines.bse.signatures import candidate_bucket_sums
+
+    day = dt.date(2026, 11, 2)
+    rules = BseSettings(embedding_dim=2, signatures=2, bits=1)
+    rows = spark.createDataFrame(
+        [(1, "i1", 0, 10, day, day - dt.timedelta(days=1)), (1, "i1", 1, 11, day, day - dt.timedelta(days=1)),
+         (2, "i2", None, 10, day, day - dt.timedelta(days=1))],
+        "user_id long, impression_id string, position int, item_id long, event_date date, features_as_of date",
+    )
+    signatures = spark.createDataFrame([(10, [0, 1]), (11, [1, 1])], "item_id long, codes array<int>")
+    user_bse = spark.createDataFrame(
+        [(1, day - dt.timedelta(days=1), 0, 0, [1.0, 2.0]), (1, day - dt.timedelta(days=1), 1, 1, [3.0, 4.0]),
+         (1, day - dt.timedelta(days=1), 0, 1, [5.0, 6.0]), (1, day, 0, 0, [9.0, 9.0])],
+        "user_id long, as_of_date date, hash_index int, code int, vector_sum array<float>",
+    )
+    got = {(r["user_id"], r["item_id"]): r["long_bse"] for r in candidate_bucket_sums(rows, user_bse, signatures, rules).collect()}
+    # Item 10 has codes (0, 1): h0's bucket 0 and h1's bucket 1, as of the day before (not D's row).
+    assert got[(1, 10)] == [1.0, 2.0, 3.0, 4.0]
+    assert got[(1, 11)] == [5.0, 6.0, 3.0, 4.0]
+    assert got[(2, 10)] == [0.0, 0.0, 0.0, 0.0]  # a user without buckets: zeros

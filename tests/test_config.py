@@ -37,7 +37,7 @@ def test_precedence_is_file_then_environment_then_command_line(monkeypatch):
     monkeypatch.setenv("SEQLAKE_LAKEHOUSE", "s3a://bucket/lake")
     settings = load_settings(env="local", overrides=["generator.seed=5", "spark.conf.spark.sql.shuffle.partitions=3"])
     assert (settings.generator.seed, settings.generator.users) == (5, 900)  # --set, then the variable
-    assert settings.generator.days == 3  # the file
+    assert settings.generator.days == 4  # the file
     assert settings.lakehouse == "s3a://bucket/lake"
     # One key of a table is overridden; the file's other keys stay.
     assert settings.spark.conf["spark.sql.shuffle.partitions"] == "3"

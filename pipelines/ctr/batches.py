@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-DENSE_FEATURES = 9
+DENSE_FEATURES = 11
 EXAMPLE_COLUMNS = [
     "user_id", "item_id", "category_id", "position", "label", "impression_ts",
     "long_item_ids", "long_category_ids", "long_timestamps",
@@ -73,8 +73,10 @@ def index_of(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
 def to_batch(rows: pa.RecordBatch | pa.Table | Mapping[str, Any], vocab: Vocabulary, shape: BatchShape) -> dict[str, torch.Tensor]:
     """Tensors for a model from example rows (Arrow, or a dict of numpy columns as Ray Data gives)."""
     n = _length(rows)
-    long_len, short_len = shape.long_len, shape.short_len
     items, lengths = _flat(rows["long_item_ids"], n)
+    # Padded to the batch's longest sequence, at most long_len: short histories cost little.
+    long_len = int(max(1, min(shape.long_len, lengths.max(initial=0))))
+    short_len = min(shape.short_len, long_len)
     categories, _ = _flat(rows["long_category_ids"], n)
     timestamps, _ = _flat(rows["long_timestamps"], n)
     kept = np.minimum(lengths, long_len)
@@ -91,7 +93,7 @@ def to_batch(rows: pa.RecordBatch | pa.Table | Mapping[str, Any], vocab: Vocabul
         "item": index_of(_numeric(rows["item_id"], n).astype(np.int64), vocab.items),
         "category": index_of(_numeric(rows["category_id"], n, missing=-1).astype(np.int64), vocab.categories),
         "position": np.where(position < 0, 0, np.minimum(position + 1, shape.positions - 1)).astype(np.int64),
-        "dense": _dense(rows, n, kept),
+        "dense": np.concatenate([_dense(rows, n, kept), _category_shares(long_categories, long_mask, short_len, rows, vocab, n)], axis=1),
         "label": _numeric(rows["label"], n).astype(np.float32),
         "long_items": long_items, "long_categories": long_categories, "long_gaps": long_gaps, "long_mask": long_mask,
         "short_items": long_items[:, -short_len:], "short_categories": long_categories[:, -short_len:],
@@ -128,6 +130,19 @@ def _dense(rows: Any, n: int, kept: np.ndarray) -> np.ndarray:
         np.log1p(kept.astype(np.float64)),
     ]
     return np.stack(features, axis=1).astype(np.float32)
+
+
+def _category_shares(long_categories: np.ndarray, long_mask: np.ndarray, short_len: int, rows: Any,
+                     vocab: Vocabulary, n: int) -> np.ndarray:
+    """Share of the long and of the short sequence in the candidate's category:
+    the user's standing interest in it, given to the model as two numbers."""
+    target = index_of(_numeric(rows["category_id"], n, missing=-1).astype(np.int64), vocab.categories)
+    same = (long_categories == target[:, None]) & long_mask & (target[:, None] > 0)
+
+    def share(part: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return part.sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+
+    return np.stack([share(same, long_mask), share(same[:, -short_len:], long_mask[:, -short_len:])], axis=1).astype(np.float32)
 
 
 def _bse(rows: Any, n: int, shape: BatchShape) -> np.ndarray:

@@ -77,6 +77,9 @@ def log_and_register(
 
 def champion_version(settings: Settings) -> str | None:
     """The version the champion alias points to, or None before any promotion."""
+    uri = tracking_uri(settings)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no local registry yet: nothing was ever registered
     with client(settings) as mlflow_client:
         try:
             return str(mlflow_client.get_model_version_by_alias(settings.registry.model_name, settings.registry.champion_alias).version)
