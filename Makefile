@@ -28,7 +28,7 @@ demo: setup
 
 # Every test, the DAG run and spark-submit included (CI runs this).
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
 
 # The quick loop while developing: everything but the slow end-to-end runs.
 test-fast: setup

@@ -77,7 +77,7 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
     implicit = implicit_examples(silver.where(mode == IMPLICIT), negative_pool(features(GOLD_ITEM_STATS), rules), rules)
     labelled = impressions.unionByName(implicit).withColumn("label_mode", label_mode_of(F.col("source"), rules))
     examples = training_examples(labelled, features(GOLD_USER_SEQUENCES), features(GOLD_USER_STATS), features(GOLD_ITEM_STATS), rules)
-    examples = with_bucket_sums(spark, settings, examples, features)
+    examples = with_bucket_sums(spark, settings, examples, features, settings.examples.bse_long_side)
     replace_date_partitions(examples, lakehouse, GOLD_TRAINING_EXAMPLES, first, last, maxRecordsPerFile=rules.max_records_per_file)
     figures = {
         "date": end.isoformat() if start == end else f"{start}..{end}",
@@ -91,14 +91,16 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 
 
-def with_bucket_sums(spark: SparkSession, settings: Settings, examples: DataFrame, features) -> DataFrame:
-    """The examples with the user's BSE bucket sums for the candidate as of the
-    day before (`long_bse`, for SDIM's BSE mode) under the current embedding
-    version; null when examples.bse_long_side is off or signatures have not run."""
+def with_bucket_sums(
+    spark: SparkSession, settings: Settings, examples: DataFrame, features, enabled: bool, version: str | None = None
+) -> DataFrame:
+    """The rows with the user's BSE bucket sums for the row's item as of the day
+    before (`long_bse`, SDIM's long side precomputed) under embedding `version`
+    (default the current one); null when not `enabled` or signatures have not run."""
     tables = (GOLD_USER_BSE, GOLD_ITEM_SIGNATURES)
-    if not settings.examples.bse_long_side or not all(table_exists(spark, settings.lakehouse, t) for t in tables):
+    if not enabled or not all(table_exists(spark, settings.lakehouse, t) for t in tables):
         return examples.withColumn("long_bse", F.lit(None).cast("array<float>")).withColumn("bse_version", F.lit(None).cast("string"))
-    version = current_embedding_version(settings)
+    version = version or current_embedding_version(settings)
     user_bse = features(GOLD_USER_BSE).where(F.col("version") == version)
     signatures = read_table(spark, settings.lakehouse, GOLD_ITEM_SIGNATURES).where(F.col("version") == version)
     gathered = candidate_bucket_sums(examples, user_bse, signatures, settings.bse)

@@ -18,7 +18,7 @@ from jobs.cli import invoke, run_command
 from pipelines.config import Settings, home
 from pipelines.ctr.registry import champion_version, tracking_uri
 from pipelines.lakehouse.files import landing_dates
-from pipelines.lakehouse.tables import TABLES, table_uri
+from pipelines.lakehouse.tables import SCORES_CTR, TABLES, table_uri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +110,26 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
               f"{q['logloss']:>7.4f} {q['oracle_auc']:>10.4f} {q['model_over_oracle']:>12.3f}  {verdict}")
     print(f"   champion: v{champion_version(settings)}; MLflow store {tracking_uri(settings)}")
 
+    print(f"== score {last} on Ray Data: BSE buckets as of {train_end} under the champion's embeddings "
+          "-> gold/candidates -> scores/ctr")
+    s = invoke("signatures", ["--date", train_end], settings)
+    c = invoke("candidates", ["--date", last], settings)
+    r = invoke("score", ["--date", last], settings)
+    sources = ", ".join(f"{k}={v:,}" for k, v in c["by_source"].items())
+    print(f"   signatures '{s['version']}' as of {train_end}; {c['candidates']:,} candidates of {c['users']:,} users ({sources})")
+    print(f"   scored {r['scores']:,} with v{r['version']} ({r['model']}, long side from {r['long_side']}): "
+          f"mean {r['score_mean']:.4f}, min {r['score_min']:.4f}, max {r['score_max']:.4f}")
+
+    user = first_scored_user(settings.lakehouse)
+    moment = f"{last}T12:00:00"
+    print(f"== features get --user {user} --as-of {moment} (delta-rs, no Spark)")
+    f = invoke("features", ["get", "--user", str(user), "--as-of", moment, "--json"], settings)["features"]
+    for name in ("user_stats__user_clicks", "user_stats__user_ctr", "user_sequence__length", "user_bse__version"):
+        value = f.get(name)
+        print(f"   {name:<28} {value[0] if isinstance(value, list) and value else value}")
+    items = f.get("user_sequence__item_ids") or []
+    print(f"   {'user_sequence__item_ids':<28} {len(items)} items, newest {items[-3:]}")
+
     print("== outputs (Delta tables, read back with deltalake)")
     for name, spec in TABLES.items():
         uri = table_uri(settings.lakehouse, spec)
@@ -121,6 +141,11 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     print(f"   landing files: {settings.landing}/events/date=*/   truth (never read by the pipeline): {settings.truth}")
     return {**totals, "adds_up": totals["landed"] == totals["bronze"] + totals["rejected"],
             "models": trained, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def first_scored_user(lakehouse: str) -> int:
+    scores = DeltaTable(table_uri(lakehouse, SCORES_CTR)).to_pyarrow_table(columns=["user_id"])
+    return int(min(scores.column("user_id").to_pylist()))
 
 
 if __name__ == "__main__":

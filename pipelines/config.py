@@ -85,7 +85,8 @@ class SparkSettings(Section):
     @field_validator("jars_cache")
     @classmethod
     def _jars_cache_absolute(cls, path: str) -> str:
-        return _absolute(path)
+        # Part of the installation (`make setup` fills the repository's), not of a SEQLAKE_HOME's data.
+        return str(Path(path).expanduser() if Path(path).expanduser().is_absolute() else (REPO_ROOT / path).resolve())
 
 
 class RaySettings(Section):
@@ -223,6 +224,20 @@ class RegistrySettings(Section):
     promotion_margin: float = Field(default=0.002, ge=0)
 
 
+class ScoringSettings(Section):
+    """Candidates of a day and their offline CTR scores (Ray Data batch inference)."""
+
+    # Besides the day's impressions: this many most-acted items of each of the
+    # user's top categories (by behaviors in the user's sequence).
+    top_categories: int = Field(default=2, ge=0)
+    popular_per_category: int = Field(default=5, ge=0)
+    # Model replicas of the actor pool, and the CPU share each asks Ray for (a
+    # fraction, so that a 2-core machine still has room for the reads).
+    replicas: int = Field(default=2, ge=1)
+    cpus_per_replica: float = Field(default=0.5, gt=0)
+    batch_size: int = Field(default=1024, ge=1)
+
+
 class GeneratorSettings(Section):
     users: int = Field(default=2_000, ge=1)
     days: int = Field(default=3, ge=1)
@@ -268,6 +283,7 @@ class Settings(BaseSettings):
     examples: ExampleSettings = ExampleSettings()
     train: TrainSettings = TrainSettings()
     registry: RegistrySettings = RegistrySettings()
+    scoring: ScoringSettings = ScoringSettings()
     generator: GeneratorSettings = GeneratorSettings()
 
     @field_validator("lakehouse", "landing", "truth")

@@ -22,11 +22,29 @@ TEST_DATA = REPO / "tests" / "data"
 
 _TEST_SPARK = [
     "spark.master=local[2]",
-    "spark.conf.spark.sql.shuffle.partitions=2",
     "spark.conf.spark.driver.memory=2g",
-    # Test data is tiny: compiling each query's code costs more than it saves.
+    # Test data is tiny: per-query overheads dominate, so one shuffle partition,
+    # Delta state in one task, no adaptive re-planning and no generated code.
+    "spark.conf.spark.sql.shuffle.partitions=1",
+    "spark.conf.spark.databricks.delta.snapshotPartitions=1",
+    "spark.conf.spark.sql.adaptive.enabled=false",
     "spark.conf.spark.sql.codegen.wholeStage=false",
+    # ... and no compiled expressions either (about a third of a small job's time).
+    "spark.conf.spark.sql.codegen.factoryMode=NO_CODEGEN",
 ]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n 2 --dist loadgroup` (make test) the tests that share the
+    generated nights run on one worker, so that costly fixture is built once;
+    the DAG and spark-submit runs (subprocesses) get a group of their own."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if "generated_nights" in fixtures:
+            item.add_marker(pytest.mark.xdist_group("generated_nights"))
+        elif item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("subprocesses"))
 
 
 def settings_in(folder: Path, *overrides: str) -> Settings:
@@ -66,7 +84,7 @@ def small_world(tmp_path_factory) -> Settings:
 
 @dataclasses.dataclass(frozen=True)
 class GeneratedNights:
-    """Five generated days run night by night in `nightly`, and as one range run
+    """Four generated days run night by night in `nightly`, and as one range run
     of each stage in `ranged` (another lakehouse over the same landing files)."""
 
     nightly: Settings
@@ -77,7 +95,7 @@ class GeneratedNights:
 
 @pytest.fixture(scope="session")
 def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
-    """300 users over five days with a one-day look-back (each night's late
+    """300 users over four days with a one-day look-back (each night's late
     events change the previous date), run by every stage, night by night and
     as a range."""
     from jobs.build_examples import build_examples
@@ -90,7 +108,7 @@ def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
 
     folder = tmp_path_factory.mktemp("nights")
     common = [
-        "generator.users=300", "generator.days=5", "generator.workers=1", "ingest.max_lateness_days=1",
+        "generator.users=300", "generator.days=4", "generator.workers=1", "ingest.max_lateness_days=1",
         "clean.lookback_days=1", "sequences.retention_days=2", "sequences.max_len=40",
     ]
     nightly = settings_in(folder, *common)

@@ -154,9 +154,9 @@ def test_every_model_clearly_beats_a_popularity_baseline_on_generated_days(gener
     from pipelines.ctr.training import predictions, train_epoch
 
     settings, days = generated_nights.nightly, generated_nights.days
-    vocab = vocabulary(settings.lakehouse, days[3])
+    vocab = vocabulary(settings.lakehouse, days[-2])
     projection = stored_projection(settings.lakehouse, settings.bse).matrix
-    train_rows, test_rows = _examples(settings, days[1], days[3]), _examples(settings, days[4], days[4])
+    train_rows, test_rows = _examples(settings, days[1], days[-2]), _examples(settings, days[-1], days[-1])
     labels = np.concatenate([r.column("label").to_numpy() for r in test_rows])
     popularity = np.concatenate([np.nan_to_num(r.column("item_ctr").to_numpy(zero_copy_only=False).astype(float), nan=0.0) for r in test_rows])
     baseline = auc(labels, popularity)
@@ -172,11 +172,14 @@ def test_every_model_clearly_beats_a_popularity_baseline_on_generated_days(gener
     assert all(value > baseline + 0.03 for value in results.values()), (baseline, results)
 
 
-def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_gate_promotes(spark, generated_nights, tmp_path):
+def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_gate_promotes(
+    spark, generated_nights, tmp_path, monkeypatch
+):
     """Two Ray Train workers; the second dies at the start of epoch 1 and the run
     resumes from epoch 0's checkpoint, not from scratch. Then the registry, the
     gate against no champion, the embedding export and evaluation by CLI."""
     import json
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -191,32 +194,35 @@ def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_g
         model_versions,
     )
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     nights = generated_nights.nightly
     settings = nights.model_copy(update={
         "train": nights.train.model_copy(update={"epochs": 2, "patience": 5, "progress_every": 0}),
         "registry": nights.registry.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}),
     })
     days = generated_nights.days
-    figures = train_model(settings, days[2], days[3], "sdim", kill_worker_at_epoch=1)
+    figures = train_model(settings, days[-3], days[-2], "sdim", kill_worker_at_epoch=1)
     assert (figures["epochs"], figures["restarted_at_epoch"]) == (2, 1)
     assert figures["version"] == "1" and figures["best_valid_auc"] > 0.6
 
     folder = downloaded_model(settings, "1")
     assert sorted(p.name for p in Path(folder).iterdir()) == ["config.json", "model.safetensors"]
     model, vocab, metadata = load_model(folder)
-    assert model.config.model == "sdim" and metadata["data_range"] == f"{days[2]}..{days[3]}"
+    assert model.config.model == "sdim" and metadata["data_range"] == f"{days[-3]}..{days[-2]}"
     assert metadata["projection_sha256"] == stored_projection(settings.lakehouse, settings.bse).sha256
 
     assert champion_version(settings) is None
-    decision = gate(settings, "1", days[4])
+    decision = gate(settings, "1", days[-1])
     assert decision["promoted"] and decision["champion"] is None and decision["embedding_version"] == "seqlake-ctr-v1"
     assert champion_version(settings) == "1" and current_embedding_version(settings) == "seqlake-ctr-v1"
     assert [v["aliases"] for v in model_versions(settings)] == [["champion"]]
+    # Using the registry must not pin this process (and the jobs it launches) to its store.
+    assert "MLFLOW_TRACKING_URI" not in os.environ
     exported = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_ITEM_EMBEDDINGS)).where(F.col("version") == "seqlake-ctr-v1")
     assert exported.count() == len(vocab.items)
 
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "seqlake"), "evaluate", "model", "--version", "1", "--date", str(days[4]), "--json",
+        [str(Path(sys.executable).parent / "seqlake"), "evaluate", "model", "--version", "1", "--date", str(days[-1]), "--json",
          "--lakehouse", settings.lakehouse, "--truth", settings.truth, "--set", f"registry.tracking_uri={settings.registry.tracking_uri}"],
         capture_output=True, text=True, timeout=300,
     )

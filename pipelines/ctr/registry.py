@@ -43,12 +43,22 @@ def client(settings: Settings) -> Iterator[Any]:
     from mlflow import MlflowClient
 
     uri = tracking_uri(settings)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(settings.registry.experiment) is None:
-        mlflow.create_experiment(settings.registry.experiment, artifact_location=artifact_root(settings))
-    mlflow.set_experiment(settings.registry.experiment)
-    yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI, which would pin
+    # this process and every job it launches to this store: restore it after.
+    exported = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        if mlflow.get_experiment_by_name(settings.registry.experiment) is None:
+            mlflow.create_experiment(settings.registry.experiment, artifact_location=artifact_root(settings))
+        mlflow.set_experiment(settings.registry.experiment)
+        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+    finally:
+        for key, value in exported.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def log_and_register(

@@ -42,7 +42,10 @@ class Sdim(CtrModel):
         with torch.no_grad():
             item_codes = simhash_codes(unique, self.projection)  # [U, H]
             candidate_codes = simhash_codes(self.item(batch["item"]), self.projection)  # [B, H]
-            pair, h = (item_codes[item] == candidate_codes[example]).nonzero(as_tuple=True)
+            # Unknown items (index 0) have no embedding the signatures job could
+            # hash: they fill no bucket, as in BSE mode.
+            known = (batch["long_unique"][item] != 0) & (batch["item"][example] != 0)
+            pair, h = ((item_codes[item] == candidate_codes[example]) & known[:, None]).nonzero(as_tuple=True)
         size = (batch["item"].shape[0] * hashes, unique.shape[0])
         weights = torch.sparse_coo_tensor(
             torch.stack([example[pair] * hashes + h, item[pair]]), count[pair].to(unique.dtype), size, check_invariants=False

@@ -24,6 +24,8 @@ GOLD_ITEM_EMBEDDINGS = TableSpec("gold/item_embeddings", partition_column="versi
 GOLD_ITEM_SIGNATURES = TableSpec("gold/item_signatures", partition_column="version")
 GOLD_USER_BSE = TableSpec("gold/user_bse", partition_column="as_of_date")
 GOLD_TRAINING_EXAMPLES = TableSpec("gold/training_examples", partition_column="event_date")
+GOLD_CANDIDATES = TableSpec("gold/candidates", partition_column="score_date")
+SCORES_CTR = TableSpec("scores/ctr", partition_column="score_date")
 OPS_RUNS = TableSpec("ops/runs", partition_column="stage")
 
 TABLES: dict[str, TableSpec] = {
@@ -31,7 +33,8 @@ TABLES: dict[str, TableSpec] = {
     for spec in (
         BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS,
         GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS, GOLD_BSE_PROJECTIONS,
-        GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE, GOLD_TRAINING_EXAMPLES, OPS_RUNS,
+        GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE, GOLD_TRAINING_EXAMPLES, GOLD_CANDIDATES,
+        SCORES_CTR, OPS_RUNS,
     )
 }
 

@@ -1,0 +1,133 @@
+"""Offline scoring: Ray Data against a plain torch loop, and time per row against history length.
+
+Part 1: the same candidate rows (SDIM in BSE mode, long side as precomputed
+bucket sums) scored by Ray Data's actor pool (2 replicas of 1 thread, 0.5 CPU
+each) and by a plain loop in one process with 2 threads; rows/s of each and
+the ratio (goal >= 80%). Both time the scoring of every row after start-up.
+
+Part 2: scoring time per row when the users' histories hold L = 256, 1,024
+and 10,000 behaviors, SDIM from BSE buckets (goal: flat) next to SDIM end to
+end on the raw sequence. The candidate rows carry what `seqlake candidates`
+writes: the bucket sums (all L behaviors folded in) and the last
+examples.train_len behaviors.
+
+    python bench/scoring.py [--rows 100000] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.dataset as ds  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
+
+from pipelines.bse.simhash import random_projection  # noqa: E402
+from pipelines.ctr.artifacts import save_model  # noqa: E402
+from pipelines.ctr.base import ModelConfig  # noqa: E402
+from pipelines.ctr.batches import DENSE_FEATURES, Vocabulary  # noqa: E402
+from pipelines.ctr.zoo import build_model  # noqa: E402
+from pipelines.scoring.batch_scoring import ModelReplica  # noqa: E402
+
+ITEMS, USERS, CATEGORIES, DIM, HASHES, TRAIN_LEN, SHORT_LEN = 20_000, 5_000, 40, 32, 16, 1024, 50
+STATS = ["user_impressions", "user_clicks", "user_ctr", "user_dwell_mean_ms",
+         "item_impressions", "item_clicks", "item_ctr", "item_dwell_mean_ms"]
+
+
+def candidate_rows(n: int, history: int, rng: np.random.Generator) -> pa.Table:
+    kept = min(history, TRAIN_LEN)
+    offsets = np.arange(0, (n + 1) * kept, kept, dtype=np.int32)
+    now = 10**12
+    return pa.table({
+        "user_id": rng.integers(1, USERS, n), "item_id": rng.integers(1, ITEMS, n),
+        "category_id": pa.array(rng.integers(0, CATEGORIES, n), pa.int32()), "position": pa.nulls(n, pa.int32()),
+        "impression_ts": np.full(n, now),
+        "long_item_ids": pa.ListArray.from_arrays(offsets, pa.array(rng.integers(1, ITEMS, n * kept))),
+        "long_category_ids": pa.ListArray.from_arrays(offsets, pa.array(rng.integers(0, CATEGORIES, n * kept).astype(np.int32))),
+        "long_timestamps": pa.ListArray.from_arrays(offsets, pa.array(now - np.tile(np.arange(kept, 0, -1) * 60_000, n))),
+        **{c: rng.random(n) for c in STATS},
+        "long_bse": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(n * HASHES * DIM).astype(np.float32)), HASHES * DIM)
+        .cast(pa.list_(pa.float32())),
+        "candidate_source": pa.array(["impression"] * n), "score_date": pa.array([np.datetime64("2026-11-05", "D")] * n, pa.date32()),
+    })
+
+
+def plain_rows_per_s(folder: str, path: Path, batch: int, bse: bool) -> float:
+    torch.set_num_threads(2)
+    replica = ModelReplica(folder, "1", TRAIN_LEN, SHORT_LEN, bse=bse)
+    started, rows = time.perf_counter(), 0
+    for part in ds.dataset(str(path)).to_batches(batch_size=batch):
+        rows += replica(pa.Table.from_batches([part])).num_rows
+    return rows / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="seqlake-bench-scoring-"))
+    rng = np.random.default_rng(0)
+    try:
+        vocab = Vocabulary.of(np.arange(1, ITEMS), np.arange(0, CATEGORIES), np.arange(1, USERS))
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(model="sdim", dense_features=DENSE_FEATURES, **vocab.sizes()), random_projection(DIM, HASHES, 3, seed=1))
+        folder = str(save_model(work / "model", model, vocab, {}))
+        figures: dict[str, object] = {"rows": args.rows}
+
+        path = work / "candidates.parquet"
+        pq.write_table(candidate_rows(args.rows, 200, rng), path, row_group_size=8192)
+        plain = plain_rows_per_s(folder, path, args.batch, bse=True)
+        print(f"plain torch loop (2 threads):            {plain:,.0f} rows/s", flush=True)
+
+        import ray
+        import ray.data
+
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", _temp_dir=str(work / "ray"))
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        dataset = ray.data.read_parquet(str(path)).materialize()  # reading is not what is compared
+        scored = dataset.map_batches(
+            ModelReplica, fn_constructor_kwargs={"model_folder": folder, "version": "1", "long_len": TRAIN_LEN,
+                                                 "short_len": SHORT_LEN, "bse": True, "threads": 1},
+            batch_size=args.batch, batch_format="pyarrow", concurrency=2, num_cpus=0.5,
+        )
+        scored.limit(args.batch).materialize()  # actors started, model loaded
+        started = time.perf_counter()
+        counted = sum(b.num_rows for b in scored.iter_batches(batch_size=None, batch_format="pyarrow"))
+        on_ray = counted / (time.perf_counter() - started)
+        ray.shutdown()
+        figures.update({"plain_rows_per_s": round(plain), "ray_data_rows_per_s": round(on_ray),
+                        "ray_data_over_plain": round(on_ray / plain, 3)})
+        print(f"Ray Data, 2 replicas x 1 thread:         {on_ray:,.0f} rows/s = {on_ray / plain:.0%} of the plain loop (goal >= 80%)",
+              flush=True)
+
+        for history in (256, 1024, 10_000):
+            path = work / f"candidates-{history}.parquet"
+            pq.write_table(candidate_rows(20_000, history, rng), path, row_group_size=8192)
+            for bse in (True, False):
+                per_row_us = 1e6 / plain_rows_per_s(folder, path, args.batch, bse=bse)
+                name = "bse" if bse else "e2e"
+                figures[f"us_per_row_{name}_L{history}"] = round(per_row_us, 1)
+            print(f"L = {history:>6,}: SDIM from BSE buckets {figures[f'us_per_row_bse_L{history}']:>7.1f} us/row, "
+                  f"end to end {figures[f'us_per_row_e2e_L{history}']:>7.1f} us/row", flush=True)
+        figures["bse_L10000_over_L256"] = round(figures["us_per_row_bse_L10000"] / figures["us_per_row_bse_L256"], 2)
+        print(f"BSE time per row at L = 10,000 / at L = 256: {figures['bse_L10000_over_L256']}x (goal: flat)")
+        if args.json:
+            print(json.dumps(figures))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The feature store's entities and views over the gold and score tables.
+
+A view's rows are snapshots dated by a partition column. A snapshot dated A is
+published `published_after` past A's midnight (UTC): the statistics "as of A"
+exist once day A has ended, the scores of day D before D begins. A read at
+time t sees, per entity, the newest snapshot published strictly before t and
+no older than `ttl` - the rule the training examples follow (examples of D
+read the snapshots as of D - 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from pipelines.lakehouse.tables import (
+    GOLD_ITEM_STATS,
+    GOLD_USER_BSE,
+    GOLD_USER_SEQUENCES,
+    GOLD_USER_STATS,
+    SCORES_CTR,
+    TableSpec,
+)
+
+DAY = dt.timedelta(days=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Entity:
+    name: str
+    join_key: str
+    description: str
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureView:
+    name: str
+    entities: tuple[Entity, ...]
+    source: TableSpec
+    features: tuple[str, ...]
+    ttl: dt.timedelta
+    owner: str
+    description: str
+    published_after: dt.timedelta = DAY
+    # Several rows per entity and snapshot (e.g. one per BSE bucket): each
+    # feature is read as the list of its values, ordered by `order_by`.
+    order_by: tuple[str, ...] = ()
+
+    @property
+    def event_time(self) -> str:
+        return self.source.partition_column
+
+    @property
+    def join_keys(self) -> tuple[str, ...]:
+        return tuple(e.join_key for e in self.entities)
+
+
+user = Entity("user", "user_id", "a reader of the feed")
+item = Entity("item", "item_id", "an article or product")
+
+VIEWS: dict[str, FeatureView] = {
+    view.name: view
+    for view in (
+        FeatureView(
+            "user_sequence", (user,), GOLD_USER_SEQUENCES, ("item_ids", "category_ids", "timestamps", "length"),
+            ttl=7 * DAY, owner="seqlake", description="genuine behaviors, oldest first, capped at sequences.max_len",
+        ),
+        FeatureView(
+            "user_bse", (user,), GOLD_USER_BSE, ("version", "hash_index", "code", "count", "vector_sum"),
+            ttl=7 * DAY, owner="seqlake", description="occupied BSE buckets and their embedding sums",
+            order_by=("version", "hash_index", "code"),
+        ),
+        FeatureView(
+            "user_stats", (user,), GOLD_USER_STATS, ("user_impressions", "user_clicks", "user_ctr", "user_dwell_mean_ms"),
+            ttl=7 * DAY, owner="seqlake", description="genuine engagement over examples.stats_days",
+        ),
+        FeatureView(
+            "item_stats", (item,), GOLD_ITEM_STATS,
+            ("item_impressions", "item_clicks", "item_actions", "item_ctr", "item_dwell_mean_ms", "category_id"),
+            ttl=7 * DAY, owner="seqlake", description="genuine engagement over examples.stats_days",
+        ),
+        FeatureView(
+            "ctr_scores", (user, item), SCORES_CTR, ("score", "model_version"),
+            ttl=DAY, owner="seqlake", description="offline CTR of the day's candidates",
+            published_after=dt.timedelta(0),
+        ),
+    )
+}
+
+
+def resolve(references: list[str]) -> dict[FeatureView, list[str]]:
+    """"view:feature" references -> the features wanted of each view, in order."""
+    wanted: dict[FeatureView, list[str]] = {}
+    for reference in references:
+        view_name, _, feature = reference.partition(":")
+        if view_name not in VIEWS:
+            raise ValueError(f"unknown feature view {view_name!r} in {reference!r}; known: {', '.join(VIEWS)}")
+        view = VIEWS[view_name]
+        names = list(view.features) if feature in ("", "*") else [feature]
+        for name in names:
+            if name not in view.features:
+                raise ValueError(f"unknown feature {name!r} of view {view_name!r}; known: {', '.join(view.features)}")
+            wanted.setdefault(view, [])
+            if name not in wanted[view]:
+                wanted[view].append(name)
+    return wanted

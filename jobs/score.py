@@ -1,0 +1,114 @@
+"""seqlake score: offline CTR scores of a day's candidates -> scores/ctr.
+
+    seqlake score --date D [--version V]
+
+Ray Data batch inference over gold/candidates of D with a pool of model
+replicas (scoring.replicas actors, each asking for scoring.cpus_per_replica of
+a CPU), streamed into one Delta commit that replaces the date's partition of
+scores/ctr (idempotent per date). The version defaults to the champion. An
+SDIM scores from the candidates' BSE bucket sums when they were gathered under
+its exported embeddings, else from the raw sequences (the summary says which).
+Local Ray by default, RAY_ADDRESS (or ray.address) when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+
+from jobs.cli import iso_date, run_command
+from pipelines.config import Settings
+from pipelines.ctr.artifacts import load_model
+from pipelines.ctr.embeddings import embedding_version
+from pipelines.ctr.registry import champion_version, downloaded_model
+from pipelines.errors import MissingInputError
+from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.ledger import Run, now_utc, record_run
+from pipelines.lakehouse.session import ray_runtime
+from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, table_uri
+from pipelines.scoring.batch_scoring import SCORE_SCHEMA, ModelReplica, bse_twin, candidate_columns
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", type=iso_date, required=True, help="the day whose candidates to score")
+    parser.add_argument("--version", help="registered model version (default: the champion)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    return score_day(settings, args.date, args.version)
+
+
+def candidate_files(lakehouse: str, day: dt.date) -> tuple[list[str], DeltaTable]:
+    table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_CANDIDATES)))
+    uris = table.file_uris(partition_filters=[("score_date", "=", day.isoformat())])
+    if not uris:
+        raise MissingInputError(f"no candidates for {day}: run `seqlake candidates --date {day}` first")
+    return uris, table
+
+
+def long_side(model_name: str, bse_mode: bool, bse_versions: set[str | None], wanted: str) -> str:
+    """"bse" when every candidate's bucket sums were gathered under the model's
+    embeddings, else "sequence" (scored from the raw long sequence)."""
+    if model_name != "sdim":
+        return "sequence"
+    if bse_versions - {None} == {wanted}:  # None: a user without history, no buckets at all
+        return "bse"
+    if bse_mode:
+        raise MissingInputError(
+            f"a BSE-mode SDIM needs bucket sums under {wanted!r}, the candidates hold {sorted(map(str, bse_versions))}: "
+            "export its embeddings, then rerun signatures and candidates"
+        )
+    return "sequence"
+
+
+def score_day(settings: Settings, day: dt.date, version: str | None = None) -> dict[str, object]:
+    import ray.data
+
+    started, began = time.perf_counter(), now_utc()
+    version = version or champion_version(settings)
+    if version is None:
+        raise MissingInputError("no champion model: train one and promote it (`seqlake models promote V`), or pass --version")
+    folder = downloaded_model(settings, version)
+    model, _, _ = load_model(folder)
+    uris, candidates = candidate_files(settings.lakehouse, day)
+    wanted = embedding_version(settings.registry.model_name, version)
+    gathered = candidates.to_pyarrow_table(columns=["bse_version"], partitions=[("score_date", "=", day.isoformat())])
+    side = long_side(model.config.model, model.config.bse_mode, set(pc.unique(gathered.column("bse_version")).to_pylist()), wanted)
+    columns = candidate_columns(bse_twin(model) if side == "bse" else model)
+
+    ray_runtime(settings.ray)
+    rules = settings.scoring
+    scored = ray.data.read_parquet([u.removeprefix("file://") for u in uris], columns=columns).map_batches(
+        ModelReplica,
+        fn_constructor_kwargs={"model_folder": str(folder), "version": version, "long_len": settings.examples.train_len,
+                               "short_len": settings.examples.short_len, "bse": side == "bse", "threads": 1},
+        batch_size=rules.batch_size, batch_format="pyarrow", concurrency=rules.replicas, num_cpus=rules.cpus_per_replica,
+    )
+    batches = (batch for table in scored.iter_batches(batch_size=None, batch_format="pyarrow") for batch in table.to_batches())
+    reader = pa.RecordBatchReader.from_batches(SCORE_SCHEMA, batches)
+    write_deltalake(
+        native_uri(table_uri(settings.lakehouse, SCORES_CTR)), reader, mode="overwrite",
+        predicate=f"score_date = '{day.isoformat()}'", partition_by=["score_date"],
+    )
+    written = DeltaTable(native_uri(table_uri(settings.lakehouse, SCORES_CTR))).to_pyarrow_table(
+        columns=["score"], partitions=[("score_date", "=", day.isoformat())]
+    )
+    scores = written.column("score")
+    figures = {
+        "date": day.isoformat(), "version": version, "model": model.config.model, "long_side": side,
+        "candidates": candidates.to_pyarrow_dataset().count_rows(filter=pc.field("score_date") == pa.scalar(day, pa.date32())),
+        "scores": written.num_rows,
+        "score_mean": round(pc.mean(scores).as_py() or 0.0, 5),
+        "score_min": round(pc.min(scores).as_py() or 0.0, 5), "score_max": round(pc.max(scores).as_py() or 0.0, 5),
+    }
+    record_run(settings.lakehouse, Run("score", [day], began, tables=(SCORES_CTR,)), figures)
+    return {**figures, "seconds": round(time.perf_counter() - started, 2)}
+
+
+if __name__ == "__main__":
+    run_command("score")

@@ -1,0 +1,79 @@
+"""Offline CTR scores of candidate rows by a registered model.
+
+An SDIM model scores from the precomputed BSE bucket sums of its candidates
+(`long_bse`, gathered by `seqlake candidates` under the model's exported
+embeddings): its weights are loaded into the BSE-mode twin of the model, so a
+score costs the same whatever the length of the user's history. Other models
+read the raw sequences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from pipelines.ctr.artifacts import load_model
+from pipelines.ctr.base import CtrModel
+from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, to_batch
+from pipelines.ctr.zoo import build_model
+
+SCORE_SCHEMA = pa.schema([
+    ("user_id", pa.int64()), ("item_id", pa.int64()), ("candidate_source", pa.string()),
+    ("score", pa.float64()), ("model_version", pa.string()), ("score_date", pa.date32()),
+])
+
+
+def bse_twin(model: CtrModel) -> CtrModel:
+    """`model` itself, or for an SDIM trained end to end the same weights in BSE mode."""
+    if model.config.model != "sdim" or model.config.bse_mode:
+        return model
+    twin = build_model(dataclasses.replace(model.config, bse_mode=True))
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
+def scoring_shape(model: CtrModel, long_len: int, short_len: int) -> BatchShape:
+    config = model.config
+    sdim_inputs = ("bse" if config.bse_mode else "e2e") if config.model == "sdim" else None
+    return BatchShape(long_len=long_len, short_len=short_len, sdim_inputs=sdim_inputs,
+                      signatures=config.signatures, embedding_dim=config.embedding_dim)
+
+
+def candidate_columns(model: CtrModel) -> list[str]:
+    """The candidate columns `model` reads (every example column but the label)."""
+    columns = [c for c in EXAMPLE_COLUMNS if c != "label"] + ["candidate_source", "score_date"]
+    return columns + (["long_bse"] if model.config.model == "sdim" and model.config.bse_mode else [])
+
+
+def click_probabilities(model: CtrModel, vocab: Vocabulary, shape: BatchShape, rows: pa.Table) -> np.ndarray:
+    if "label" not in rows.column_names:
+        rows = rows.append_column("label", pa.nulls(rows.num_rows, pa.int64()))
+    with torch.no_grad():
+        return torch.sigmoid(model(to_batch(rows, vocab, shape))).numpy().astype(np.float64)
+
+
+class ModelReplica:
+    """One copy of a model that scores candidate batches (a Ray Data actor)."""
+
+    def __init__(self, model_folder: str, version: str, long_len: int, short_len: int, bse: bool, threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        model, self.vocab, _ = load_model(Path(model_folder))
+        self.model = bse_twin(model) if bse else model
+        self.shape = scoring_shape(self.model, long_len, short_len)
+        self.version = version
+
+    def __call__(self, rows: pa.Table | dict[str, Any]) -> pa.Table:
+        rows = rows if isinstance(rows, pa.Table) else pa.table(rows)
+        return pa.table({
+            "user_id": rows.column("user_id").cast(pa.int64()), "item_id": rows.column("item_id").cast(pa.int64()),
+            "candidate_source": rows.column("candidate_source"),
+            "score": pa.array(click_probabilities(self.model, self.vocab, self.shape, rows), pa.float64()),
+            "model_version": pa.array([self.version] * rows.num_rows, pa.string()),
+            "score_date": rows.column("score_date").cast(pa.date32()),
+        }, schema=SCORE_SCHEMA)
