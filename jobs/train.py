@@ -89,6 +89,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             "shape": shape.__dict__, "projection": None if projection is None else projection.matrix,
             "epochs": train.epochs, "patience": train.patience, "batch_size": train.batch_size,
             "learning_rate": train.learning_rate, "seed": train.seed, "progress_every": train.progress_every,
+            "threads": max(1, round(train.cpus_per_worker)),
             "kill_worker_at_epoch": kill_worker_at_epoch, "run_folder": f"{lakehouse}/_train/{run_name}",
         },
         datasets={"train": train_ds, "valid": valid_ds},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,18 +21,19 @@ REPO = Path(__file__).resolve().parents[1]
 # Small real samples the tests read, each folder with its SOURCE.txt.
 TEST_DATA = REPO / "tests" / "data"
 
-_TEST_SPARK = [
-    "spark.master=local[2]",
-    "spark.conf.spark.driver.memory=2g",
-    # Test data is tiny: per-query overheads dominate, so one shuffle partition,
-    # Delta state in one task, no adaptive re-planning and no generated code.
-    "spark.conf.spark.sql.shuffle.partitions=1",
-    "spark.conf.spark.databricks.delta.snapshotPartitions=1",
-    "spark.conf.spark.sql.adaptive.enabled=false",
-    "spark.conf.spark.sql.codegen.wholeStage=false",
-    # ... and no compiled expressions either (about a third of a small job's time).
-    "spark.conf.spark.sql.codegen.factoryMode=NO_CODEGEN",
-]
+_TEST_SPARK = ["spark.master=local[2]", "spark.conf.spark.driver.memory=2g"]
+# Test data is tiny: per-query overheads dominate, so one shuffle partition,
+# Delta state in one task, no adaptive re-planning and no generated code
+# (compiling expressions is about a third of a small job's time). Through the
+# environment, so the jobs the tests launch (the DAG's tasks, the CLI) get them too.
+TEST_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "1",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+}
+os.environ.setdefault("SEQLAKE_SPARK__CONF", json.dumps(TEST_SPARK_CONF))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups

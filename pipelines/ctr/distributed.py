@@ -31,10 +31,13 @@ _STATE = "state.pt"
 def train_worker(config: dict[str, Any]) -> dict[str, Any]:
     """TorchTrainer's train_loop_per_worker. `config`: model (ModelConfig as
     JSON), vocab (dict of arrays), shape (BatchShape fields), projection,
-    epochs, patience, batch_size, learning_rate, seed, progress_every and, for
+    epochs, patience, batch_size, learning_rate, seed, threads, progress_every and, for
     resilience tests, kill_worker_at_epoch (the last worker dies once there)."""
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    # As many threads as the CPUs the worker asked for: a 0.5-CPU worker with
+    # torch's default (every core) would fight its neighbours for them.
+    torch.set_num_threads(config["threads"])
     torch.manual_seed(config["seed"])
     np.random.seed(config["seed"])
     model_config = ModelConfig.from_json(config["model"])
