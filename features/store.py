@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
@@ -127,8 +128,11 @@ def _snapshot_rows(lakehouse: str, view: FeatureView, names: list[str], entities
     rows = table.to_pyarrow_dataset().to_table(columns=columns, filter=condition)
     if rows.num_rows == 0:
         return rows
-    newest = rows.group_by(list(view.join_keys)).aggregate([(view.event_time, "max")])
-    return rows.join(newest.rename_columns([*view.join_keys, view.event_time]), [*view.join_keys, view.event_time], join_type="inner")
+    keys = list(view.join_keys)
+    newest = rows.group_by(keys).aggregate([(view.event_time, "max")])
+    # Each row's entity's newest date, by lookup (Arrow joins do not carry list columns).
+    where = pc.index_in(_key_of(rows, keys), value_set=_key_of(newest, keys))
+    return rows.filter(pc.equal(rows.column(view.event_time), newest.column(f"{view.event_time}_max").take(where)))
 
 
 def _per_entity(rows: pa.Table, view: FeatureView, names: list[str]) -> pa.Table:
@@ -138,5 +142,12 @@ def _per_entity(rows: pa.Table, view: FeatureView, names: list[str]) -> pa.Table
     if not view.order_by:
         return rows.select([*keys, *names])
     ordered = rows.sort_by([(c, "ascending") for c in (*keys, *view.order_by)])
-    grouped = ordered.group_by(keys, use_threads=False).aggregate([(n, "list") for n in names])
-    return grouped.select([*keys, *[f"{n}_list" for n in names]]).rename_columns([*keys, *names])
+    # One list per entity over its consecutive rows (Arrow's hash_list takes no list values).
+    key = _key_of(ordered, keys)
+    starts = np.flatnonzero(np.concatenate([[True], pc.not_equal(key.slice(1), key.slice(0, len(key) - 1)).to_numpy(zero_copy_only=False)]))
+    offsets = pa.array(np.append(starts, len(key)), pa.int32())
+    firsts = ordered.take(pa.array(starts))
+    return pa.table({
+        **{k: firsts.column(k) for k in keys},
+        **{n: pa.ListArray.from_arrays(offsets, ordered.column(n).combine_chunks()) for n in names},
+    })

@@ -17,7 +17,7 @@ from deltalake import write_deltalake
 
 from features.definitions import VIEWS, resolve
 from features.store import historical_features, latest_features
-from pipelines.lakehouse.tables import GOLD_USER_BSE, GOLD_USER_STATS, SCORES_CTR, table_uri
+from pipelines.lakehouse.tables import GOLD_USER_BSE, GOLD_USER_SEQUENCES, GOLD_USER_STATS, SCORES_CTR, table_uri
 
 D = dt.date
 
@@ -48,6 +48,11 @@ def history(tmp_path_factory) -> str:
         "hash_index": pa.array([1, 0], pa.int32()), "code": pa.array([5, 2], pa.int32()),
         "count": pa.array([3, 1], pa.int64()), "vector_sum": pa.array([[0.5, 0.5], [1.0, 0.0]], pa.list_(pa.float32())),
         "version": ["v1", "v1"], "projection_sha256": ["x", "x"],
+    }, "as_of_date")
+    _write(lakehouse, GOLD_USER_SEQUENCES, {
+        "user_id": pa.array([1, 1], pa.int64()), "item_ids": pa.array([[4], [4, 6]], pa.list_(pa.int64())),
+        "category_ids": pa.array([[1], [1, 2]], pa.list_(pa.int32())), "timestamps": pa.array([[10], [10, 20]], pa.list_(pa.int64())),
+        "length": pa.array([1, 2], pa.int32()), "as_of_date": pa.array([D(2026, 11, 1), D(2026, 11, 2)], pa.date32()),
     }, "as_of_date")
     # Scores of day Nov 3 are published at its start (no day's delay).
     _write(lakehouse, SCORES_CTR, {
@@ -88,11 +93,15 @@ def test_latest_reads_equal_the_historical_read_at_the_same_instant(spark, histo
 
 def test_many_row_views_read_as_lists_in_bucket_order_and_pairs_read_scores(history):
     got = latest_features(history, {"user_id": [1, 1, 9], "item_id": [8, 7, 7]},
-                          ["user_bse:hash_index", "user_bse:code", "ctr_scores:score"], at("2026-11-03T06:00:00"))
+                          ["user_bse:hash_index", "user_bse:code", "ctr_scores:score", "user_sequence:item_ids"],
+                          at("2026-11-03T06:00:00"))
     assert got.to_pylist() == [
-        {"user_id": 1, "item_id": 8, "user_bse__hash_index": [0, 1], "user_bse__code": [2, 5], "ctr_scores__score": 0.75},
-        {"user_id": 1, "item_id": 7, "user_bse__hash_index": [0, 1], "user_bse__code": [2, 5], "ctr_scores__score": 0.25},
-        {"user_id": 9, "item_id": 7, "user_bse__hash_index": None, "user_bse__code": None, "ctr_scores__score": None},
+        {"user_id": 1, "item_id": 8, "user_bse__hash_index": [0, 1], "user_bse__code": [2, 5], "ctr_scores__score": 0.75,
+         "user_sequence__item_ids": [4, 6]},
+        {"user_id": 1, "item_id": 7, "user_bse__hash_index": [0, 1], "user_bse__code": [2, 5], "ctr_scores__score": 0.25,
+         "user_sequence__item_ids": [4, 6]},
+        {"user_id": 9, "item_id": 7, "user_bse__hash_index": None, "user_bse__code": None, "ctr_scores__score": None,
+         "user_sequence__item_ids": None},
     ]
 
 
