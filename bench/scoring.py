@@ -17,6 +17,7 @@ examples.train_len behaviors.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import shutil
 import sys
@@ -58,7 +59,7 @@ def candidate_rows(n: int, history: int, rng: np.random.Generator) -> pa.Table:
         **{c: rng.random(n) for c in STATS},
         "long_bse": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(n * HASHES * DIM).astype(np.float32)), HASHES * DIM)
         .cast(pa.list_(pa.float32())),
-        "candidate_source": pa.array(["impression"] * n), "score_date": pa.array([np.datetime64("2026-11-05", "D")] * n, pa.date32()),
+        "candidate_source": pa.array(["impression"] * n), "score_date": pa.array([dt.date(2026, 11, 5)] * n, pa.date32()),
     })
 
 
