@@ -39,6 +39,10 @@ bench: setup
 	$(PY) bench/clean.py --json
 	$(PY) bench/sequences_bse.py --json
 	$(PY) bench/denoise.py --json
+	$(PY) bench/sdim_vs_attention.py --json
+	$(PY) bench/ray_train_overhead.py --json
+	$(PY) bench/scoring.py --json
+	$(PY) bench/feature_reads.py --json
 
 lint: setup
 	$(PY) -m ruff check pipelines jobs features dags infra tests bench
