@@ -17,7 +17,13 @@ from deltalake import write_deltalake
 
 from features.definitions import VIEWS, resolve
 from features.store import historical_features, latest_features
-from pipelines.lakehouse.tables import GOLD_USER_BSE, GOLD_USER_SEQUENCES, GOLD_USER_STATS, SCORES_CTR, table_uri
+from pipelines.lakehouse.tables import (
+    GOLD_USER_BSE,
+    GOLD_USER_SEQUENCES,
+    GOLD_USER_STATS,
+    SCORES_CTR,
+    table_uri,
+)
 
 D = dt.date
 
