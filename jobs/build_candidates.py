@@ -57,10 +57,10 @@ def build_candidates(spark: SparkSession, settings: Settings, day: dt.date, vers
     replace_date_partitions(rows.drop("event_date"), lakehouse, GOLD_CANDIDATES, day)
     written = read_date_partitions(spark, lakehouse, GOLD_CANDIDATES, day)
     counts = {r["candidate_source"]: r["count"] for r in written.groupBy("candidate_source").count().collect()}
+    totals = written.agg(F.countDistinct("user_id").alias("users"), F.count("long_bse").alias("with_bse")).first()
     figures = {
         "date": day.isoformat(), "features_as_of": before.isoformat(), "candidates": sum(counts.values()),
-        "by_source": dict(sorted(counts.items())), "users": written.select("user_id").distinct().count(),
-        "with_bse": written.where(F.col("long_bse").isNotNull()).count(),
+        "by_source": dict(sorted(counts.items())), "users": totals["users"], "with_bse": totals["with_bse"],
     }
     record_run(lakehouse, Run("candidates", [day], began, tables=(GOLD_CANDIDATES,)), figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}

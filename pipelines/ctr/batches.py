@@ -61,6 +61,14 @@ class BatchShape:
     embedding_dim: int = 32
 
 
+def shape_for(config: Any, long_len: int, short_len: int) -> BatchShape:
+    """The batch a model of `config` (a ModelConfig) reads: SDIM's long side as
+    distinct items end to end, or as bucket sums in BSE mode."""
+    sdim_inputs = ("bse" if config.bse_mode else "e2e") if config.model == "sdim" else None
+    return BatchShape(long_len=long_len, short_len=short_len, sdim_inputs=sdim_inputs,
+                      signatures=config.signatures, embedding_dim=config.embedding_dim)
+
+
 def index_of(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Vocabulary index of each id (0 when unknown)."""
     if len(table) == 0:

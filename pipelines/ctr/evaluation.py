@@ -12,7 +12,7 @@ import pyarrow as pa
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import load_model
 from pipelines.ctr.base import CtrModel
-from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, to_batch
+from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, shape_for, to_batch
 from pipelines.ctr.datasets import example_batches, example_files
 from pipelines.ctr.metrics import auc, click_metrics
 from pipelines.ctr.registry import downloaded_model
@@ -20,13 +20,6 @@ from pipelines.ctr.training import predictions
 from pipelines.synth.layout import truth_events_folder
 
 _KEYS = ["user_id", "impression_id", "item_id"]
-
-
-def batch_shape(model: CtrModel, settings: Settings) -> BatchShape:
-    config = model.config
-    sdim_inputs = ("bse" if config.bse_mode else "e2e") if config.model == "sdim" else None
-    return BatchShape(long_len=settings.examples.train_len, short_len=settings.examples.short_len,
-                      sdim_inputs=sdim_inputs, signatures=config.signatures, embedding_dim=config.embedding_dim)
 
 
 def scored_examples(model: CtrModel, vocab: Vocabulary, shape: BatchShape, settings: Settings, day: dt.date) -> pd.DataFrame:
@@ -41,7 +34,8 @@ def scored_examples(model: CtrModel, vocab: Vocabulary, shape: BatchShape, setti
 
 def model_quality(settings: Settings, version: str, day: dt.date) -> dict[str, object]:
     model, vocab, metadata = load_model(downloaded_model(settings, version))
-    scored = scored_examples(model, vocab, batch_shape(model, settings), settings, day)
+    shape = shape_for(model.config, settings.examples.train_len, settings.examples.short_len)
+    scored = scored_examples(model, vocab, shape, settings, day)
     figures: dict[str, object] = {
         "version": version, "model": model.config.model + ("-bse" if model.config.bse_mode else ""), "date": day.isoformat(),
         "trained_on": metadata.get("data_range"),

@@ -19,7 +19,7 @@ import torch
 
 from pipelines.ctr.artifacts import load_model
 from pipelines.ctr.base import CtrModel
-from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, to_batch
+from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, shape_for, to_batch
 from pipelines.ctr.zoo import build_model
 
 SCORE_SCHEMA = pa.schema([
@@ -35,13 +35,6 @@ def bse_twin(model: CtrModel) -> CtrModel:
     twin = build_model(dataclasses.replace(model.config, bse_mode=True))
     twin.load_state_dict(model.state_dict())
     return twin.eval()
-
-
-def scoring_shape(model: CtrModel, long_len: int, short_len: int) -> BatchShape:
-    config = model.config
-    sdim_inputs = ("bse" if config.bse_mode else "e2e") if config.model == "sdim" else None
-    return BatchShape(long_len=long_len, short_len=short_len, sdim_inputs=sdim_inputs,
-                      signatures=config.signatures, embedding_dim=config.embedding_dim)
 
 
 def candidate_columns(model: CtrModel) -> list[str]:
@@ -65,7 +58,7 @@ class ModelReplica:
             torch.set_num_threads(threads)
         model, self.vocab, _ = load_model(Path(model_folder))
         self.model = bse_twin(model) if bse else model
-        self.shape = scoring_shape(self.model, long_len, short_len)
+        self.shape = shape_for(self.model.config, long_len, short_len)
         self.version = version
 
     def __call__(self, rows: pa.Table | dict[str, Any]) -> pa.Table:
