@@ -38,7 +38,7 @@ from pipelines.ctr.artifacts import save_model  # noqa: E402
 from pipelines.ctr.base import ModelConfig  # noqa: E402
 from pipelines.ctr.batches import DENSE_FEATURES, Vocabulary  # noqa: E402
 from pipelines.ctr.zoo import build_model  # noqa: E402
-from pipelines.scoring.batch_scoring import ModelReplica  # noqa: E402
+from pipelines.scoring.batch_scoring import ModelReplica, candidate_columns  # noqa: E402
 
 ITEMS, USERS, CATEGORIES, DIM, HASHES, TRAIN_LEN, SHORT_LEN = 20_000, 5_000, 40, 32, 16, 1024, 50
 STATS = ["user_impressions", "user_clicks", "user_ctr", "user_dwell_mean_ms",
@@ -46,16 +46,27 @@ STATS = ["user_impressions", "user_clicks", "user_ctr", "user_dwell_mean_ms",
 
 
 def candidate_rows(n: int, history: int, rng: np.random.Generator) -> pa.Table:
-    kept = min(history, TRAIN_LEN)
-    offsets = np.arange(0, (n + 1) * kept, kept, dtype=np.int32)
+    """Rows as `seqlake candidates` writes them: the last train_len behaviors,
+    their short tail and summaries, the bucket sums of all `history`."""
+    kept, short = min(history, TRAIN_LEN), min(history, SHORT_LEN)
     now = 10**12
+    items = rng.integers(1, ITEMS, (n, kept))
+    categories = rng.integers(0, CATEGORIES, (n, kept)).astype(np.int32)
+    times = np.broadcast_to(now - np.arange(kept, 0, -1) * 60_000, (n, kept))
+    candidate_categories = rng.integers(0, CATEGORIES, n)
+
+    def lists(values: np.ndarray) -> pa.ListArray:
+        return pa.ListArray.from_arrays(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32), pa.array(values.ravel()))
+
     return pa.table({
         "user_id": rng.integers(1, USERS, n), "item_id": rng.integers(1, ITEMS, n),
-        "category_id": pa.array(rng.integers(0, CATEGORIES, n), pa.int32()), "position": pa.nulls(n, pa.int32()),
+        "category_id": pa.array(candidate_categories, pa.int32()), "position": pa.nulls(n, pa.int32()),
         "impression_ts": np.full(n, now),
-        "long_item_ids": pa.ListArray.from_arrays(offsets, pa.array(rng.integers(1, ITEMS, n * kept))),
-        "long_category_ids": pa.ListArray.from_arrays(offsets, pa.array(rng.integers(0, CATEGORIES, n * kept).astype(np.int32))),
-        "long_timestamps": pa.ListArray.from_arrays(offsets, pa.array(now - np.tile(np.arange(kept, 0, -1) * 60_000, n))),
+        "long_item_ids": lists(items), "long_category_ids": lists(categories), "long_timestamps": lists(times),
+        "short_item_ids": lists(items[:, -short:]), "short_category_ids": lists(categories[:, -short:]),
+        "short_timestamps": lists(times[:, -short:]),
+        "long_length": pa.array(np.full(n, kept), pa.int32()),
+        "long_category_share": (categories == candidate_categories[:, None]).mean(axis=1),
         **{c: rng.random(n) for c in STATS},
         "long_bse": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(n * HASHES * DIM).astype(np.float32)), HASHES * DIM)
         .cast(pa.list_(pa.float32())),
@@ -64,10 +75,11 @@ def candidate_rows(n: int, history: int, rng: np.random.Generator) -> pa.Table:
 
 
 def plain_rows_per_s(folder: str, path: Path, batch: int, bse: bool) -> float:
+    """Rows/s of one process with 2 threads, reading the columns `seqlake score` reads."""
     torch.set_num_threads(2)
     replica = ModelReplica(folder, "1", TRAIN_LEN, SHORT_LEN, bse=bse)
     started, rows = time.perf_counter(), 0
-    for part in ds.dataset(str(path)).to_batches(batch_size=batch):
+    for part in ds.dataset(str(path)).to_batches(batch_size=batch, columns=candidate_columns(replica.model)):
         rows += replica(pa.Table.from_batches([part])).num_rows
     return rows / (time.perf_counter() - started)
 
@@ -97,7 +109,8 @@ def main() -> None:
 
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", _temp_dir=str(work / "ray"))
         ray.data.DataContext.get_current().enable_progress_bars = False
-        dataset = ray.data.read_parquet(str(path)).materialize()  # reading is not what is compared
+        columns = candidate_columns(ModelReplica(folder, "1", TRAIN_LEN, SHORT_LEN, bse=True).model)
+        dataset = ray.data.read_parquet(str(path), columns=columns).materialize()  # reading is not what is compared
         scored = dataset.map_batches(
             ModelReplica, fn_constructor_kwargs={"model_folder": folder, "version": "1", "long_len": TRAIN_LEN,
                                                  "short_len": SHORT_LEN, "bse": True, "threads": 1},

@@ -31,7 +31,7 @@ from pipelines.lakehouse.tables import (
     SILVER_EVENTS,
 )
 from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
-from pipelines.scoring.candidates import candidate_pairs
+from pipelines.scoring.candidates import candidate_pairs, with_short_side_inputs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +52,9 @@ def build_candidates(spark: SparkSession, settings: Settings, day: dt.date, vers
 
     sequences, item_stats = features(GOLD_USER_SEQUENCES), features(GOLD_ITEM_STATS)
     pairs = candidate_pairs(read_date_partitions(spark, lakehouse, SILVER_EVENTS, day), sequences, item_stats, day, settings.scoring)
-    rows = training_examples(pairs, sequences, features(GOLD_USER_STATS), item_stats, settings.examples)
+    rows = with_short_side_inputs(training_examples(pairs, sequences, features(GOLD_USER_STATS), item_stats, settings.examples), settings.examples)
     rows = with_bucket_sums(spark, settings, rows, features, enabled=True, version=version).withColumn("score_date", F.col("event_date"))
-    replace_date_partitions(rows.drop("event_date"), lakehouse, GOLD_CANDIDATES, day)
+    replace_date_partitions(rows.drop("event_date"), lakehouse, GOLD_CANDIDATES, day, mergeSchema="true")
     written = read_date_partitions(spark, lakehouse, GOLD_CANDIDATES, day)
     counts = {r["candidate_source"]: r["count"] for r in written.groupBy("candidate_source").count().collect()}
     totals = written.agg(F.countDistinct("user_id").alias("users"), F.count("long_bse").alias("with_bse")).first()

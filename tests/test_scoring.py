@@ -16,6 +16,7 @@ from jobs.build_signatures import build_signatures
 from jobs.models import export_embeddings
 from jobs.score import score_day
 from pipelines.bse.projection import stored_projection
+from pipelines.config import ExampleSettings
 from pipelines.ctr.artifacts import save_model
 from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.batches import DENSE_FEATURES
@@ -24,6 +25,7 @@ from pipelines.ctr.registry import log_and_register
 from pipelines.ctr.zoo import build_model
 from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, table_uri
 from pipelines.scoring.batch_scoring import ModelReplica
+from pipelines.scoring.candidates import with_short_side_inputs
 
 
 def test_bse_scores_equal_full_sdim_scores_and_rescoring_a_date_replaces_it(spark, generated_nights, tmp_path, monkeypatch):
@@ -65,3 +67,16 @@ def test_bse_scores_equal_full_sdim_scores_and_rescoring_a_date_replaces_it(spar
     assert max(abs(s - direct[(u, i)]) for u, i, s, _ in snapshot) < 1e-6
     second = score_day(settings, day, "1")
     assert second["scores"] == first["scores"] and scores() == snapshot
+
+
+def test_bse_candidates_carry_the_short_tail_and_the_long_sides_summaries(spark):
+    rows = spark.createDataFrame(
+        [(7, 3, [1, 2, 3, 4, 5], [3, 3, 9, 3, 8], [10, 20, 30, 40, 50]), (8, 4, [], [], [])],
+        "user_id long, category_id int, long_item_ids array<long>, long_category_ids array<int>, long_timestamps array<long>",
+    )
+    got = with_short_side_inputs(rows, ExampleSettings(train_len=4, short_len=2)).orderBy("user_id").collect()
+    assert [(r.short_item_ids, r.short_category_ids, r.short_timestamps, r.long_length, r.long_category_share) for r in got] == [
+        # The long side is the last train_len = 4 behaviors: categories 3, 9, 3, 8, two of them the candidate's.
+        ([4, 5], [3, 8], [40, 50], 4, 0.5),
+        ([], [], [], 0, 0.0),
+    ]

@@ -81,13 +81,20 @@ def index_of(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
 def to_batch(rows: pa.RecordBatch | pa.Table | Mapping[str, Any], vocab: Vocabulary, shape: BatchShape) -> dict[str, torch.Tensor]:
     """Tensors for a model from example rows (Arrow, or a dict of numpy columns as Ray Data gives)."""
     n = _length(rows)
-    items, lengths = _flat(rows["long_item_ids"], n)
+    # Scoring candidates for a BSE-mode model carry the short tail and two
+    # summaries of the long sequence (see scoring.candidates), not the sequence:
+    # the cost of a row then does not depend on the length of the history.
+    summarized = shape.sdim_inputs == "bse" and "long_length" in _names(rows)
+    side = "short" if summarized else "long"
+    items, lengths = _flat(rows[f"{side}_item_ids"], n)
     # Padded to the batch's longest sequence, at most long_len: short histories cost little.
     long_len = int(max(1, min(shape.long_len, lengths.max(initial=0))))
     short_len = min(shape.short_len, long_len)
-    categories, _ = _flat(rows["long_category_ids"], n)
-    timestamps, _ = _flat(rows["long_timestamps"], n)
+    categories, _ = _flat(rows[f"{side}_category_ids"], n)
+    timestamps, _ = _flat(rows[f"{side}_timestamps"], n)
     kept = np.minimum(lengths, long_len)
+    long_length = _numeric(rows["long_length"], n) if summarized else kept
+    long_share = _numeric(rows["long_category_share"], n) if summarized else None
     impression_ts = _numeric(rows["impression_ts"], n)
     long_items = _left_padded(index_of(items, vocab.items), lengths, long_len)
     long_categories = _left_padded(index_of(categories, vocab.categories), lengths, long_len)
@@ -101,7 +108,9 @@ def to_batch(rows: pa.RecordBatch | pa.Table | Mapping[str, Any], vocab: Vocabul
         "item": index_of(_numeric(rows["item_id"], n).astype(np.int64), vocab.items),
         "category": index_of(_numeric(rows["category_id"], n, missing=-1).astype(np.int64), vocab.categories),
         "position": np.where(position < 0, 0, np.minimum(position + 1, shape.positions - 1)).astype(np.int64),
-        "dense": np.concatenate([_dense(rows, n, kept), _category_shares(long_categories, long_mask, short_len, rows, vocab, n)], axis=1),
+        "dense": np.concatenate(
+            [_dense(rows, n, long_length), _category_shares(long_categories, long_mask, short_len, rows, vocab, n, long_share)], axis=1
+        ),
         "label": _numeric(rows["label"], n).astype(np.float32),
         "long_items": long_items, "long_categories": long_categories, "long_gaps": long_gaps, "long_mask": long_mask,
         "short_items": long_items[:, -short_len:], "short_categories": long_categories[:, -short_len:],
@@ -141,16 +150,19 @@ def _dense(rows: Any, n: int, kept: np.ndarray) -> np.ndarray:
 
 
 def _category_shares(long_categories: np.ndarray, long_mask: np.ndarray, short_len: int, rows: Any,
-                     vocab: Vocabulary, n: int) -> np.ndarray:
+                     vocab: Vocabulary, n: int, long_share: np.ndarray | None = None) -> np.ndarray:
     """Share of the long and of the short sequence in the candidate's category:
-    the user's standing interest in it, given to the model as two numbers."""
+    the user's standing interest in it, given to the model as two numbers.
+    `long_share`: the long one precomputed on raw ids (then it counts only for
+    a category the vocabulary knows, as index equality does)."""
     target = index_of(_numeric(rows["category_id"], n, missing=-1).astype(np.int64), vocab.categories)
     same = (long_categories == target[:, None]) & long_mask & (target[:, None] > 0)
 
     def share(part: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return part.sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
 
-    return np.stack([share(same, long_mask), share(same[:, -short_len:], long_mask[:, -short_len:])], axis=1).astype(np.float32)
+    long = share(same, long_mask) if long_share is None else np.where(target > 0, long_share, 0.0)
+    return np.stack([long, share(same[:, -short_len:], long_mask[:, -short_len:])], axis=1).astype(np.float32)
 
 
 def _bse(rows: Any, n: int, shape: BatchShape) -> np.ndarray:
@@ -163,6 +175,10 @@ def _bse(rows: Any, n: int, shape: BatchShape) -> np.ndarray:
         starts = (np.cumsum(lengths) - lengths)[has]
         out[has] = values[starts[:, None] + np.arange(width)[None, :]]
     return out.reshape(n, shape.signatures, shape.embedding_dim)
+
+
+def _names(rows: Any) -> list[str]:
+    return rows.schema.names if isinstance(rows, pa.RecordBatch | pa.Table) else list(rows)
 
 
 def _length(rows: Any) -> int:

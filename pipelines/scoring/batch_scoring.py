@@ -37,10 +37,17 @@ def bse_twin(model: CtrModel) -> CtrModel:
     return twin.eval()
 
 
+BSE_SIDE_COLUMNS = ["long_bse", "short_item_ids", "short_category_ids", "short_timestamps", "long_length", "long_category_share"]
+
+
 def candidate_columns(model: CtrModel) -> list[str]:
-    """The candidate columns `model` reads (every example column but the label)."""
+    """The candidate columns `model` reads: every example column but the label;
+    a BSE-mode SDIM reads the bucket sums, the short tail and the long side's
+    summaries instead of the long sequence."""
     columns = [c for c in EXAMPLE_COLUMNS if c != "label"] + ["candidate_source", "score_date"]
-    return columns + (["long_bse"] if model.config.model == "sdim" and model.config.bse_mode else [])
+    if model.config.model == "sdim" and model.config.bse_mode:
+        return [c for c in columns if not c.startswith("long_")] + BSE_SIDE_COLUMNS
+    return columns
 
 
 def click_probabilities(model: CtrModel, vocab: Vocabulary, shape: BatchShape, rows: pa.Table) -> np.ndarray:

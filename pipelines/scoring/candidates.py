@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipelines.clickstream.schema import EventType
-from pipelines.config import ScoringSettings
+from pipelines.config import ExampleSettings, ScoringSettings
 
 IMPRESSION, POPULAR = "impression", "popular"
 
@@ -59,3 +59,24 @@ def candidate_pairs(
             F.lit(day).alias("event_date"),
         )
     )
+
+
+def with_short_side_inputs(rows: DataFrame, rules: ExampleSettings) -> DataFrame:
+    """`rows` plus what a BSE-mode model reads besides the bucket sums, so that
+    scoring never reads the long sequence: its short tail (`short_item_ids`,
+    `short_category_ids`, `short_timestamps`), its length capped at
+    examples.train_len (`long_length`) and the share of it in the row's
+    category (`long_category_share`), as the batch builder derives them from
+    the long sequence."""
+    def tail(column: str) -> F.Column:
+        return F.slice(column, F.greatest(F.size(column) - rules.short_len + 1, F.lit(1)), rules.short_len)
+
+    length = F.least(F.size("long_category_ids"), F.lit(rules.train_len))
+    recent = F.slice("long_category_ids", F.greatest(F.size("long_category_ids") - rules.train_len + 1, F.lit(1)), rules.train_len)
+    same = F.aggregate(recent, F.lit(0), lambda n, c: n + F.when(c == F.col("category_id"), 1).otherwise(0))
+    return rows.withColumns({
+        "short_item_ids": tail("long_item_ids"), "short_category_ids": tail("long_category_ids"),
+        "short_timestamps": tail("long_timestamps"),
+        "long_length": length.cast("int"),
+        "long_category_share": (same / F.greatest(length, F.lit(1))).cast("double"),
+    })
