@@ -7,7 +7,8 @@ summary line (or one JSON object with --json). A job module is imported only
 when its command runs, so `seqlake generate` does not load Spark.
 
 Exit status: 0 success, 2 usage or configuration error, 1 job failure, with a
-one-line reason on stderr. `python -m jobs.X` and `spark-submit jobs/X.py`
+one-line reason on stderr, 99 nothing to do tonight (Airflow marks the task
+skipped). `python -m jobs.X` and `spark-submit jobs/X.py`
 run the same code through `run_command`.
 """
 
@@ -25,7 +26,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from pipelines.config import ConfigError, Settings, load_settings
-from pipelines.errors import PipelineError
+from pipelines.errors import NothingToDo, PipelineError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +52,14 @@ COMMANDS = {
         Command("train", "jobs.train", "a CTR model on Ray Train, logged and registered in MLflow"),
         Command("models", "jobs.models", "registered models: list, promote, gate on a held-out day, export embeddings"),
         Command("evaluate", "jobs.evaluate", "measure a stage or a model (AUC, GAUC, logloss, oracle) against the truth"),
+        Command("report", "jobs.report", "the nightly HTML report of a date, plots embedded"),
+        Command("run", "jobs.night", "the whole night of a date (or a range) without Airflow, as the DAG runs it"),
         Command("demo", "jobs.demo", "generate a few days and run the night's stages on them"),
     )
 }
+
+
+SKIPPED = 99  # BashOperator's skip_on_exit_code
 
 
 class UsageError(Exception):
@@ -128,6 +134,9 @@ def _execute(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(env=args.env, overrides=[*args.overrides, *_flag_overrides(args)])
         figures = _job(name).run(args, settings)
+    except NothingToDo as exc:
+        print(summary_line(name, {"skipped": str(exc)}, getattr(args, "json", False)), flush=True)
+        return SKIPPED
     except UsageError as exc:
         print(f"seqlake {name}: usage error: {exc}", file=sys.stderr)
         return 2

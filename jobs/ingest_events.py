@@ -1,7 +1,8 @@
 """seqlake ingest: one landing date's files -> bronze/events + bronze/events_rejected.
 
 Runnable as `seqlake ingest --date D`, `python -m jobs.ingest_events --date D`
-and `spark-submit jobs/ingest_events.py --date D`.
+and `spark-submit jobs/ingest_events.py --date D`; `--start D1 --end D2`
+ingests each landing date of the range in turn, one commit each (a backfill).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 
 from pyspark.sql import SparkSession
 
-from jobs.cli import iso_date, run_command, settings_flag
+from jobs.cli import add_night_arguments, nights, run_command, settings_flag
 from pipelines.clickstream.landing import landing_records
 from pipelines.clickstream.publish import PublishScope, publish_landing_records
 from pipelines.clickstream.schema import LANDING_SOURCE
@@ -21,12 +22,20 @@ from pipelines.lakehouse.session import spark_session
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--date", type=iso_date, required=True, help="landing date YYYY-MM-DD")
+    add_night_arguments(parser)
     settings_flag(parser, "--landing", "landing", metavar="URI", help="landing root (default: configured)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    return ingest_date(spark_session(settings.spark, "seqlake-ingest"), settings, args.date)
+    first, last = nights(args)
+    spark = spark_session(settings.spark, "seqlake-ingest")
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    if len(days) == 1:
+        return ingest_date(spark, settings, first)
+    runs = [ingest_date(spark, settings, day) for day in days]
+    totals = {k: sum(r[k] for r in runs) for k in ("landed", "bronze", "rejected")}
+    return {"dates": f"{first}..{last}", **totals, "adds_up": totals["landed"] == totals["bronze"] + totals["rejected"],
+            "seconds": round(sum(r["seconds"] for r in runs), 2)}
 
 
 def ingest_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[str, object]:

@@ -3,7 +3,10 @@
     seqlake models list
     seqlake models promote VERSION              set the champion alias, export its item embeddings
     seqlake models gate --version V --date D    promote V only if it beats the champion on day D by the margin
-    seqlake models export --version V           write V's item embeddings to gold/item_embeddings
+    seqlake models gate --date D                the same for the newest version the night of D trained
+                                                (exit 99 when that night trained none)
+    seqlake models export [--version V]         write V's (default: the champion's) item embeddings to
+                                                gold/item_embeddings (exit 99 when there is no champion)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pipelines.ctr.artifacts import load_model
 from pipelines.ctr.embeddings import embedding_version, item_embedding_rows
 from pipelines.ctr.evaluation import model_quality, promotion_decision
 from pipelines.ctr.registry import champion_version, downloaded_model, model_versions, promote
+from pipelines.errors import NothingToDo
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import GOLD_ITEM_EMBEDDINGS
 from pipelines.lakehouse.writes import replace_where
@@ -39,17 +43,27 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
             for v in versions:
                 print(f"  v{v['version']:<4} {v.get('model', ''):<16} {v.get('data_range', ''):<24} {', '.join(v['aliases'])}")
         return {"versions": versions}
-    version = args.target if args.action == "promote" else args.version
-    if not version:
-        raise UsageError(f"models {args.action} needs a version")
     if args.action == "promote":
-        promote(settings, version)
-        return {"promoted": version, **export_embeddings(settings, version)}
+        if not args.target:
+            raise UsageError("models promote needs a version")
+        promote(settings, args.target)
+        return {"promoted": args.target, **export_embeddings(settings, args.target)}
     if args.action == "export":
+        version = args.version or champion_version(settings)
+        if version is None:
+            raise NothingToDo("no champion model yet: nothing to export")
         return export_embeddings(settings, version)
     if not args.date:
         raise UsageError("models gate needs --date")
-    return gate(settings, version, args.date)
+    return gate(settings, args.version or trained_for_night(settings, args.date), args.date)
+
+
+def trained_for_night(settings: Settings, night: dt.date) -> str:
+    """The newest version `seqlake train --night` registered for `night`."""
+    for v in model_versions(settings):
+        if v.get("night") == night.isoformat():
+            return v["version"]
+    raise NothingToDo(f"the night of {night} trained no model")
 
 
 def gate(settings: Settings, version: str, day: dt.date) -> dict[str, object]:

@@ -26,7 +26,7 @@ from pipelines.config import Settings
 from pipelines.ctr.artifacts import load_model
 from pipelines.ctr.embeddings import embedding_version
 from pipelines.ctr.registry import champion_version, downloaded_model
-from pipelines.errors import MissingInputError
+from pipelines.errors import MissingInputError, NothingToDo
 from pipelines.lakehouse.files import native_uri
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import ray_runtime
@@ -72,7 +72,7 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
     started, began = time.perf_counter(), now_utc()
     version = version or champion_version(settings)
     if version is None:
-        raise MissingInputError("no champion model: train one and promote it (`seqlake models promote V`), or pass --version")
+        raise NothingToDo("no champion model yet: train one and promote it (`seqlake models promote V`), or pass --version")
     folder = downloaded_model(settings, version)
     model, _, _ = load_model(folder)
     uris, candidates = candidate_files(settings.lakehouse, day)

@@ -1,6 +1,8 @@
 """seqlake train: a CTR model on Ray Train from gold/training_examples, logged and registered in MLflow.
 
     seqlake train --start D1 --end D2 --model {sdim,din,long_attention,avg_pool} [--bse] [--epochs N]
+    seqlake train --night D     the nightly model (night.model) on the window before D, when
+                                night.train_cadence says D trains (exit 99 otherwise)
 
 Runs on a local Ray instance by default, on RAY_ADDRESS (or ray.address) when
 given, and as `ray job submit -- python -m jobs.train ...`. The last date is
@@ -22,36 +24,51 @@ import ray.train
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from jobs.cli import iso_date, run_command, settings_flag
+from jobs.cli import UsageError, iso_date, run_command, settings_flag
 from pipelines.bse.projection import stored_projection
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import save_model
 from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.batches import DENSE_FEATURES, EXAMPLE_COLUMNS, BatchShape
+from pipelines.ctr.cadence import nightly_training_range
 from pipelines.ctr.datasets import example_files, training_split, user_split, vocabulary
 from pipelines.ctr.distributed import load_checkpoint_state, train_worker
 from pipelines.ctr.registry import log_and_register
 from pipelines.ctr.zoo import MODELS, build_model
+from pipelines.errors import NothingToDo
+from pipelines.lakehouse.files import partitions
 from pipelines.lakehouse.session import ray_runtime
+from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--start", type=iso_date, required=True, help="first date of training examples")
-    parser.add_argument("--end", type=iso_date, required=True, help="last date (held out for validation when after --start)")
-    parser.add_argument("--model", choices=sorted(MODELS), required=True)
+    parser.add_argument("--start", type=iso_date, help="first date of training examples")
+    parser.add_argument("--end", type=iso_date, help="last date (held out for validation when after --start)")
+    parser.add_argument("--night", type=iso_date, help="train as the night of this date does (range and model from [night])")
+    parser.add_argument("--model", choices=sorted(MODELS))
     parser.add_argument("--bse", action="store_true", help="SDIM in BSE mode: the long side from the examples' bucket sums")
     settings_flag(parser, "--epochs", "train.epochs", int)
     settings_flag(parser, "--workers", "train.workers", int)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
+    if args.night:
+        if args.start or args.end:
+            raise UsageError("give --night D, or --start D1 --end D2 --model M")
+        labelled = [dt.date.fromisoformat(p["event_date"]) for p in partitions(settings.lakehouse, GOLD_TRAINING_EXAMPLES)]
+        window = nightly_training_range(args.night, settings.night, sorted(labelled))
+        if isinstance(window, str):
+            raise NothingToDo(window)
+        return train_model(settings, *window, args.model or settings.night.model, args.bse, night=args.night)
+    if not (args.start and args.end and args.model):
+        raise UsageError("give --start D1 --end D2 --model M, or --night D")
     if args.bse and args.model != "sdim":
         raise ValueError("--bse is SDIM's training mode")
     return train_model(settings, args.start, args.end, args.model, args.bse)
 
 
 def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bse: bool = False,
-                kill_worker_at_epoch: int | None = None) -> dict[str, object]:
+                kill_worker_at_epoch: int | None = None, night: dt.date | None = None) -> dict[str, object]:
     started = time.perf_counter()
     lakehouse, train = settings.lakehouse, settings.train
     (train_first, train_last), held_out = training_split(start, end)
@@ -123,7 +140,8 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             history=progress["history"],
             final_metrics={"best_valid_auc": progress["best_auc"], "best_epoch": progress["best_epoch"]},
             model_folder=Path(folder),
-            tags={"model": model, "bse_mode": str(bse).lower(), "data_range": metadata["data_range"]},
+            tags={"model": model, "bse_mode": str(bse).lower(), "data_range": metadata["data_range"],
+                  **({"night": night.isoformat()} if night else {})},
         )
     history = progress["history"]
     return {

@@ -238,6 +238,45 @@ class ScoringSettings(Section):
     batch_size: int = Field(default=1024, ge=1)
 
 
+class QualitySettings(Section):
+    """Write-audit-publish gates (Great Expectations suites per table, pipelines/quality)."""
+
+    # The bands of rates (label rate, noise rate, scores' mean) come from the
+    # published dates before the one checked: their range widened by this
+    # factor on each side (in log-odds), so a night's drift passes and a broken
+    # feed does not. Fewer than `min_history` dates: only the sanity bounds.
+    band_widening: float = Field(default=2.0, ge=1.0)
+    history_days: int = Field(default=14, ge=1)
+    min_history: int = Field(default=2, ge=1)
+
+
+class NightSettings(Section):
+    """The nightly run (dags/nightly.py, `seqlake run`): what it trains and how its tasks run."""
+
+    # embedded: every task runs its job's CLI on the Airflow worker; cluster:
+    # Spark jobs through SparkSubmitOperator, Ray jobs through Ray's job API.
+    profile: Literal["embedded", "cluster"] = "embedded"
+    spark_conn_id: str = "spark_default"
+    # Ray's job-submission (dashboard) address for the cluster profile.
+    ray_jobs_address: str = "http://127.0.0.1:8265"
+    # nightly: train and gate every night; weekly: on `train_weekday`'s night
+    # (Monday = 0), scoring every night with the champion.
+    train_cadence: Literal["nightly", "weekly"] = "nightly"
+    train_weekday: int = Field(default=6, ge=0, le=6)
+    # Labelled days a night trains on: the window before the night's date,
+    # its last day held out for early stopping; the night's date is the gate's.
+    train_window_days: int = Field(default=7, ge=2)
+    model: Literal["sdim", "din", "long_attention", "avg_pool"] = "sdim"
+    # A landing folder counts as complete when it holds data files, and this
+    # marker too when one is set (e.g. "_SUCCESS").
+    landing_marker: str | None = None
+    sensor_timeout_minutes: int = Field(default=360, ge=1)
+    sensor_poke_seconds: int = Field(default=300, ge=1)
+    retries: int = Field(default=2, ge=0)
+    retry_delay_minutes: int = Field(default=10, ge=0)
+    task_timeout_minutes: int = Field(default=180, ge=1)
+
+
 class GeneratorSettings(Section):
     users: int = Field(default=2_000, ge=1)
     days: int = Field(default=3, ge=1)
@@ -274,6 +313,8 @@ class Settings(BaseSettings):
     landing: str = Field(default="var/landing", min_length=1)
     # Where the generator writes its truth; the pipeline never reads it.
     truth: str = Field(default="var/truth", min_length=1)
+    # The nightly reports, one HTML file per date.
+    reports: str = Field(default="var/reports", min_length=1)
     spark: SparkSettings = SparkSettings()
     ray: RaySettings = RaySettings()
     ingest: IngestSettings = IngestSettings()
@@ -284,9 +325,11 @@ class Settings(BaseSettings):
     train: TrainSettings = TrainSettings()
     registry: RegistrySettings = RegistrySettings()
     scoring: ScoringSettings = ScoringSettings()
+    quality: QualitySettings = QualitySettings()
+    night: NightSettings = NightSettings()
     generator: GeneratorSettings = GeneratorSettings()
 
-    @field_validator("lakehouse", "landing", "truth")
+    @field_validator("lakehouse", "landing", "truth", "reports")
     @classmethod
     def _roots_absolute(cls, root: str) -> str:
         return _absolute(root)

@@ -21,3 +21,12 @@ class IncompleteRunError(PipelineError):
 
 class MissingInputError(PipelineError):
     """An input the job needs (a landing folder, a table, an embedding version) is absent."""
+
+
+class QualityGateFailed(PipelineError):
+    """A table's new data failed its quality suite; nothing was published."""
+
+
+class NothingToDo(Exception):
+    """Tonight this job has nothing to do (not its cadence, no model yet): the
+    CLI exits 99, which Airflow's BashOperator marks as skipped."""

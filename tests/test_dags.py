@@ -19,20 +19,22 @@ def dagbag():
 
 def test_dag_folder_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"seqlake_nightly"}
+    assert set(dagbag.dag_ids) == {"seqlake_nightly", "seqlake_backfill"}
 
 
 def _at(day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
     return dt.datetime(2026, 11, day, hour, minute, tzinfo=dt.UTC)
 
 
-def _dates_passed(dag, logical_date: dt.datetime) -> set[str]:
-    """The --date each task of a run at `logical_date` gives its job."""
+def _dates_passed(dag, logical_date: dt.datetime) -> dict[str, str]:
+    """The --date or --night each task of a run at `logical_date` gives its job."""
     from airflow.sdk.execution_time import macros
 
     env = dag.get_template_env()
     ds = logical_date.strftime("%Y-%m-%d")
-    return {env.from_string(t.bash_command).render(ds=ds, macros=macros).split("--date ")[1] for t in dag.tasks}
+    rendered = {t.task_id: env.from_string(getattr(t, "bash_command", "")).render(ds=ds, macros=macros) for t in dag.tasks}
+    return {task: cmd.split("--date ")[-1] if "--date " in cmd else cmd.split("--night ")[1]
+            for task, cmd in rendered.items() if "--date " in cmd or "--night " in cmd}
 
 
 def _scheduling(dag):
@@ -50,7 +52,10 @@ def test_a_run_triggered_at_two_processes_the_day_that_ended(dagbag):
         last_automated_data_interval=None, restriction=TimeRestriction(earliest=_at(5), latest=None, catchup=True)
     )
     assert run.logical_date == _at(5, 2)
-    assert _dates_passed(dag, run.logical_date) == {"2026-11-04"}
+    passed = _dates_passed(dag, run.logical_date)
+    # Every stage gets the day that ended; candidates and scores are for the day that began.
+    assert {d for t, d in passed.items() if t not in ("build_candidates", "score_candidates")} == {"2026-11-04"}
+    assert (passed["build_candidates"], passed["score_candidates"]) == ("2026-11-05", "2026-11-05")
 
 
 def test_two_missed_nights_run_afterwards_in_order(dagbag):
@@ -68,26 +73,82 @@ def test_two_missed_nights_run_afterwards_in_order(dagbag):
         runs.append(run.logical_date)
         last = run.data_interval
     assert runs == [_at(4, 2), _at(5, 2)]
-    assert [_dates_passed(dag, r) for r in runs] == [{"2026-11-03"}, {"2026-11-04"}]
+    assert [_dates_passed(dag, r)["ingest_events"] for r in runs] == ["2026-11-03", "2026-11-04"]
     assert dag.catchup and dag.max_active_runs == 1
 
 
 def test_tasks_run_from_the_repository_not_a_temporary_folder(dagbag):
-    assert {t.cwd for t in dagbag.dags["seqlake_nightly"].tasks} == {str(REPO)}
+    for dag_id in ("seqlake_nightly", "seqlake_backfill"):
+        assert {t.cwd for t in dagbag.dags[dag_id].tasks if hasattr(t, "bash_command")} == {str(REPO)}
 
 
-def test_nightly_launches_the_jobs_through_the_cli_in_order(dagbag):
+NIGHT_ORDER = [
+    "wait_for_landing", "ingest_events", "clean_events", "build_sequences", "build_examples", "train_model",
+    "gate_model", "export_embeddings", "build_signatures", "build_candidates", "score_candidates", "write_report",
+]
+
+
+def test_nightly_waits_for_the_landing_folder_then_runs_every_step_in_order(dagbag):
     dag = dagbag.dags["seqlake_nightly"]
-    assert [t.task_id for t in dag.tasks] == [
-        "ingest_events", "clean_events", "build_sequences", "build_signatures", "build_examples",
-    ]
-    assert dag.get_task("ingest_events").bash_command.endswith("-m jobs.cli ingest --date {{ macros.ds_add(ds, -1) }}")
-    assert dag.get_task("clean_events").bash_command.endswith("-m jobs.cli clean --date {{ macros.ds_add(ds, -1) }}")
-    assert dag.get_task("clean_events").upstream_task_ids == {"ingest_events"}
-    assert dag.get_task("build_sequences").upstream_task_ids == {"clean_events"}
-    assert dag.get_task("build_signatures").upstream_task_ids == {"build_sequences"}
-    assert dag.get_task("build_examples").upstream_task_ids == {"build_sequences"}
+    assert [t.task_id for t in dag.topological_sort()] == NIGHT_ORDER
+    for before, after in zip(NIGHT_ORDER, NIGHT_ORDER[1:], strict=False):
+        assert dag.get_task(after).upstream_task_ids == {before}
+    sensor = dag.get_task("wait_for_landing")
+    assert (sensor.mode, sensor.timeout, sensor.poke_interval) == ("reschedule", 360 * 60, 300)
+    command = {t.task_id: t.bash_command.split(" -m jobs.cli ")[1] for t in dag.tasks if hasattr(t, "bash_command")}
+    assert command["train_model"] == "train --night {{ macros.ds_add(ds, -1) }}"
+    assert command["gate_model"] == "models gate --date {{ macros.ds_add(ds, -1) }}"
+    assert command["export_embeddings"] == "models export"
+    assert command["score_candidates"] == "score --date {{ ds }}"
+    assert command["write_report"] == "report --date {{ macros.ds_add(ds, -1) }}"
+    # Nothing to do tonight (exit 99) skips a task and the ones after it, but
+    # export, signatures and the report run after a skipped training.
+    assert {t.task_id for t in dag.tasks if t.trigger_rule == "none_failed"} == {"export_embeddings", "build_signatures", "write_report"}
+    assert all(t.skip_on_exit_code in (99, [99]) for t in dag.tasks if hasattr(t, "bash_command"))
+    ingest = dag.get_task("ingest_events")
+    assert (ingest.retries, ingest.retry_exponential_backoff, ingest.execution_timeout) == (2, True, dt.timedelta(minutes=180))
     assert dag.max_active_runs == 1
+
+
+def test_backfill_runs_the_data_stages_over_the_given_range(dagbag):
+    dag = dagbag.dags["seqlake_backfill"]
+    assert [t.bash_command.split(" -m jobs.cli ")[1] for t in dag.topological_sort()] == [
+        f"{stage} --start {{{{ params.start }}}} --end {{{{ params.end }}}}"
+        for stage in ("ingest", "clean", "sequences", "signatures", "examples")
+    ]
+    assert dag.schedule is None and set(dag.params) == {"start", "end"}
+
+
+def test_cluster_profile_submits_spark_and_ray_jobs(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    monkeypatch.setenv("SEQLAKE_NIGHT__PROFILE", "cluster")
+    monkeypatch.setenv("SEQLAKE_NIGHT__SPARK_CONN_ID", "spark_prod")
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["seqlake_nightly"]
+    clean = dag.get_task("clean_events")
+    assert isinstance(clean, SparkSubmitOperator)
+    assert (clean._conn_id, clean.application, clean.application_args) == (
+        "spark_prod", str(REPO / "jobs" / "clean_events.py"), ["--date", "{{ macros.ds_add(ds, -1) }}"])
+    train = dag.get_task("train_model")
+    assert train.python_callable.__name__ == "submit_ray_job"
+    assert list(train.op_args) == ["http://127.0.0.1:8265", ["train", "--night", "{{ macros.ds_add(ds, -1) }}"]]
+    assert hasattr(dag.get_task("write_report"), "bash_command")  # the report is written on the worker
+
+
+def test_landing_sensor_waits_for_data_files_and_the_marker(tmp_path, monkeypatch):
+    from pipelines.lakehouse.files import landing_ready
+
+    folder = tmp_path / "events" / "date=2026-11-04"
+    assert not landing_ready(str(tmp_path), dt.date(2026, 11, 4))
+    folder.mkdir(parents=True)
+    (folder / "_started").write_text("")
+    assert not landing_ready(str(tmp_path), dt.date(2026, 11, 4))
+    (folder / "part-0.jsonl.gz").write_bytes(b"")
+    assert landing_ready(str(tmp_path), dt.date(2026, 11, 4))
+    assert not landing_ready(str(tmp_path), dt.date(2026, 11, 4), marker="_SUCCESS")
+    (folder / "_SUCCESS").write_text("")
+    assert landing_ready(str(tmp_path), dt.date(2026, 11, 4), marker="_SUCCESS")
 
 
 @pytest.mark.slow

@@ -6,6 +6,8 @@ import datetime as dt
 
 from pyarrow import fs
 
+from pipelines.lakehouse.tables import TableSpec, table_uri
+
 
 def native_uri(uri: str) -> str:
     """The URI as pyarrow and delta-rs name it: Hadoop's s3a:// bucket is their s3://."""
@@ -36,3 +38,23 @@ def landing_dates(landing: str) -> list[dt.date]:
         for info in infos
         if info.type == fs.FileType.Directory and info.base_name.startswith("date=")
     )
+
+
+def partitions(lakehouse: str, table: TableSpec) -> list[dict[str, str | None]]:
+    """The partition values of `table` (read from the Delta log); none when the table does not exist yet."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return DeltaTable(native_uri(table_uri(lakehouse, table))).partitions()
+    except TableNotFoundError:
+        return []
+
+
+def landing_ready(landing: str, day: dt.date, marker: str | None = None) -> bool:
+    """The landing folder of `day` holds data files (and `marker`, when one is required)."""
+    filesystem_, path = filesystem(f"{landing.rstrip('/')}/events/date={day.isoformat()}")
+    infos = filesystem_.get_file_info(fs.FileSelector(path, allow_not_found=True))
+    names = {info.base_name for info in infos if info.type == fs.FileType.File}
+    data = {n for n in names if not n.startswith(("_", "."))}
+    return bool(data) and (marker is None or marker in names)
