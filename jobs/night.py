@@ -2,6 +2,7 @@
 
     seqlake run --date D            the night of D (the day that ended)
     seqlake run --start D1 --end D2 each night of the range in turn, oldest first
+    seqlake run --date D --from S   resume the night at step S (after fixing what stopped it)
 
 `NIGHT` is the one list of the night's steps: dags/nightly.py makes a task of
 each, this command runs them in this process. A step with nothing to do
@@ -26,7 +27,7 @@ from typing import Literal
 
 from jobs.cli import add_night_arguments, invoke, nights, run_command
 from pipelines.config import Settings
-from pipelines.errors import NothingToDo
+from pipelines.errors import NothingToDo, PipelineError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,8 +66,19 @@ BACKFILL: tuple[Step, ...] = tuple(
 )
 
 
+class NightFailed(PipelineError):
+    """A step of the night failed; the steps after it did not run."""
+
+    def __init__(self, night: dt.date, step: str, states: dict[str, str], cause: BaseException):
+        not_run = [task for task, state in states.items() if state == "upstream_failed"]
+        super().__init__(f"night of {night}: {step} failed: {cause}\nnot run: {', '.join(not_run) or '-'}")
+        self.states = states
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_night_arguments(parser)
+    parser.add_argument("--from", dest="from_step", choices=[s.task_id for s in NIGHT],
+                        help="resume each night at this step (after fixing what stopped it)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
@@ -76,15 +88,17 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     for offset in range((last - first).days + 1):
         night = first + dt.timedelta(days=offset)
         print(f"== night of {night}", flush=True)
-        states[night.isoformat()] = run_night(settings, night)
+        states[night.isoformat()] = run_night(settings, night, args.from_step)
     return {"nights": len(states), "states": states, "seconds": round(time.perf_counter() - started, 1)}
 
 
-def run_night(settings: Settings, night: dt.date) -> dict[str, str]:
-    """Run NIGHT for `night` in order; {task_id: "success" | "skipped"}. Raises on a failed step."""
+def run_night(settings: Settings, night: dt.date, from_step: str | None = None) -> dict[str, str]:
+    """Run NIGHT for `night` in order (from `from_step` on); {task_id: "success" |
+    "skipped"}. A failed step raises NightFailed: the steps after it are not run."""
+    steps = [s.task_id for s in NIGHT]
     states: dict[str, str] = {}
     previous = "success"
-    for step in NIGHT:
+    for step in NIGHT[steps.index(from_step) if from_step else 0:]:
         argv = step.argv(night.isoformat(), (night + dt.timedelta(days=1)).isoformat())
         began = time.perf_counter()
         if previous == "skipped" and not step.after_skip:
@@ -98,6 +112,11 @@ def run_night(settings: Settings, night: dt.date) -> dict[str, str]:
         except NothingToDo as reason:
             states[step.task_id] = previous = "skipped"
             print(f"   {step.task_id:<18} skipped: {reason}", flush=True)
+        except Exception as failure:
+            states[step.task_id] = "failed"
+            states.update({later: "upstream_failed" for later in steps[steps.index(step.task_id) + 1:]})
+            print(f"   {step.task_id:<18} FAILED after {time.perf_counter() - began:.1f} s", flush=True)
+            raise NightFailed(night, step.task_id, states, failure) from failure
     return states
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 
 import pandas as pd
 import pyarrow as pa
+from deltalake import write_deltalake
 
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import load_model
@@ -17,6 +18,8 @@ from pipelines.ctr.datasets import example_batches, example_files
 from pipelines.ctr.metrics import auc, click_metrics
 from pipelines.ctr.registry import downloaded_model
 from pipelines.ctr.training import predictions
+from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.tables import OPS_EVALUATIONS, table_uri
 from pipelines.synth.layout import truth_events_folder
 
 _KEYS = ["user_id", "impression_id", "item_id"]
@@ -42,7 +45,42 @@ def model_quality(settings: Settings, version: str, day: dt.date) -> dict[str, o
         **click_metrics(scored["user_id"].to_numpy(), scored["label"].to_numpy(), scored["probability"].to_numpy()),
     }
     figures.update(oracle_comparison(scored, settings.truth, day))
+    write_evaluation(settings.lakehouse, version, str(figures["model"]), day, scored)
     return figures
+
+
+EVALUATIONS_SCHEMA = pa.schema([
+    pa.field("eval_date", pa.date32(), nullable=False),
+    pa.field("model_version", pa.string(), nullable=False),
+    pa.field("model", pa.string()),
+    pa.field("user_id", pa.int64()),
+    pa.field("impression_id", pa.string()),
+    pa.field("item_id", pa.int64()),
+    pa.field("label", pa.int32()),
+    pa.field("probability", pa.float32()),
+    pa.field("evaluated_at", pa.timestamp("us")),
+])
+
+
+def write_evaluation(lakehouse: str, version: str, model: str, day: dt.date, scored: pd.DataFrame) -> None:
+    """Replace the (day, version) predictions in ops/evaluations, one commit: the
+    report draws its ROC curves from them without loading a model."""
+    n = len(scored)
+    rows = pa.table({
+        "eval_date": pa.array([day] * n, pa.date32()),
+        "model_version": pa.array([version] * n, pa.string()),
+        "model": pa.array([model] * n, pa.string()),
+        "user_id": pa.array(scored["user_id"].to_numpy(), pa.int64()),
+        "impression_id": pa.array(scored["impression_id"].astype(object).to_numpy(), pa.string()),
+        "item_id": pa.array(scored["item_id"].to_numpy(), pa.int64()),
+        "label": pa.array(scored["label"].to_numpy().round().astype("int32"), pa.int32()),
+        "probability": pa.array(scored["probability"].to_numpy().astype("float32"), pa.float32()),
+        "evaluated_at": pa.array([dt.datetime.now(dt.UTC).replace(tzinfo=None)] * n, pa.timestamp("us")),
+    }, schema=EVALUATIONS_SCHEMA)
+    write_deltalake(
+        native_uri(table_uri(lakehouse, OPS_EVALUATIONS)), rows, mode="overwrite", partition_by=["eval_date"],
+        predicate=f"eval_date = '{day.isoformat()}' AND model_version = '{version}'",
+    )
 
 
 def oracle_comparison(scored: pd.DataFrame, truth: str, day: dt.date) -> dict[str, object]:

@@ -27,6 +27,10 @@ GOLD_TRAINING_EXAMPLES = TableSpec("gold/training_examples", partition_column="e
 GOLD_CANDIDATES = TableSpec("gold/candidates", partition_column="score_date")
 SCORES_CTR = TableSpec("scores/ctr", partition_column="score_date")
 OPS_RUNS = TableSpec("ops/runs", partition_column="stage")
+# One row per validated table and date (pipelines.quality), and the predictions
+# of each model evaluation (gate, evaluate model), one row per example.
+OPS_QUALITY = TableSpec("ops/quality", partition_column="date")
+OPS_EVALUATIONS = TableSpec("ops/evaluations", partition_column="eval_date")
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
@@ -34,7 +38,7 @@ TABLES: dict[str, TableSpec] = {
         BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS,
         GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS, GOLD_BSE_PROJECTIONS,
         GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE, GOLD_TRAINING_EXAMPLES, GOLD_CANDIDATES,
-        SCORES_CTR, OPS_RUNS,
+        SCORES_CTR, OPS_RUNS, OPS_QUALITY, OPS_EVALUATIONS,
     )
 }
 

@@ -1,0 +1,277 @@
+"""What the report reads, with delta-rs and the MLflow client: no Spark session.
+
+Every reader reads one date's partition (or a few dates), only the columns it
+plots, and raises MissingInputError with a short reason when its input does
+not exist yet (a table never written, a date not run, no model registered);
+the report shows that reason instead of the section. Nothing here writes: the
+MLflow client is opened read-only (no experiment is created), and a local
+SQLite store that does not exist is not created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from pipelines.config import Settings
+from pipelines.errors import MissingInputError
+from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.tables import (
+    GOLD_USER_BSE,
+    GOLD_USER_SEQUENCES,
+    OPS_EVALUATIONS,
+    OPS_QUALITY,
+    OPS_RUNS,
+    SCORES_CTR,
+    SILVER_EVENTS,
+    SILVER_NOISE_METRICS,
+    TableSpec,
+    table_uri,
+)
+
+QUALITY_COLUMNS = ["table", "date", "success", "evaluated", "failed"]
+# The details of a validation (JSON text), under the first of these names the table has.
+QUALITY_DETAILS = ("details", "failed_expectations", "outcomes")
+PREDICTION_KEYS = ["user_id", "impression_id", "item_id"]
+GENUINE = "genuine"
+
+
+def delta_table(lakehouse: str, spec: TableSpec) -> DeltaTable:
+    try:
+        return DeltaTable(native_uri(table_uri(lakehouse, spec)))
+    except TableNotFoundError:
+        raise MissingInputError(f"{spec.name} does not exist yet") from None
+
+
+def read_rows(lakehouse: str, spec: TableSpec, columns: Sequence[str], filters: Sequence[tuple] = (),
+              what: str = "") -> pa.Table:
+    """The `columns` of `spec`'s rows matching `filters` (partition filters prune
+    files); MissingInputError when the table or the rows are not there."""
+    table = delta_table(lakehouse, spec)
+    missing = set(columns) - set(table.schema().to_arrow().names)
+    if missing:
+        raise MissingInputError(f"{spec.name} has no column {', '.join(sorted(missing))}")
+    rows = table.to_pyarrow_table(columns=list(columns), filters=list(filters) or None)
+    if rows.num_rows == 0:
+        raise MissingInputError(f"{spec.name} has no rows {what or _describe(filters)}")
+    return rows
+
+
+def _describe(filters: Sequence[tuple]) -> str:
+    return "for " + " and ".join(f"{c} {op} {v}" for c, op, v in filters) if filters else "yet"
+
+
+def click_dwell(lakehouse: str, day: dt.date) -> pd.DataFrame:
+    """dwell_ms and noise_reason ("genuine" for unflagged) of the clicks of `day` in silver/events."""
+    rows = read_rows(lakehouse, SILVER_EVENTS, ["dwell_ms", "noise_reason"],
+                     [("event_date", "=", day), ("event_type", "=", "click")], f"of clicks on {day}")
+    frame = rows.to_pandas()
+    frame["noise_reason"] = frame["noise_reason"].fillna(GENUINE)
+    return frame
+
+
+def noise_counts(lakehouse: str, day: dt.date, days: int = 30) -> pd.DataFrame:
+    """Clicks per event date (index) and noise reason (columns, "genuine" first),
+    over the `days` dates up to `day` that silver/noise_metrics holds."""
+    first = day - dt.timedelta(days=days - 1)
+    rows = read_rows(lakehouse, SILVER_NOISE_METRICS, ["event_date", "noise_reason", "events"],
+                     [("event_date", ">=", first), ("event_date", "<=", day), ("event_type", "=", "click")],
+                     f"of clicks from {first} to {day}")
+    frame = rows.to_pandas()
+    frame["noise_reason"] = frame["noise_reason"].fillna(GENUINE)
+    table = frame.pivot_table(index="event_date", columns="noise_reason", values="events", aggfunc="sum", fill_value=0)
+    if day not in set(table.index):
+        raise MissingInputError(f"{SILVER_NOISE_METRICS.name} has no clicks for {day}")
+    ordered = [GENUINE] * (GENUINE in table.columns) + sorted(c for c in table.columns if c != GENUINE)
+    return table[ordered].sort_index()
+
+
+def sequence_lengths(lakehouse: str, day: dt.date) -> np.ndarray:
+    rows = read_rows(lakehouse, GOLD_USER_SEQUENCES, ["length"], [("as_of_date", "=", day)])
+    return rows.column("length").to_numpy(zero_copy_only=False)
+
+
+def occupied_buckets(lakehouse: str, day: dt.date) -> pd.DataFrame:
+    """Occupied (hash function, code) buckets per user and embedding version as of
+    `day` (columns version, user_id, buckets); the vectors are not read."""
+    rows = read_rows(lakehouse, GOLD_USER_BSE, ["user_id", "version", "count"],
+                     [("as_of_date", "=", day), ("count", ">", 0)])
+    return rows.to_pandas().groupby(["version", "user_id"]).size().rename("buckets").reset_index()
+
+
+def day_scores(lakehouse: str, days: Sequence[dt.date]) -> tuple[pd.DataFrame, dt.date]:
+    """The scores of the first of `days` that scores/ctr holds, and that date."""
+    table = delta_table(lakehouse, SCORES_CTR)
+    for day in days:
+        rows = table.to_pyarrow_table(columns=["score", "candidate_source", "model_version"], filters=[("score_date", "=", day)])
+        if rows.num_rows:
+            return rows.to_pandas(), day
+    raise MissingInputError(f"{SCORES_CTR.name} has no scores for {' or '.join(str(d) for d in days)}")
+
+
+def quality_results(lakehouse: str, day: dt.date) -> pd.DataFrame:
+    """The data-quality validations of `day` (ops/quality): table, date, success,
+    evaluated, failed, details (JSON text or None); the newest per table when
+    the table has a `validated_at` column, else the last row read."""
+    names = set(delta_table(lakehouse, OPS_QUALITY).schema().to_arrow().names)
+    details = next((c for c in QUALITY_DETAILS if c in names), None)
+    order = ["validated_at"] if "validated_at" in names else []
+    columns = [*QUALITY_COLUMNS, *([details] if details else []), *order]
+    frame = read_rows(lakehouse, OPS_QUALITY, columns, [("date", "=", day)], f"for {day}").to_pandas()
+    frame = frame.rename(columns={details: "details"}) if details else frame.assign(details=None)
+    if order:
+        frame = frame.sort_values(order, kind="stable")
+    return frame.drop_duplicates(["table", "date"], keep="last").reset_index(drop=True)
+
+
+def night_runs(lakehouse: str, night: dt.date, last_dates: Mapping[str, dt.date]) -> pd.DataFrame:
+    """The ledger rows of the night of `night`: of each stage in `last_dates`,
+    the runs whose newest date is the one given (a night rewrites a look-back
+    window ending at its date; it scores the next day), oldest first."""
+    frame = read_rows(lakehouse, OPS_RUNS, ["stage", "dates", "started_at", "finished_at"]).to_pandas()
+    ends = frame["dates"].map(lambda dates: max(dates) if len(dates) else None)
+    runs = frame[[last_dates.get(stage) == end for stage, end in zip(frame["stage"], ends, strict=True)]]
+    if runs.empty:
+        raise MissingInputError(f"{OPS_RUNS.name} has no finished run of the night of {night}")
+    return runs.sort_values("started_at").reset_index(drop=True)
+
+
+# --- models: the MLflow registry, read-only --------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    run_id: str
+    model: str
+    data_range: str | None
+    aliases: tuple[str, ...]
+    # The night whose run trained it (`seqlake train --night D`), None for a manual run.
+    night: str | None = None
+
+    @property
+    def last_trained_date(self) -> dt.date | None:
+        """The last date of the model's training data (its data_range's end)."""
+        if not self.data_range:
+            return None
+        try:
+            return dt.date.fromisoformat(self.data_range.split("..")[-1])
+        except ValueError:
+            return None
+
+
+def _mlflow_client(settings: Settings):
+    from pipelines.ctr.registry import tracking_uri
+
+    uri = tracking_uri(settings)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise MissingInputError("no model registry yet (no model was ever trained)")
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def registered_versions(settings: Settings) -> list[ModelVersion]:
+    """Every version of the registered model, newest first."""
+    client = _mlflow_client(settings)
+    name = settings.registry.model_name
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except Exception:
+        raise MissingInputError(f"no model registered as {name!r} yet") from None
+    found = client.search_model_versions(f"name='{name}'")
+    versions = []
+    for v in found:
+        tags = v.tags or {}
+        versions.append(ModelVersion(
+            str(v.version), v.run_id, tags.get("model", "?") + ("-bse" if tags.get("bse_mode") == "true" else ""),
+            tags.get("data_range"), tuple(sorted(a for a, target in aliases.items() if str(target) == str(v.version))),
+            tags.get("night"),
+        ))
+    if not versions:
+        raise MissingInputError(f"no version of {name!r} registered yet")
+    return sorted(versions, key=lambda v: int(v.version), reverse=True)
+
+
+def report_versions(versions: Sequence[ModelVersion], day: dt.date, champion_alias: str,
+                    wanted: Sequence[str] = ()) -> list[ModelVersion]:
+    """The versions the report shows for the night of `day`: `wanted` when given,
+    else the newest version that night trained (its `night` tag), or failing that
+    the newest trained only on dates before `day` (so `day` is held out for it),
+    and the champion (the alias's target now: the registry keeps no alias history)."""
+    by_number = {v.version: v for v in versions}
+    if wanted:
+        unknown = [w for w in wanted if w not in by_number]
+        if unknown:
+            raise MissingInputError(f"no model version {', '.join(unknown)} in the registry")
+        return [by_number[w] for w in wanted]
+    chosen = [newest] if (newest := newest_version(versions, day)) else []
+    chosen += [v for v in versions if champion_alias in v.aliases and v not in chosen]
+    if not chosen:
+        raise MissingInputError(f"no model trained on dates before {day} and no champion yet")
+    return chosen
+
+
+def newest_version(versions: Sequence[ModelVersion], day: dt.date) -> ModelVersion | None:
+    """The newest version the night of `day` trained, else the newest trained on dates before `day`."""
+    tonight = [v for v in versions if v.night == day.isoformat()]
+    held_out = [v for v in versions if v.last_trained_date is not None and v.last_trained_date < day]
+    return (tonight or held_out or [None])[0]
+
+
+def metric_histories(settings: Settings, versions: Sequence[ModelVersion],
+                     metrics: Sequence[str] = ("train_loss", "valid_auc")) -> dict[str, pd.DataFrame]:
+    """Per version: a frame of epoch and each metric (MLflow steps are epochs)."""
+    client = _mlflow_client(settings)
+    histories = {}
+    for version in versions:
+        frame = pd.DataFrame({"epoch": pd.Series(dtype="int64")})
+        for metric in metrics:
+            points = pd.DataFrame([(m.step, m.value) for m in client.get_metric_history(version.run_id, metric)],
+                                  columns=["epoch", metric])
+            frame = frame.merge(points.drop_duplicates("epoch", keep="last"), on="epoch", how="outer")
+        histories[version.version] = frame.sort_values("epoch").reset_index(drop=True)
+    return histories
+
+
+# --- predictions on the held-out day, and the oracle -----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    frame: pd.DataFrame  # PREDICTION_KEYS, label, probability
+    source: str          # where they come from, for the caption
+
+
+def day_predictions(settings: Settings, version: ModelVersion, day: dt.date) -> Predictions:
+    """The model's predictions on `day`'s examples, as its evaluation (`seqlake
+    models gate` / `evaluate model`) persisted them in ops/evaluations."""
+    try:
+        rows = read_rows(settings.lakehouse, OPS_EVALUATIONS, [*PREDICTION_KEYS, "label", "probability"],
+                         [("eval_date", "=", day), ("model_version", "=", version.version)])
+    except MissingInputError as missing:
+        raise MissingInputError(f"v{version.version} was not evaluated on {day}: {missing}") from None
+    return Predictions(rows.to_pandas(), f"{OPS_EVALUATIONS.name}, all {rows.num_rows:,} examples")
+
+
+def oracle_probabilities(truth: str, day: dt.date) -> pd.DataFrame:
+    """The generator's true click probability of each impression of `day`
+    (PREDICTION_KEYS, click_prob), as pipelines.ctr.evaluation.oracle_comparison
+    reads it; MissingInputError where there is no truth (real data)."""
+    from pipelines.synth.layout import truth_events_folder
+
+    try:
+        frame = pd.read_parquet(truth_events_folder(truth, day), columns=[*PREDICTION_KEYS, "event_type", "click_prob"])
+    except (FileNotFoundError, OSError):
+        raise MissingInputError(f"no generator truth for {day} (real data has no oracle)") from None
+    frame = frame[(frame["event_type"] == "impression") & frame["click_prob"].notna()]
+    return frame.drop(columns="event_type").drop_duplicates(PREDICTION_KEYS)
+
