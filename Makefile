@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.seqlake-installed
+# Feast in a venv of its own: feast 0.67 needs tenacity < 9, Airflow 3.3 >= 9.
+FEAST_VENV := .venv-feast
+FEAST_INSTALLED := $(FEAST_VENV)/.installed
 JARS := .cache/ivy/.resolved
 
 export PYSPARK_PYTHON := $(abspath $(PY))
@@ -12,12 +15,19 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
 
 .PHONY: setup demo test test-fast bench lint clean
 
-setup: $(INSTALLED) $(JARS)
+setup: $(INSTALLED) $(JARS) $(FEAST_INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e '.[airflow,dev]'
+	touch $@
+
+# ibis (the DuckDB offline store) breaks with duckdb 2; feast[delta] would pin deltalake < 1.
+$(FEAST_INSTALLED):
+	$(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FEAST_VENV)/bin/python -m pip install --quiet 'feast[duckdb]==0.67.*' 'duckdb>=1.1,<2' 'deltalake>=1.1,<2'
 	touch $@
 
 $(JARS): $(INSTALLED)

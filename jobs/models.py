@@ -22,6 +22,7 @@ from pipelines.ctr.embeddings import embedding_version, item_embedding_rows
 from pipelines.ctr.evaluation import model_quality, promotion_decision
 from pipelines.ctr.registry import champion_version, downloaded_model, model_versions, promote
 from pipelines.errors import NothingToDo
+from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import GOLD_ITEM_EMBEDDINGS
 from pipelines.lakehouse.writes import replace_where
@@ -68,6 +69,7 @@ def trained_for_night(settings: Settings, night: dt.date) -> str:
 
 def gate(settings: Settings, version: str, day: dt.date) -> dict[str, object]:
     """Evaluate the candidate and the champion on the same day; promote the candidate if it wins by the margin."""
+    began = now_utc()
     candidate = model_quality(settings, version, day)
     champion = champion_version(settings)
     incumbent = model_quality(settings, champion, day) if champion and champion != version else None
@@ -81,6 +83,7 @@ def gate(settings: Settings, version: str, day: dt.date) -> dict[str, object]:
     if promoted and champion != version:
         promote(settings, version)
         figures.update(export_embeddings(settings, version))
+    record_run(settings.lakehouse, Run("models", [day], began), figures)
     return figures
 
 

@@ -37,6 +37,7 @@ from pipelines.ctr.registry import log_and_register
 from pipelines.ctr.zoo import MODELS, build_model
 from pipelines.errors import NothingToDo
 from pipelines.lakehouse.files import partitions
+from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import ray_runtime
 from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
 
 def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bse: bool = False,
                 kill_worker_at_epoch: int | None = None, night: dt.date | None = None) -> dict[str, object]:
-    started = time.perf_counter()
+    started, began = time.perf_counter(), now_utc()
     lakehouse, train = settings.lakehouse, settings.train
     (train_first, train_last), held_out = training_split(start, end)
     vocab = vocabulary(lakehouse, end)
@@ -144,7 +145,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
                   **({"night": night.isoformat()} if night else {})},
         )
     history = progress["history"]
-    return {
+    figures = {
         "model": model + ("-bse" if bse else ""),
         "version": registered["version"],
         "run_id": registered["run_id"],
@@ -154,8 +155,9 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
         "best_valid_auc": round(progress["best_auc"], 5),
         "train_examples": int(history[-1]["train_examples"]) * train.workers if history else 0,
         "examples_table_version": train_files.version,
-        "seconds": round(time.perf_counter() - started, 1),
     }
+    record_run(lakehouse, Run("train", [night or end], began), figures)
+    return {**figures, "seconds": round(time.perf_counter() - started, 1)}
 
 
 if __name__ == "__main__":
