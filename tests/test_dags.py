@@ -181,8 +181,16 @@ def test_nightly_runs_in_process_on_a_generated_day(small_world, monkeypatch):
 
     dag = DagBag(dag_folder=str(REPO / "dags")).dags["seqlake_nightly"]
     day = small_world.generator.start_date
+    monkeypatch.setenv("SEQLAKE_REPORTS", "reports-dag")
     run = dag.test(logical_date=dt.datetime.combine(day + dt.timedelta(days=1), dt.time(2), tzinfo=dt.UTC))
     assert run.state == "success"
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    # The first night has no labelled day before it: no training, gate, champion or scores
+    # yet; signatures (bootstrap embeddings), candidates and the report run all the same.
+    assert {t for t, s in states.items() if s == "skipped"} == {"train_model", "gate_model", "export_embeddings", "score_candidates"}
+    assert {t for t, s in states.items() if s == "success"} == set(NIGHT_ORDER) - {
+        "train_model", "gate_model", "export_embeddings", "score_candidates"}
+    assert (home / "reports-dag" / f"report-{day}.html").stat().st_size > 10_000
     for table, partition in (
         (BRONZE_EVENTS, "landing_date"), (SILVER_EVENTS, "event_date"),
         (GOLD_USER_SEQUENCES, "as_of_date"), (GOLD_USER_BSE, "as_of_date"),
