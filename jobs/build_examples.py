@@ -49,9 +49,10 @@ from pipelines.lakehouse.tables import (
 from pipelines.lakehouse.writes import (
     read_date_partitions,
     read_table,
-    replace_date_partitions,
     table_exists,
 )
+from pipelines.quality.gate import audit_and_publish_dates, published_rates
+from pipelines.quality.suites import LABEL_RATE, training_examples_suite
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +79,10 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
     labelled = impressions.unionByName(implicit).withColumn("label_mode", label_mode_of(F.col("source"), rules))
     examples = training_examples(labelled, features(GOLD_USER_SEQUENCES), features(GOLD_USER_STATS), features(GOLD_ITEM_STATS), rules)
     examples = with_bucket_sums(spark, settings, examples, features, settings.examples.bse_long_side)
-    replace_date_partitions(examples, lakehouse, GOLD_TRAINING_EXAMPLES, first, last, maxRecordsPerFile=rules.max_records_per_file)
+    labels = published_rates(spark, lakehouse, GOLD_TRAINING_EXAMPLES, LABEL_RATE, first, settings.quality.history_days)
+    audit_and_publish_dates(spark, examples, lakehouse, GOLD_TRAINING_EXAMPLES, first, last,
+                            training_examples_suite(rules.train_len, rules.short_len, labels, newest=end),
+                            maxRecordsPerFile=rules.max_records_per_file)
     figures = {
         "date": end.isoformat() if start == end else f"{start}..{end}",
         "rewritten": f"{first}..{last}",

@@ -37,6 +37,8 @@ from pipelines.lakehouse.writes import (
     replace_date_partitions,
     table_exists,
 )
+from pipelines.quality.gate import audit_and_publish_dates
+from pipelines.quality.suites import user_sequences_suite
 from pipelines.sequences.behavior_sequences import base_snapshot_date, sequence_summary, snapshots
 
 
@@ -61,7 +63,8 @@ def build_sequences(
     if not full_rebuild and table_exists(spark, lakehouse, GOLD_USER_SEQUENCES):
         candidate = read_date_partitions(spark, lakehouse, GOLD_USER_SEQUENCES, base_snapshot_date(first))
         base = candidate if candidate.limit(1).count() else None
-    replace_date_partitions(snapshots(silver, base, first, last, rules.max_len), lakehouse, GOLD_USER_SEQUENCES, first, last)
+    audit_and_publish_dates(spark, snapshots(silver, base, first, last, rules.max_len), lakehouse, GOLD_USER_SEQUENCES,
+                            first, last, user_sequences_suite(rules.max_len))
     for who, table in (("user", GOLD_USER_STATS), ("item", GOLD_ITEM_STATS)):
         stats = engagement_statistics(silver, who, first, last, settings.examples.stats_days)
         replace_date_partitions(stats, lakehouse, table, first, last)

@@ -38,11 +38,14 @@ from pipelines.lakehouse.tables import (
     SILVER_EVENTS,
 )
 from pipelines.lakehouse.writes import (
+    date_range_predicate,
     delete_partitions_before,
     read_date_partitions,
     read_table,
     replace_where,
 )
+from pipelines.quality.gate import audit_and_publish
+from pipelines.quality.suites import user_bse_suite
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +82,8 @@ def build_signatures(
     bse = user_bucket_sums(sequences, items, rules.bits).select(
         "*", F.lit(version).alias("version"), F.lit(projection.sha256).alias("projection_sha256")
     )
-    replace_where(bse, lakehouse, GOLD_USER_BSE, f"as_of_date >= DATE'{first}' AND as_of_date <= DATE'{last}' AND {of_version}")
+    audit_and_publish(spark, bse, lakehouse, GOLD_USER_BSE, f"{date_range_predicate(GOLD_USER_BSE, first, last)} AND {of_version}",
+                      user_bse_suite(rules.signatures, rules.bits, rules.embedding_dim), first, last)
     delete_partitions_before(spark, lakehouse, GOLD_USER_BSE, oldest_kept(first, last, settings.sequences.retention_days))
     figures = {
         "date": last.isoformat() if start == end else f"{start}..{end}",

@@ -29,6 +29,8 @@ from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import persisted, spark_session
 from pipelines.lakehouse.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_NOISE_METRICS
 from pipelines.lakehouse.writes import read_date_partitions, read_table, replace_date_partitions
+from pipelines.quality.gate import audit_and_publish_dates, published_rates
+from pipelines.quality.suites import NOISE_RATE, silver_events_suite
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +50,9 @@ def clean_dates(spark: SparkSession, settings: Settings, start: dt.date, end: dt
     require_finished_ingests(spark, lakehouse, window.bronze_rows(settings.ingest))
     bronze = read_table(spark, lakehouse, BRONZE_EVENTS)
     with persisted(prepared_events(bronze, window, rules, settings.ingest)) as events:
-        replace_date_partitions(silver_events(events, window, rules), lakehouse, SILVER_EVENTS, window.first, window.last)
+        noise = published_rates(spark, lakehouse, SILVER_EVENTS, NOISE_RATE, window.first, settings.quality.history_days)
+        audit_and_publish_dates(spark, silver_events(events, window, rules), lakehouse, SILVER_EVENTS, window.first, window.last,
+                                silver_events_suite(noise, newest=end))
     written = read_date_partitions(spark, lakehouse, SILVER_EVENTS, window.first, window.last)
     replace_date_partitions(noise_metrics(written), lakehouse, SILVER_NOISE_METRICS, window.first, window.last)
     figures = clean_summary(

@@ -20,6 +20,8 @@ import time
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs.cli import iso_date, run_command
 from pipelines.config import Settings
@@ -29,8 +31,20 @@ from pipelines.ctr.registry import champion_version, downloaded_model
 from pipelines.errors import MissingInputError, NothingToDo
 from pipelines.lakehouse.files import native_uri
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
-from pipelines.lakehouse.session import ray_runtime
-from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, table_uri
+from pipelines.lakehouse.session import ray_runtime, spark_session
+from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, TableSpec, table_uri
+from pipelines.lakehouse.writes import (
+    date_range_predicate,
+    read_table,
+    table_exists,
+)
+from pipelines.quality.gate import publish_staged, staging_uri
+from pipelines.quality.suites import (
+    SCORE_COVERAGE,
+    scored_candidates,
+    scores_ctr_suite,
+    trailing_rates,
+)
 from pipelines.scoring.batch_scoring import SCORE_SCHEMA, ModelReplica, bse_twin, candidate_columns
 
 
@@ -66,6 +80,24 @@ def long_side(model_name: str, bse_mode: bool, bse_versions: set[str | None], wa
     return "sequence"
 
 
+def publish_scores(spark: SparkSession, settings: Settings, staged_at: str, day: dt.date) -> None:
+    """Audit the staged scores of `day` against its candidates (every candidate
+    scored once; the share scored within the band of the previous days'), then
+    publish them in place of the date's."""
+    lakehouse = settings.lakehouse
+    past = (day - dt.timedelta(days=settings.quality.history_days), day - dt.timedelta(days=1))
+
+    def of_dates(table: TableSpec, first: dt.date, last: dt.date) -> DataFrame:
+        return read_table(spark, lakehouse, table).where(F.col("score_date").between(F.lit(first), F.lit(last)))
+
+    history = []
+    if table_exists(spark, lakehouse, SCORES_CTR):
+        published = scored_candidates(of_dates(SCORES_CTR, *past), of_dates(GOLD_CANDIDATES, *past))
+        history = trailing_rates(published, "score_date", SCORE_COVERAGE, *past)
+    publish_staged(spark, staged_at, lakehouse, SCORES_CTR, date_range_predicate(SCORES_CTR, day), scores_ctr_suite(history),
+                   day, day, validated=lambda staged: scored_candidates(staged, of_dates(GOLD_CANDIDATES, day, day)))
+
+
 def score_day(settings: Settings, day: dt.date, version: str | None = None) -> dict[str, object]:
     import ray.data
 
@@ -91,10 +123,10 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
     )
     batches = (batch for table in scored.iter_batches(batch_size=None, batch_format="pyarrow") for batch in table.to_batches())
     reader = pa.RecordBatchReader.from_batches(SCORE_SCHEMA, batches)
-    write_deltalake(
-        native_uri(table_uri(settings.lakehouse, SCORES_CTR)), reader, mode="overwrite",
-        predicate=f"score_date = '{day.isoformat()}'", partition_by=["score_date"],
-    )
+    # Write, audit, publish: the scores are staged, checked against the candidates, then published.
+    staged_at = staging_uri(settings.lakehouse, SCORES_CTR, day, day)
+    write_deltalake(native_uri(staged_at), reader, mode="overwrite", schema_mode="overwrite", partition_by=["score_date"])
+    publish_scores(spark_session(settings.spark, "seqlake-score"), settings, staged_at, day)
     written = DeltaTable(native_uri(table_uri(settings.lakehouse, SCORES_CTR))).to_pyarrow_table(
         columns=["score"], partitions=[("score_date", "=", day.isoformat())]
     )

@@ -241,13 +241,9 @@ class ScoringSettings(Section):
 class QualitySettings(Section):
     """Write-audit-publish gates (Great Expectations suites per table, pipelines/quality)."""
 
-    # The bands of rates (label rate, noise rate, scores' mean) come from the
-    # published dates before the one checked: their range widened by this
-    # factor on each side (in log-odds), so a night's drift passes and a broken
-    # feed does not. Fewer than `min_history` dates: only the sanity bounds.
-    band_widening: float = Field(default=2.0, ge=1.0)
+    # Rate bands (noise rate, label rate, score coverage) come from the
+    # published dates of this many days before the ones checked.
     history_days: int = Field(default=14, ge=1)
-    min_history: int = Field(default=2, ge=1)
 
 
 class NightSettings(Section):

@@ -25,6 +25,8 @@ from pipelines.errors import ConservationError, IncompleteRunError, OwnershipErr
 from pipelines.lakehouse.ledger import Run, finished_writes, now_utc, record_run
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED
 from pipelines.lakehouse.writes import read_table, replace_where, table_exists
+from pipelines.quality.gate import audit_and_publish
+from pipelines.quality.suites import bronze_events_suite
 
 INGEST_STAGE = "ingest"
 _MAX_DATES_NAMED = 5
@@ -95,7 +97,8 @@ def publish_landing_records(
         _check_ownership(spark, lakehouse, scope, dates)
         healed = bool(unfinished_ingests(spark, lakehouse, scope.rows()))
         if landed:
-            replace_where(bronze_events(classified), lakehouse, BRONZE_EVENTS, scope.predicate())
+            suite = bronze_events_suite(rules.max_lateness_days, rules.max_clock_skew_minutes)
+            audit_and_publish(spark, bronze_events(classified), lakehouse, BRONZE_EVENTS, scope.predicate(), suite, dates[0], dates[-1])
             replace_where(rejected_events(classified), lakehouse, BRONZE_EVENTS_REJECTED, scope.predicate())
     finally:
         classified.unpersist()

@@ -27,9 +27,13 @@ def replace_date_partitions(
     Delta checks that every written row satisfies the replaceWhere predicate, so
     a row of another date fails the write instead of clobbering a neighbour.
     """
+    replace_where(df, lakehouse, table, date_range_predicate(table, first, last), **options)
+
+
+def date_range_predicate(table: TableSpec, first: dt.date, last: dt.date | None = None) -> str:
+    """The rows of `table`'s date partitions from `first` to `last` (default `first`), as SQL."""
     column = table.partition_column
-    predicate = f"{column} >= DATE'{first}' AND {column} <= DATE'{last or first}'"
-    replace_where(df, lakehouse, table, predicate, **options)
+    return f"{column} >= DATE'{first}' AND {column} <= DATE'{last or first}'"
 
 
 def replace_where(

@@ -1,0 +1,1 @@
+"""Data-quality gates: a suite per published table (Great Expectations 1.x) and write-audit-publish."""
