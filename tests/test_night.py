@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from jobs.night import NIGHT
 from pipelines.config import NightSettings
 from pipelines.ctr.cadence import nightly_training_range
@@ -37,3 +39,80 @@ def test_the_night_scores_the_day_that_begins_and_everything_else_the_day_that_e
     assert argv["train_model"] == ["--night", "2026-11-04"]
     assert argv["build_candidates"] == argv["score_candidates"] == ["--date", "2026-11-05"]
     assert [s.task_id for s in NIGHT if s.after_skip] == ["export_embeddings", "build_signatures", "write_report"]
+
+
+def _copy_of_nights(generated_nights, tmp_path, **night):
+    """Settings over a copy of the generated nights' lakehouse (other tests compare
+    its tables), with an MLflow store and reports folder of the test's own."""
+    import shutil
+
+    settings = generated_nights.nightly
+    shutil.copytree(settings.lakehouse, tmp_path / "lakehouse")
+    return settings.model_copy(update={
+        "lakehouse": str(tmp_path / "lakehouse"), "reports": str(tmp_path / "reports"),
+        "registry": settings.registry.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}),
+        "train": settings.train.model_copy(update={"epochs": 1}),
+        "night": settings.night.model_copy(update={"model": "din", **night}),
+    })
+
+
+def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_nights, tmp_path, monkeypatch):
+    from deltalake import DeltaTable
+
+    from jobs.night import run_night
+    from pipelines.ctr.registry import champion_version
+    from pipelines.lakehouse.tables import (
+        GOLD_CANDIDATES,
+        GOLD_USER_BSE,
+        OPS_QUALITY,
+        SCORES_CTR,
+        table_uri,
+    )
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = _copy_of_nights(generated_nights, tmp_path)
+    night = generated_nights.days[-1]
+    states = run_night(settings, night, from_step="train_model")
+    assert set(states.values()) == {"success"} and list(states)[0] == "train_model"
+    assert champion_version(settings) == "1"  # the first model beats no champion
+
+    def rows(table, **partition):
+        (column, value), = partition.items()
+        return DeltaTable(table_uri(settings.lakehouse, table)).to_pyarrow_table(partitions=[(column, "=", str(value))])
+
+    scored_day = night + dt.timedelta(days=1)
+    candidates, scores = rows(GOLD_CANDIDATES, score_date=scored_day), rows(SCORES_CTR, score_date=scored_day)
+    assert scores.num_rows == candidates.num_rows > 0 and set(scores.column("model_version").to_pylist()) == {"1"}
+    # The night's buckets are hashed under the embeddings of the champion it settled on.
+    assert set(rows(GOLD_USER_BSE, as_of_date=night).column("version").to_pylist()) >= {"seqlake-ctr-v1"}
+    checked = DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)).to_pyarrow_table(partitions=[("date", "=", str(scored_day))])
+    assert checked.column("table").to_pylist() == ["scores/ctr"] and checked.column("success").to_pylist() == [True]
+    report = (tmp_path / "reports" / f"report-{night}.html").read_text()
+    assert report.count("data:image/png;base64,") >= 9 and "not available" not in report.split('id="roc"')[1][:2000]
+
+
+def test_half_the_dwell_values_negative_in_bronze_stop_the_night_at_the_silver_gate(spark, generated_nights, tmp_path):
+    from deltalake import DeltaTable
+    from pyspark.sql import functions as F
+
+    from jobs.night import NightFailed, run_night
+    from pipelines.lakehouse.tables import BRONZE_EVENTS, OPS_QUALITY, SILVER_EVENTS, table_uri
+    from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
+
+    settings = _copy_of_nights(generated_nights, tmp_path)
+    night = generated_nights.days[-1]
+    # An upstream writer gone wrong: bronze of the night with every other dwell negated.
+    bronze = read_date_partitions(spark, settings.lakehouse, BRONZE_EVENTS, night).localCheckpoint()
+    corrupted = bronze.withColumn("dwell_ms", F.when(F.hash("event_id") % 2 == 0, -F.col("dwell_ms")).otherwise(F.col("dwell_ms")))
+    replace_date_partitions(corrupted, settings.lakehouse, BRONZE_EVENTS, night)
+    published = {t: DeltaTable(table_uri(settings.lakehouse, t)).version() for t in (SILVER_EVENTS,)}
+
+    with pytest.raises(NightFailed, match="clean_events failed") as failure:
+        run_night(settings, night, from_step="clean_events")
+    assert failure.value.states["clean_events"] == "failed"
+    assert {s for t, s in failure.value.states.items() if t != "clean_events"} == {"upstream_failed"}
+    assert "dwell_ms >= 0" in str(failure.value) and "nothing was published to silver/events" in str(failure.value)
+    assert {t: DeltaTable(table_uri(settings.lakehouse, t)).version() for t in published} == published
+    results = DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)).to_pyarrow_table(partitions=[("date", "=", str(night))])
+    silver = sorted((r for r in results.to_pylist() if r["table"] == "silver/events"), key=lambda r: r["validated_at"])
+    assert silver[-1]["success"] is False and "dwell_ms >= 0" in silver[-1]["failed_expectations"]
