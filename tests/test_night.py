@@ -57,10 +57,19 @@ def _copy_of_nights(generated_nights, tmp_path, **night):
 
 
 def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_nights, tmp_path, monkeypatch):
+    """From training on: SDIM trained on the window, promoted, its embeddings
+    exported, the night's buckets hashed under them, the next day's candidates
+    scored from those buckets (equal to the full model on the raw sequences),
+    rescoring idempotent, and the report drawn."""
+    import json
+
+    import numpy as np
     from deltalake import DeltaTable
 
     from jobs.night import run_night
-    from pipelines.ctr.registry import champion_version
+    from jobs.score import score_day
+    from pipelines.ctr.registry import champion_version, downloaded_model
+    from pipelines.lakehouse.ledger import ledger_rows
     from pipelines.lakehouse.tables import (
         GOLD_CANDIDATES,
         GOLD_USER_BSE,
@@ -68,9 +77,10 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_
         SCORES_CTR,
         table_uri,
     )
+    from pipelines.scoring.batch_scoring import ModelReplica
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    settings = _copy_of_nights(generated_nights, tmp_path)
+    settings = _copy_of_nights(generated_nights, tmp_path, model="sdim")
     night = generated_nights.days[-1]
     states = run_night(settings, night, from_step="train_model")
     assert set(states.values()) == {"success"} and list(states)[0] == "train_model"
@@ -81,12 +91,31 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_
         return DeltaTable(table_uri(settings.lakehouse, table)).to_pyarrow_table(partitions=[(column, "=", str(value))])
 
     scored_day = night + dt.timedelta(days=1)
-    candidates, scores = rows(GOLD_CANDIDATES, score_date=scored_day), rows(SCORES_CTR, score_date=scored_day)
-    assert scores.num_rows == candidates.num_rows > 0 and set(scores.column("model_version").to_pylist()) == {"1"}
-    # The night's buckets are hashed under the embeddings of the champion it settled on.
-    assert set(rows(GOLD_USER_BSE, as_of_date=night).column("version").to_pylist()) >= {"seqlake-ctr-v1"}
+    candidates = rows(GOLD_CANDIDATES, score_date=scored_day)
+    # The night's buckets are hashed under the embeddings of the champion it settled on, and the scores read them.
+    assert set(rows(GOLD_USER_BSE, as_of_date=night).column("version").to_pylist()) == {"seqlake-ctr-v1"}
+    scored = [json.loads(r["figures"]) for r in ledger_rows(settings.lakehouse, "score").to_pylist()]
+    assert [(f["long_side"], f["scores"]) for f in scored] == [("bse", candidates.num_rows)]
+
+    lengths = (settings.examples.train_len, settings.examples.short_len)
+    folder = str(downloaded_model(settings, "1"))
+    from_buckets = ModelReplica(folder, "1", *lengths, bse=True)(candidates)
+    from_sequences = ModelReplica(folder, "1", *lengths, bse=False)(candidates).column("score").to_numpy()
+    assert candidates.column("long_bse").null_count < candidates.num_rows
+    assert np.abs(from_buckets.column("score").to_numpy() - from_sequences).max() < 1e-5
+
+    def published():
+        table = rows(SCORES_CTR, score_date=scored_day)
+        return sorted(zip(*(table.column(c).to_pylist() for c in ("user_id", "item_id", "score", "model_version")), strict=True))
+
+    expected = sorted(zip(*(from_buckets.column(c).to_pylist() for c in ("user_id", "item_id", "score", "model_version")), strict=True))
+    first = published()
+    assert [(u, i, v) for u, i, _, v in first] == [(u, i, v) for u, i, _, v in expected]
+    assert max(abs(a[2] - b[2]) for a, b in zip(first, expected, strict=True)) < 1e-6
+    assert score_day(settings, scored_day, "1")["scores"] == candidates.num_rows and published() == first
+
     checked = DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)).to_pyarrow_table(partitions=[("date", "=", str(scored_day))])
-    assert checked.column("table").to_pylist() == ["scores/ctr"] and checked.column("success").to_pylist() == [True]
+    assert checked.column("table").to_pylist() == ["scores/ctr"] * 2 and checked.column("success").to_pylist() == [True] * 2
     report = (tmp_path / "reports" / f"report-{night}.html").read_text()
     assert report.count("data:image/png;base64,") >= 9 and "not available" not in report.split('id="roc"')[1][:2000]
 
