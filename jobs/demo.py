@@ -139,7 +139,7 @@ def run_nights_through_airflow(settings: Settings, nights: list[dt.date]) -> dic
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags"), include_examples=False).dags["seqlake_nightly"]
+    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags["seqlake_nightly"]
     states = {}
     for night in nights:
         began = time.perf_counter()

@@ -92,8 +92,9 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_
 
     scored_day = night + dt.timedelta(days=1)
     candidates = rows(GOLD_CANDIDATES, score_date=scored_day)
-    # The night's buckets are hashed under the embeddings of the champion it settled on, and the scores read them.
-    assert set(rows(GOLD_USER_BSE, as_of_date=night).column("version").to_pylist()) == {"seqlake-ctr-v1"}
+    # The night's buckets are hashed under the embeddings of the champion it settled on (next to
+    # the bootstrap ones of the first run), and the scores read them.
+    assert set(rows(GOLD_USER_BSE, as_of_date=night).column("version").to_pylist()) == {"bootstrap-v1", "seqlake-ctr-v1"}
     scored = [json.loads(r["figures"]) for r in ledger_rows(settings.lakehouse, "score").to_pylist()]
     assert [(f["long_side"], f["scores"]) for f in scored] == [("bse", candidates.num_rows)]
 
