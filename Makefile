@@ -24,10 +24,12 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 # ibis (the DuckDB offline store) breaks with duckdb 2; feast[delta] would pin deltalake < 1.
-$(FEAST_INSTALLED):
+# seqlake itself without its dependencies: the offline store reads the run ledger with its code.
+$(FEAST_INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(FEAST_VENV)
 	$(FEAST_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(FEAST_VENV)/bin/python -m pip install --quiet 'feast[duckdb]==0.67.*' 'duckdb>=1.1,<2' 'deltalake>=1.1,<2'
+	$(FEAST_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(JARS): $(INSTALLED)

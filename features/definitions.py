@@ -1,11 +1,14 @@
 """The feature store's entities and views over the gold and score tables.
 
-A view's rows are snapshots dated by a partition column. A snapshot dated A is
-published `published_after` past A's midnight (UTC): the statistics "as of A"
-exist once day A has ended, the scores of day D before D begins. A read at
-time t sees, per entity, the newest snapshot published strictly before t and
-no older than `ttl` - the rule the training examples follow (examples of D
-read the snapshots as of D - 1).
+A view's rows are snapshots dated by a partition column. The snapshot dated A
+describes the world at A + `valid_after` (UTC): the statistics "as of A" once
+day A has ended, the scores of day D for the whole of D. It becomes visible
+at the instant the night that built it published it (its ledger row, see
+pipelines.lakehouse.publications), as it was then, and it expires `ttl`
+after the instant it describes. A read at t sees, per entity, the snapshot
+published last before t that has not expired - what serving read at t, and
+what the training examples read (those of D, the snapshots as of D - 1 that
+night D - 1 published).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class FeatureView:
     ttl: dt.timedelta
     owner: str
     description: str
-    published_after: dt.timedelta = DAY
+    valid_after: dt.timedelta = DAY
     # Several rows per entity and snapshot (e.g. one per BSE bucket): each
     # feature is read as the list of its values, ordered by `order_by`.
     order_by: tuple[str, ...] = ()
@@ -82,7 +85,7 @@ VIEWS: dict[str, FeatureView] = {
         FeatureView(
             "ctr_scores", (user, item), SCORES_CTR, ("score", "model_version"),
             ttl=DAY, owner="seqlake", description="offline CTR of the day's candidates",
-            published_after=dt.timedelta(0),
+            valid_after=dt.timedelta(0),
         ),
     )
 }

@@ -1,10 +1,15 @@
 """Feature-store reads over the views of features.definitions.
 
-- `historical_features`: a point-in-time join on Spark for training sets: per
-  (entity, timestamp) row, each view's newest snapshot published strictly
-  before the timestamp and within the view's TTL; null otherwise.
+- `historical_features`: a point-in-time join on Spark for training sets.
 - `latest_features`: the same rule for a set of keys at one instant (now by
-  default), read with delta-rs and pyarrow, partition-pruned, without Spark.
+  default), read with delta-rs and pyarrow, without Spark.
+
+One rule for both (features.definitions): per entity and instant t, the
+snapshot published last strictly before t - at the instant its night's
+ledger row landed, read as the table was then (pipelines.lakehouse.publications)
+- unless it expired by t; null otherwise. Restating a snapshot later never
+changes what a read for an earlier instant returns. An instant without a
+time zone is UTC.
 
 Columns come back as "<view>__<feature>". Unknown views or features are an
 error; keys without a snapshot in reach get nulls, never another key's or a
@@ -13,91 +18,158 @@ later snapshot's values.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from features.definitions import FeatureView, resolve
-from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import native_uri
-from pipelines.lakehouse.tables import table_uri
+from pipelines.lakehouse.publications import (
+    Publication,
+    first_per_date,
+    publications,
+    published_dataset,
+    rows_filter,
+)
+from pipelines.lakehouse.writes import read_as_published, read_table
 
-_US_PER_DAY = 86_400_000_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def column_name(view: FeatureView, feature: str) -> str:
     return f"{view.name}__{feature}"
 
 
-def _micros(delta: dt.timedelta) -> int:
-    return int(delta / dt.timedelta(microseconds=1))
+def utc(moment: dt.datetime) -> dt.datetime:
+    """`moment` in UTC; a naive one is read as UTC (never as the machine's local time)."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def _micros(moment: dt.datetime) -> int:
+    return (utc(moment) - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A view's snapshot: the publication it is read from, visible in (published,
+    expires]; `order` ranks snapshots by publication, then date (a range run
+    publishes several dates at once: the newest of them wins)."""
+
+    publication: Publication
+    published_us: int
+    expires_us: int
+    order: int = 0
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        return _EPOCH + dt.timedelta(microseconds=self.expires_us)
+
+
+def snapshots(lakehouse: str, view: FeatureView) -> list[Snapshot]:
+    """Every snapshot of `view`: what each date's night published, in `order`."""
+    found = []
+    for p in first_per_date(publications(lakehouse, view.source)):
+        valid = dt.datetime.combine(p.day, dt.time(), tzinfo=dt.UTC) + view.valid_after
+        found.append((_micros(p.published_at), p.day, p, _micros(valid + view.ttl)))
+    return [Snapshot(p, published, expires, order) for order, (published, _, p, expires) in enumerate(sorted(found))]
+
+
+def _visible_within(found: list[Snapshot], first_us: int, last_us: int) -> list[Snapshot]:
+    """The snapshots visible at some instant of [first_us, last_us]."""
+    return [s for s in found if s.published_us < last_us and s.expires_us >= first_us]
 
 
 def historical_features(
     spark: SparkSession, lakehouse: str, entities: DataFrame, references: list[str], timestamp: str = "event_timestamp"
 ) -> DataFrame:
     """`entities` (join keys and a `timestamp` column) with the referenced
-    features as they were published before each row's timestamp."""
+    features as they were published before each row's timestamp; one row per
+    entity row, in no particular order (rows are matched back by their keys
+    and timestamp, so a frame that Spark evaluates twice cannot mix them up)."""
     wanted = resolve(references)
-    rows = entities.withColumn("_row", F.monotonically_increasing_id())
-    at = F.unix_micros(F.col(timestamp))
-    for view, names in wanted.items():
-        keys = list(view.join_keys)
-        missing = [k for k in (*keys, timestamp) if k not in entities.columns]
+    for view in wanted:
+        missing = [k for k in (*view.join_keys, timestamp) if k not in entities.columns]
         if missing:
             raise ValueError(f"the entity rows lack {', '.join(missing)} for view {view.name!r}")
-        snapshots = _snapshots(spark.read.format("delta").load(table_uri(lakehouse, view.source)), view, names)
-        published = F.col("_published")
+    at = F.unix_micros(F.col(timestamp))
+    first_us, last_us = entities.agg(F.min(at), F.max(at)).first()
+    rows = entities
+    for view, names in wanted.items():
+        keys = list(view.join_keys)
+        shown = [] if first_us is None else _visible_within(snapshots(lakehouse, view), first_us, last_us)
+        points = entities.select(*keys, timestamp).distinct().withColumn("_at", at)
         matched = (
-            rows.select("_row", *keys, at.alias("_at"))
-            .join(snapshots, keys)
-            .where((published < F.col("_at")) & (published >= F.col("_at") - F.lit(_micros(view.ttl))))
-            .withColumn("_newest", F.row_number().over(Window.partitionBy("_row").orderBy(F.desc("_published"))))
+            points.join(_snapshot_rows(spark, lakehouse, view, names, shown), keys)
+            .where((F.col("_published") < F.col("_at")) & (F.col("_at") <= F.col("_expires")))
+            .withColumn("_newest", F.row_number().over(Window.partitionBy(*keys, timestamp).orderBy(F.desc("_order"))))
             .where(F.col("_newest") == 1)
-            .select("_row", *[F.col(n).alias(column_name(view, n)) for n in names])
+            .select(*keys, timestamp, *[F.col(n).alias(column_name(view, n)) for n in names])
         )
-        rows = rows.join(matched, "_row", "left")
-    return rows.orderBy("_row").drop("_row")
+        rows = rows.join(matched, [*keys, timestamp], "left")
+    return rows
 
 
-def _snapshots(table: DataFrame, view: FeatureView, names: list[str]) -> DataFrame:
-    """One row per entity and snapshot with `_published` (µs since the epoch);
-    a many-rows view's features become lists ordered by its order_by."""
-    published = F.unix_date(F.col(view.event_time)).cast("long") * _US_PER_DAY + _micros(view.published_after)
-    keyed = table.select(*view.join_keys, published.alias("_published"), *dict.fromkeys([*view.order_by, *names]))
+def _snapshot_rows(spark: SparkSession, lakehouse: str, view: FeatureView, names: list[str], shown: list[Snapshot]) -> DataFrame:
+    """One row per entity and snapshot with `_published`, `_expires` (µs since
+    the epoch) and `_order`; a many-rows view's features become lists ordered by its order_by."""
+    columns = list(dict.fromkeys([*view.join_keys, *view.order_by, *names]))
+    stamps = ("_published", "_expires", "_order")
+
+    def stamped(rows: DataFrame, snapshot: Snapshot | None) -> DataFrame:
+        values = (snapshot.published_us, snapshot.expires_us, snapshot.order) if snapshot else (0, 0, 0)
+        return rows.select(*columns, *[F.lit(v).cast("long").alias(n) for n, v in zip(stamps, values, strict=True)])
+
+    frames = [stamped(read_as_published(spark, lakehouse, view.source, s.publication), s) for s in shown]
+    keyed = functools.reduce(DataFrame.unionByName, frames) if frames else stamped(
+        read_table(spark, lakehouse, view.source).limit(0), None)
     if not view.order_by:
         return keyed
     ordered = F.array_sort(F.collect_list(F.struct(*view.order_by, *[F.col(n).alias(f"_f_{n}") for n in names])))
-    grouped = keyed.groupBy(*view.join_keys, "_published").agg(ordered.alias("_rows"))
-    return grouped.select(*view.join_keys, "_published", *[F.col(f"_rows._f_{n}").alias(n) for n in names])
+    grouped = keyed.groupBy(*view.join_keys, *stamps).agg(ordered.alias("_rows"))
+    return grouped.select(*view.join_keys, *stamps, *[F.col(f"_rows._f_{n}").alias(n) for n in names])
 
 
 def latest_features(
     lakehouse: str, keys: Mapping[str, Sequence[int]], references: list[str], at: dt.datetime | None = None
 ) -> pa.Table:
     """One row per requested entity (the columns of `keys`, in the given order)
-    with each referenced feature as published last before `at` (default now,
-    UTC) within the view's TTL; null when no such snapshot exists."""
-    at = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    at_us = _micros(at - dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    with each referenced feature as published last before `at` (default now)
+    and not expired at `at`; null when no such snapshot exists."""
+    at_us = _micros(at or dt.datetime.now(dt.UTC))
     entities = pa.table({k: pa.array(v, pa.int64()) for k, v in keys.items()})
     out = entities
     for view, names in resolve(references).items():
         view_keys = list(view.join_keys)
         if not set(view_keys) <= set(keys):
             raise ValueError(f"view {view.name!r} needs {' and '.join(view_keys)}; given {', '.join(keys) or 'nothing'}")
-        found = _per_entity(_snapshot_rows(lakehouse, view, names, entities.select(view_keys), at_us), view, names)
+        found = _per_entity(_newest_rows(lakehouse, view, names, entities.select(view_keys), at_us), view, names)
         # Row i of the entities takes the found row of its key (null where none).
         where = pc.index_in(_key_of(entities, view_keys), value_set=_key_of(found, view_keys))
         for name in names:
             out = out.append_column(column_name(view, name), found.column(name).take(where))
     return out
+
+
+def newest_snapshot(lakehouse: str, view: FeatureView, at: dt.datetime | None = None) -> dict[str, object] | None:
+    """The snapshot of `view` published last before `at` (default now), expired or
+    not: its date, when it was published and expires, and whether it is in reach
+    (a read at `at` sees it). None when nothing was published before `at`."""
+    at_us = _micros(at or dt.datetime.now(dt.UTC))
+    published = [s for s in snapshots(lakehouse, view) if s.published_us < at_us]
+    if not published:
+        return None
+    newest = published[-1]
+    return {
+        "date": newest.publication.day.isoformat(), "published_at": utc(newest.publication.published_at).isoformat(),
+        "expires_at": newest.expires_at.isoformat(), "ttl_hours": view.ttl / dt.timedelta(hours=1),
+        "in_reach": at_us <= newest.expires_us,
+    }
 
 
 def _key_of(table: pa.Table, keys: list[str]) -> pa.Array:
@@ -107,32 +179,25 @@ def _key_of(table: pa.Table, keys: list[str]) -> pa.Array:
     return pc.binary_join_element_wise(*parts, ":").combine_chunks()
 
 
-def _snapshot_rows(lakehouse: str, view: FeatureView, names: list[str], entities: pa.Table, at_us: int) -> pa.Table:
-    """The rows of the entities' newest snapshot in reach of `at_us`, per entity."""
-    try:
-        table = DeltaTable(native_uri(table_uri(lakehouse, view.source)))
-    except Exception as exc:  # delta-rs raises TableNotFoundError on a missing table
-        raise MissingInputError(f"feature view {view.name!r}: no table {view.source.name} under {lakehouse}") from exc
-    newest_day = (at_us - 1 - _micros(view.published_after)) // _US_PER_DAY  # published strictly before at
-    oldest_day = -(-(at_us - _micros(view.ttl) - _micros(view.published_after)) // _US_PER_DAY)
-    if newest_day < oldest_day:
+def _newest_rows(lakehouse: str, view: FeatureView, names: list[str], entities: pa.Table, at_us: int) -> pa.Table:
+    """The rows of each entity's newest snapshot in reach of `at_us`."""
+    found = snapshots(lakehouse, view)
+    columns = list(dict.fromkeys([*view.join_keys, *view.order_by, *names]))
+    wanted = functools.reduce(lambda a, b: a & b, [pc.field(k).isin(pc.unique(entities.column(k))) for k in view.join_keys])
+    parts = []
+    for snapshot in _visible_within(found, at_us, at_us):
+        rows = published_dataset(lakehouse, view.source, snapshot.publication).to_table(
+            columns=columns, filter=rows_filter(view.source, snapshot.publication) & wanted
+        )
+        parts.append(rows.append_column("_order", pa.array([snapshot.order] * rows.num_rows, pa.int64())))
+    if not parts or not any(p.num_rows for p in parts):
         return pa.table({})
-    epoch = dt.date(1970, 1, 1)
-    dates = (pa.scalar(epoch + dt.timedelta(days=int(oldest_day)), pa.date32()),
-             pa.scalar(epoch + dt.timedelta(days=int(newest_day)), pa.date32()))
-    event = pc.field(view.event_time)
-    condition = (event >= dates[0]) & (event <= dates[1])
-    for key in view.join_keys:
-        condition &= pc.field(key).isin(pc.unique(entities.column(key)))
-    columns = list(dict.fromkeys([*view.join_keys, view.event_time, *view.order_by, *names]))
-    rows = table.to_pyarrow_dataset().to_table(columns=columns, filter=condition)
-    if rows.num_rows == 0:
-        return rows
+    rows = pa.concat_tables(parts)
     keys = list(view.join_keys)
-    newest = rows.group_by(keys).aggregate([(view.event_time, "max")])
-    # Each row's entity's newest date, by lookup (Arrow joins do not carry list columns).
+    newest = rows.group_by(keys).aggregate([("_order", "max")])
+    # Each row's entity's newest snapshot, by lookup (Arrow joins do not carry list columns).
     where = pc.index_in(_key_of(rows, keys), value_set=_key_of(newest, keys))
-    return rows.filter(pc.equal(rows.column(view.event_time), newest.column(f"{view.event_time}_max").take(where)))
+    return rows.filter(pc.equal(rows.column("_order"), newest.column("_order_max").take(where)))
 
 
 def _per_entity(rows: pa.Table, view: FeatureView, names: list[str]) -> pa.Table:

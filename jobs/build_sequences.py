@@ -76,7 +76,8 @@ def build_sequences(
         "rewritten": f"{first}..{last}",
         **sequence_summary(read_date_partitions(spark, lakehouse, GOLD_USER_SEQUENCES, last)),
     }
-    run = Run("sequences", days_between(first, last), began, tables=(GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS))
+    run = Run("sequences", days_between(first, last), began, tables=(GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS),
+              nights=days_between(start, end))
     record_run(lakehouse, run, figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 

@@ -4,7 +4,9 @@
     seqlake signatures --start D1 --end D2 [--embeddings VERSION]
 
 The user bucket sums are rewritten as of the same dates as the sequences they
-hash (a night rewrites D - lookback .. D). VERSION names rows of
+hash (a night rewrites D - lookback .. D), over the long side of each
+sequence (its newest examples.train_len behaviors, what SDIM reads end to
+end); the night publishes D under VERSION. VERSION names rows of
 gold/item_embeddings; the bootstrap version is (re)built here from the items
 seen in silver up to the last date, so the night runs end to end before any
 model has trained embeddings. The SimHash projection is loaded from
@@ -23,6 +25,7 @@ from pyspark.sql import functions as F
 
 from jobs.cli import add_night_arguments, nights, run_command
 from pipelines.bse.embeddings import bootstrap_embeddings, checked_embeddings, is_bootstrap
+from pipelines.bse.gather import require_projection
 from pipelines.bse.projection import persisted_projection
 from pipelines.bse.signatures import bse_summary, item_signatures, user_bucket_sums
 from pipelines.config import Settings
@@ -76,10 +79,11 @@ def build_signatures(
     item_count = checked_embeddings(embeddings, version, rules)
     replace_where(item_signatures(embeddings, projection), lakehouse, GOLD_ITEM_SIGNATURES, of_version)
 
-    signatures = read_table(spark, lakehouse, GOLD_ITEM_SIGNATURES).where(F.col("version") == version).select("item_id", "codes")
-    items = embeddings.select("item_id", "vector").join(signatures, "item_id")
+    signatures = read_table(spark, lakehouse, GOLD_ITEM_SIGNATURES).where(F.col("version") == version)
+    require_projection(signatures, projection, GOLD_ITEM_SIGNATURES.name)
+    items = embeddings.select("item_id", "vector").join(signatures.select("item_id", "codes"), "item_id")
     sequences = read_date_partitions(spark, lakehouse, GOLD_USER_SEQUENCES, first, last)
-    bse = user_bucket_sums(sequences, items, rules.bits).select(
+    bse = user_bucket_sums(sequences, items, rules.bits, settings.examples.train_len).select(
         "*", F.lit(version).alias("version"), F.lit(projection.sha256).alias("projection_sha256")
     )
     audit_and_publish(spark, bse, lakehouse, GOLD_USER_BSE, f"{date_range_predicate(GOLD_USER_BSE, first, last)} AND {of_version}",
@@ -94,7 +98,8 @@ def build_signatures(
         "items": item_count,
         **bse_summary(read_date_partitions(spark, lakehouse, GOLD_USER_BSE, last).where(F.col("version") == version), rules),
     }
-    run = Run("signatures", days_between(first, last), began, tables=(GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE))
+    run = Run("signatures", days_between(first, last), began, tables=(GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE),
+              nights=days_between(start, end), embedding_version=version)
     record_run(lakehouse, run, figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 

@@ -61,7 +61,8 @@ def clean_dates(spark: SparkSession, settings: Settings, start: dt.date, end: dt
         read_date_partitions(spark, lakehouse, SILVER_NOISE_METRICS, end),
     )
     figures = {"date": end.isoformat() if start == end else f"{start}..{end}", "rewritten": f"{window.first}..{window.last}", **figures}
-    record_run(lakehouse, Run("clean", days_between(window.first, window.last), began, tables=(SILVER_EVENTS, SILVER_NOISE_METRICS)), figures)
+    record_run(lakehouse, Run("clean", days_between(window.first, window.last), began, tables=(SILVER_EVENTS, SILVER_NOISE_METRICS),
+                                 nights=days_between(start, end)), figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 
 

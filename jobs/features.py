@@ -3,9 +3,11 @@
     seqlake features list
     seqlake features get --user U [--item I] [--as-of TS] [--features view:feature ...] [--json]
 
-`get` reads with delta-rs (no Spark): each view's newest snapshot published
-before --as-of (default now) and within its TTL, or null. Without --features,
-every feature of the views the given keys address.
+`get` reads with delta-rs (no Spark): each view's snapshot published last
+before --as-of (default now) and not past its TTL, or null; a view that
+answers nothing says why (nothing published yet, or its newest snapshot's
+date, publication and expiry). Without --features, every feature of the
+views the given keys address.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from features.definitions import VIEWS
-from features.store import latest_features
+from features.definitions import VIEWS, resolve
+from features.store import column_name, latest_features, newest_snapshot
 from jobs.cli import UsageError, run_command
 from pipelines.config import Settings
 
@@ -51,12 +53,30 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     if not keys:
         raise UsageError("features get needs --user and/or --item")
     references = args.features or [v.name for v in VIEWS.values() if set(v.join_keys) <= set(keys)]
-    row = latest_features(settings.lakehouse, keys, references, args.as_of).to_pylist()[0]
+    at = args.as_of or dt.datetime.now(dt.UTC)
+    row = latest_features(settings.lakehouse, keys, references, at).to_pylist()[0]
+    # A view that answers nothing says why: nothing published before the
+    # instant, or its newest snapshot past its TTL.
+    unanswered = {
+        view.name: newest_snapshot(settings.lakehouse, view, at)
+        for view, names in resolve(references).items() if all(row[column_name(view, n)] is None for n in names)
+    }
     if not args.json:
         for name, value in row.items():
             shown = value if not isinstance(value, list) or len(value) <= 8 else f"[{len(value)} values] {value[-3:]}"
             print(f"  {name:<36} {shown}")
-    return {"as_of": (args.as_of or dt.datetime.now(dt.UTC)).isoformat(), "features": row}
+        for name, snapshot in unanswered.items():
+            print(f"  {name}: {why_null(snapshot)}")
+    return {"as_of": at.isoformat(), "features": row, "unanswered": {n: {**(s or {}), "why": why_null(s)} for n, s in unanswered.items()}}
+
+
+def why_null(snapshot: dict[str, object] | None) -> str:
+    if snapshot is None:
+        return "nothing published before this instant"
+    if snapshot["in_reach"]:
+        return f"no row for these keys in the snapshot as of {snapshot['date']} (published {snapshot['published_at']})"
+    return (f"every snapshot is past its TTL: the newest, as of {snapshot['date']} (published {snapshot['published_at']}), "
+            f"expired at {snapshot['expires_at']} (TTL {snapshot['ttl_hours']:g} h)")
 
 
 if __name__ == "__main__":

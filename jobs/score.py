@@ -24,10 +24,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.cli import iso_date, run_command
+from pipelines.bse.projection import Projection, projection_sha256, stored_projection
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import load_model
-from pipelines.ctr.embeddings import embedding_version
-from pipelines.ctr.registry import champion_version, downloaded_model
+from pipelines.ctr.base import CtrModel
+from pipelines.ctr.registry import champion_version, downloaded_model, scoring_embedding_version
 from pipelines.errors import MissingInputError, NothingToDo
 from pipelines.lakehouse.files import native_uri
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
@@ -45,7 +46,7 @@ from pipelines.quality.suites import (
     scores_ctr_suite,
     trailing_rates,
 )
-from pipelines.scoring.batch_scoring import SCORE_SCHEMA, ModelReplica, bse_twin, candidate_columns
+from pipelines.scoring.batch_scoring import SCORE_SCHEMA, ModelReplica, scoring_plan
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,21 +64,6 @@ def candidate_files(lakehouse: str, day: dt.date) -> tuple[list[str], DeltaTable
     if not uris:
         raise MissingInputError(f"no candidates for {day}: run `seqlake candidates --date {day}` first")
     return uris, table
-
-
-def long_side(model_name: str, bse_mode: bool, bse_versions: set[str | None], wanted: str) -> str:
-    """"bse" when every candidate's bucket sums were gathered under the model's
-    embeddings, else "sequence" (scored from the raw long sequence)."""
-    if model_name != "sdim":
-        return "sequence"
-    if bse_versions - {None} == {wanted}:  # None: a user without history, no buckets at all
-        return "bse"
-    if bse_mode:
-        raise MissingInputError(
-            f"a BSE-mode SDIM needs bucket sums under {wanted!r}, the candidates hold {sorted(map(str, bse_versions))}: "
-            "export its embeddings, then rerun signatures and candidates"
-        )
-    return "sequence"
 
 
 def publish_scores(spark: SparkSession, settings: Settings, staged_at: str, day: dt.date) -> None:
@@ -108,17 +94,18 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
     folder = downloaded_model(settings, version)
     model, _, _ = load_model(folder)
     uris, candidates = candidate_files(settings.lakehouse, day)
-    wanted = embedding_version(settings.registry.model_name, version)
-    gathered = candidates.to_pyarrow_table(columns=["bse_version"], partitions=[("score_date", "=", day.isoformat())])
-    side = long_side(model.config.model, model.config.bse_mode, set(pc.unique(gathered.column("bse_version")).to_pylist()), wanted)
-    columns = candidate_columns(bse_twin(model) if side == "bse" else model)
+    sums = candidates.to_pyarrow_table(columns=["bse_version", "bse_projection_sha256"], partitions=[("score_date", "=", day.isoformat())])
+    plan = scoring_plan(model, sums.column("bse_version"), scoring_embedding_version(settings, version))
+    if model.config.model == "sdim":
+        require_model_projection(model, stored_projection(settings.lakehouse, settings.bse), sums.column("bse_projection_sha256"))
 
     ray_runtime(settings.ray)
     rules = settings.scoring
-    scored = ray.data.read_parquet([u.removeprefix("file://") for u in uris], columns=columns).map_batches(
+    scored = ray.data.read_parquet([u.removeprefix("file://") for u in uris], columns=plan.columns()).map_batches(
         ModelReplica,
         fn_constructor_kwargs={"model_folder": str(folder), "version": version, "long_len": settings.examples.train_len,
-                               "short_len": settings.examples.short_len, "bse": side == "bse", "threads": 1},
+                               "short_len": settings.examples.short_len, "embedding_version": plan.embedding_version,
+                               "threads": 1},
         batch_size=rules.batch_size, batch_format="pyarrow", concurrency=rules.replicas, num_cpus=rules.cpus_per_replica,
     )
     batches = (batch for table in scored.iter_batches(batch_size=None, batch_format="pyarrow") for batch in table.to_batches())
@@ -132,14 +119,21 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
     )
     scores = written.column("score")
     figures = {
-        "date": day.isoformat(), "version": version, "model": model.config.model, "long_side": side,
-        "candidates": candidates.to_pyarrow_dataset().count_rows(filter=pc.field("score_date") == pa.scalar(day, pa.date32())),
-        "scores": written.num_rows,
+        "date": day.isoformat(), "version": version, "model": model.config.model, "long_side": plan.long_side,
+        "embedding_version": plan.embedding_version, "scored_from_bse": plan.from_bse, "scored_end_to_end": plan.end_to_end,
+        "candidates": sums.num_rows, "scores": written.num_rows,
         "score_mean": round(pc.mean(scores).as_py() or 0.0, 5),
         "score_min": round(pc.min(scores).as_py() or 0.0, 5), "score_max": round(pc.max(scores).as_py() or 0.0, 5),
     }
     record_run(settings.lakehouse, Run("score", [day], began, tables=(SCORES_CTR,)), figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def require_model_projection(model: CtrModel, projection: Projection, candidate_hashes: pa.ChunkedArray) -> None:
+    """The SDIM's own hyperplanes, the stored projection and every candidate's sums must be one projection."""
+    projection.require_hash(projection_sha256(model.projection.numpy()), "the model")
+    for sha256 in pc.unique(pc.drop_null(candidate_hashes)).to_pylist():
+        projection.require_hash(sha256, "the candidates' bucket sums")
 
 
 if __name__ == "__main__":

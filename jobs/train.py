@@ -7,6 +7,8 @@
 Runs on a local Ray instance by default, on RAY_ADDRESS (or ray.address) when
 given, and as `ray job submit -- python -m jobs.train ...`. The last date is
 held out for validation when there are several (early stopping on its AUC).
+In BSE mode (--bse) every example of the range must carry bucket sums under
+one embedding version, which the model records and scores from.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from pipelines.ctr.artifacts import save_model
 from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.batches import DENSE_FEATURES, EXAMPLE_COLUMNS, BatchShape
 from pipelines.ctr.cadence import nightly_training_range
-from pipelines.ctr.datasets import example_files, training_split, user_split, vocabulary
+from pipelines.ctr.datasets import (
+    bse_sums_version,
+    example_files,
+    training_split,
+    user_split,
+    vocabulary,
+)
 from pipelines.ctr.distributed import load_checkpoint_state, train_worker
 from pipelines.ctr.registry import log_and_register
 from pipelines.ctr.zoo import MODELS, build_model
@@ -88,6 +96,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
     )
     columns = EXAMPLE_COLUMNS + (["long_bse"] if bse else [])
     train_files = example_files(lakehouse, train_first, train_last)
+    bse_version = bse_sums_version(example_files(lakehouse, start, end), projection.sha256) if bse else None
     ray_runtime(settings.ray)
     train_ds = ray.data.read_parquet(train_files.uris, columns=columns)
     if held_out:
@@ -107,6 +116,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             "shape": shape.__dict__, "projection": None if projection is None else projection.matrix,
             "epochs": train.epochs, "patience": train.patience, "batch_size": train.batch_size,
             "learning_rate": train.learning_rate, "seed": train.seed, "progress_every": train.progress_every,
+            "position_dropout": train.position_dropout,
             "threads": max(1, round(train.cpus_per_worker)),
             "kill_worker_at_epoch": kill_worker_at_epoch, "run_folder": f"{lakehouse}/_train/{run_name}",
         },
@@ -129,7 +139,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
         "valid_dates": f"{held_out[0]}..{held_out[1]}" if held_out else f"{train.validation_share:.0%} of users",
         "examples_table_version": train_files.version,
         "projection_sha256": projection.sha256 if projection else None,
-        "embedding_version_of_bse": settings.bse.bootstrap_version if bse else None,
+        "bse_embedding_version": bse_version,
     }
     with tempfile.TemporaryDirectory() as folder:
         save_model(Path(folder), best, vocab, metadata)
@@ -142,12 +152,14 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             final_metrics={"best_valid_auc": progress["best_auc"], "best_epoch": progress["best_epoch"]},
             model_folder=Path(folder),
             tags={"model": model, "bse_mode": str(bse).lower(), "data_range": metadata["data_range"],
-                  **({"night": night.isoformat()} if night else {})},
+                  **({"night": night.isoformat()} if night else {}),
+                  **({"bse_embedding_version": bse_version} if bse_version else {})},
         )
     history = progress["history"]
     figures = {
         "model": model + ("-bse" if bse else ""),
         "version": registered["version"],
+        **({"bse_embedding_version": bse_version} if bse else {}),
         "run_id": registered["run_id"],
         "epochs": len(history),
         "restarted_at_epoch": max((int(h["start_epoch"]) for h in history), default=0),

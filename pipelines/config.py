@@ -169,6 +169,9 @@ LabelMode = Literal["impressions", "implicit"]
 
 
 class ExampleSettings(Section):
+    # SDIM's long side, the one window of every reader of the long sequence:
+    # training examples, the BSE bucket sums (signatures) and scoring all take
+    # the newest train_len behaviors of the sequence (capped at sequences.max_len).
     train_len: int = Field(default=1024, ge=1)
     short_len: int = Field(default=50, ge=1)
     # An impression clicked only as noise: "exclude" it, or label it 0 ("negative").
@@ -182,7 +185,9 @@ class ExampleSettings(Section):
     # negatives) for sources that log no impressions.
     default_label_mode: LabelMode = "impressions"
     label_modes: dict[str, LabelMode] = Field(default_factory=lambda: {"taobao": "implicit"})
-    # Implicit mode: negatives per positive, drawn by item "popularity" or "uniform"ly, seeded.
+    # Implicit mode: negatives per positive, seeded, drawn from the items acted on
+    # the same day (as the positives are) by "popularity" (how often, so that
+    # negatives and positives share one item distribution) or "uniform"ly.
     negatives_per_positive: int = Field(default=4, ge=1)
     negative_sampling: Literal["popularity", "uniform"] = "popularity"
     negative_seed: int = 17
@@ -202,6 +207,10 @@ class TrainSettings(Section):
     patience: int = Field(default=1, ge=0)
     batch_size: int = Field(default=256, ge=1)
     learning_rate: float = Field(default=0.003, gt=0)
+    # Share of training rows whose slot position is replaced by "unknown" (index
+    # 0), so that the model learns the position that candidates scored offline,
+    # which no page has placed yet, carry.
+    position_dropout: float = Field(default=0.1, ge=0, lt=1)
     seed: int = 13
     # Workers lost before the run gives up; each loss resumes from the last checkpoint.
     max_failures: int = Field(default=1, ge=0)
@@ -225,12 +234,29 @@ class RegistrySettings(Section):
 
 
 class ScoringSettings(Section):
-    """Candidates of a day and their offline CTR scores (Ray Data batch inference)."""
+    """Candidates of a day and their offline CTR scores (Ray Data batch inference).
 
-    # Besides the day's impressions: this many most-acted items of each of the
-    # user's top categories (by behaviors in the user's sequence).
+    The candidates of day D + 1 come from what night D published only (the
+    sequences and item statistics as of D): the user's recent items, the most
+    acted items of the user's top categories, and the items co-visited with
+    the user's recent items in other users' sequences."""
+
+    # The user's newest distinct items: candidates themselves, and the seeds of co-visitation.
+    recent_items: int = Field(default=5, ge=0)
+    # The most-acted items (item statistics) of each of the user's top categories
+    # (by behaviors in the long side of the sequence).
     top_categories: int = Field(default=2, ge=0)
     popular_per_category: int = Field(default=5, ge=0)
+    # Co-visitation: item pairs at most covisit_gap behaviors apart in the newest
+    # covisit_history behaviors of a user, counted over users; each item keeps
+    # its covisit_per_item strongest neighbours, each user covisit_per_user.
+    covisit_history: int = Field(default=50, ge=2)
+    covisit_gap: int = Field(default=3, ge=1)
+    covisit_per_item: int = Field(default=10, ge=1)
+    covisit_per_user: int = Field(default=10, ge=0)
+    # The instant of the scored day (UTC) whose time gaps the candidates' features
+    # take: offline scores stand for a whole day of serving.
+    score_time: dt.time = dt.time(12, 0)
     # Model replicas of the actor pool, and the CPU share each asks Ray for (a
     # fraction, so that a 2-core machine still has room for the reads).
     replicas: int = Field(default=2, ge=1)
@@ -287,6 +313,10 @@ class GeneratorSettings(Section):
     content_length_coverage: float = Field(default=0.7, ge=0, le=1)
     items: int = Field(default=20_000, ge=1)
     categories: int = Field(default=40, ge=1)
+    # Heavy users: this share of the human users comes back heavy_user_activity
+    # times as often a day, so that some histories cross the long side.
+    heavy_user_share: float = Field(default=0.0, ge=0, le=1)
+    heavy_user_activity: float = Field(default=30.0, ge=1)
     users_per_chunk: int = Field(default=10_000, ge=1)
     workers: int = Field(default=2, ge=1)
 

@@ -52,7 +52,7 @@ def _registry_views(store) -> dict:
             "join_keys": [c.name for c in view.entity_columns],
             "features": [f.name for f in view.features],
             "ttl_s": view.ttl.total_seconds() if view.ttl else None,
-            "published_after_s": int(source.tags.get("seqlake.published_after_s", "0")),
+            "valid_after_s": int(source.tags.get("seqlake.valid_after_s", "0")),
             "path": source.path,
             "timestamp_field": source.timestamp_field,
             "file_format": type(source.file_format).__name__,

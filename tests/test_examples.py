@@ -115,10 +115,9 @@ def test_noisy_clicks_can_be_negatives_and_sequences_are_truncated(spark, tmp_pa
 
 def test_implicit_feedback_gives_each_behavior_k_seeded_negatives_the_user_did_not_act_on(spark, tmp_path):
     settings = settings_in(tmp_path, "examples.negatives_per_positive=2", "examples.negative_sampling=uniform")
-    before = D - dt.timedelta(days=1)
-    # Items 100..119 were acted on before D; on D user 1 clicks 100, carts 100 and
+    # On D a crowd (users 50..52) acts on items 100..119; user 1 clicks 100, carts 100 and
     # buys 101; user 2 clicks 119 (a noisy click of 102 does not count as a positive).
-    history = [_event(f"h{i}", "click", 50 + i % 3, 100 + i, before, 8 + i % 10, source="taobao") for i in range(20)]
+    crowd = [_event(f"c{i}", "click", 50 + i % 3, 100 + i, D, 8 + i % 10, source="taobao") for i in range(20)]
     today = [
         _event("p1", "click", 1, 100, D, 9, source="taobao"),
         _event("p2", "cart", 1, 100, D, 9, 30, source="taobao"),
@@ -126,18 +125,21 @@ def test_implicit_feedback_gives_each_behavior_k_seeded_negatives_the_user_did_n
         _event("p4", "click", 2, 119, D, 11, source="taobao"),
         _event("n1", "click", 2, 102, D, 11, 3, noise="short_dwell", source="taobao"),
     ]
-    figures = _night(spark, settings, history + today)
+    # The day before, another user acted on other items: they are not D's population.
+    history = [_event(f"h{i}", "click", 60, 300 + i, D - dt.timedelta(days=1), 8 + i, source="taobao") for i in range(5)]
+    figures = _night(spark, settings, history + crowd + today)
     rows = _examples(spark, settings)
-    assert figures["examples_by_mode"] == {"implicit": 12}
-    positives = sorted((r["user_id"], r["item_id"], r["impression_id"]) for r in rows if r["label"] == 1)
+    assert figures["examples_by_mode"] == {"implicit": 24 * 3}
+    positives = sorted((r["user_id"], r["item_id"], r["impression_id"]) for r in rows if r["label"] == 1 and r["user_id"] < 50)
     assert positives == [(1, 100, "implicit-p1"), (1, 100, "implicit-p2"), (1, 101, "implicit-p3"), (2, 119, "implicit-p4")]
     negatives = [r for r in rows if r["label"] == 0]
     by_positive = {}
     for r in negatives:
         by_positive.setdefault(r["impression_id"], []).append(r["item_id"])
-    assert sorted(by_positive) == ["implicit-p1", "implicit-p2", "implicit-p3", "implicit-p4"]
-    acted = {1: {100, 101}, 2: {119, 102}}
+    assert len(by_positive) == 24 and {"implicit-p1", "implicit-p2", "implicit-p3", "implicit-p4"} <= set(by_positive)
+    acted = {1: {100, 101}, 2: {119, 102}, **{u: {100 + i for i in range(20) if 50 + i % 3 == u} for u in (50, 51, 52)}}
     for r in negatives:
+        # Drawn from the items acted on that day, never one the user acted on.
         assert 100 <= r["item_id"] <= 119 and r["item_id"] not in acted[r["user_id"]]
         assert r["impression_ts"] == next(p["impression_ts"] for p in rows if p["label"] == 1 and p["impression_id"] == r["impression_id"])
     assert all(len(items) == 2 == len(set(items)) for items in by_positive.values())
@@ -151,7 +153,7 @@ def test_implicit_feedback_gives_each_behavior_k_seeded_negatives_the_user_did_n
 
 def test_draws_map_to_items_in_proportion_to_their_weight(spark):
     pool = spark.createDataFrame(
-        [(1, 7, 1.0, D), (2, 7, 3.0, D), (3, 8, 4.0, D)], "item_id long, category_id int, weight double, as_of_date date"
+        [(1, 7, 1.0, D), (2, 7, 3.0, D), (3, 8, 4.0, D)], "item_id long, category_id int, weight double, event_date date"
     )
     intervals = {(r["item_id"], r["_low"], r["_high"]) for r in sampling_intervals(pool).collect()}
     assert intervals == {(1, 0.0, 0.125), (2, 0.125, 0.5), (3, 0.5, 1.0)}
@@ -224,6 +226,40 @@ def test_a_late_click_updates_its_slots_label_when_it_lands(spark, tmp_path):
     write_bronze(spark, settings, [late_click], D + dt.timedelta(days=1))
     _run_night(spark, settings, D + dt.timedelta(days=1))
     assert [(r["item_id"], r["label"]) for r in _examples(spark, settings)] == [(210, 0), (211, 1)]
+
+
+def test_a_late_event_restates_yesterdays_snapshot_but_never_the_features_published_before_it(spark, tmp_path, monkeypatch):
+    """A click of D-1 lands in D's folder. Night D restates the snapshot as of
+    D-1 with it, for the nights after; but the examples of D, and the feature
+    store at any instant, read the snapshot as night D-1 published it."""
+    import pipelines.lakehouse.ledger as ledger
+    from features.store import historical_features
+
+    settings = settings_in(tmp_path)
+    before = D - dt.timedelta(days=1)
+    readers = [r for user in range(1, 9) for r in _bronze_night_rows(before, user, [20 + user, 35, 25, 40])]
+    write_bronze(spark, settings, readers, before)
+    # Each night runs at 02:00 the day after, and its ledger rows say so.
+    monkeypatch.setattr(ledger, "now_utc", lambda: dt.datetime.combine(before + dt.timedelta(days=1), dt.time(2)))
+    _run_night(spark, settings, before)
+    late_click = {"event_id": "late", "user_id": 1, "item_id": 299, "ts": _ms(before, 23), "dwell_ms": 30_000, "content_length": 100}
+    write_bronze(spark, settings, _page(D, 1, "iD", [201, 202]) + _bronze_night_rows(D, 2, [30, 30]) + [late_click], D)
+    user_1 = spark.createDataFrame([(1, dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC))], "user_id long, event_timestamp timestamp")
+
+    def read_at_noon_of_d():
+        return historical_features(spark, settings.lakehouse, user_1, ["user_sequence:item_ids"]).first()["user_sequence__item_ids"]
+
+    published = read_at_noon_of_d()
+    assert published and 299 not in published
+    monkeypatch.setattr(ledger, "now_utc", lambda: dt.datetime.combine(D + dt.timedelta(days=1), dt.time(2)))
+    _run_night(spark, settings, D)
+
+    restated = read_date_partitions(spark, settings.lakehouse, GOLD_USER_SEQUENCES, before).where("user_id = 1").first()
+    assert restated["item_ids"][-1] == 299  # the late click reached the snapshot as of D-1 ...
+    examples = _examples(spark, settings)
+    assert [r["item_id"] for r in examples] == [201, 202]
+    assert all(r["long_item_ids"] == published for r in examples)  # ... but not the examples of D
+    assert read_at_noon_of_d() == published  # ... nor a read for an instant of D
 
 
 def test_generated_features_never_see_the_impression_or_later(spark, generated_nights):

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
 import features
 from features.definitions import VIEWS, resolve
@@ -29,6 +28,7 @@ from pipelines.lakehouse.tables import (
     SCORES_CTR,
     table_uri,
 )
+from tests.published import publish, write_rows
 
 REPO = Path(features.__file__).resolve().parents[1]
 _HERE = Path(__file__).resolve().parent
@@ -43,8 +43,9 @@ D = dt.date
 FEATURES = ["user_stats", "item_stats:item_ctr", "item_stats:category_id", "ctr_scores",
             "user_sequence:item_ids", "user_sequence:length", "user_bse"]
 
-# (user_id, item_id, timestamp). Statistics as of A are published at A + 1 day, 00:00 UTC,
-# TTL 7 days; scores of day D at D 00:00, TTL 1 day. Seen iff published < t <= published + TTL.
+# (user_id, item_id, timestamp). Statistics as of A are valid from A + 1 day, 00:00 UTC, and published
+# then here, TTL 7 days; scores of day D valid and published at D 00:00, TTL 1 day.
+# Seen iff published < t <= valid + TTL.
 ROWS = [
     (1, 7, "2026-11-01T12:00:00"),  # nothing published yet
     (1, 7, "2026-11-03T00:00:00"),  # as of Nov 2 and the scores of Nov 3 published exactly now: excluded
@@ -58,17 +59,23 @@ ROWS = [
     (2, 8, "2026-10-25T08:00:00"),
     (2, 8, "2026-10-29T00:00:00"),  # its only snapshot is older than the TTL
     (3, 9, "2026-11-03T12:00:00"),  # unknown keys
+    # Keys that would make one id if joined without a separator ("1" "23", "12" "3"), at one instant.
+    (1, 23, "2026-11-03T12:00:00"),
+    (12, 3, "2026-11-03T12:00:00"),
 ]
-USER_CTR = [None, 0.1, 0.2, 0.2, 0.2, 0.2, 0.3, 0.3, None, 0.5, None, None]
-SCORE = [None, None, 0.25, 0.25, 0.75, 0.25, None, None, None, None, None, None]
+USER_CTR = [None, 0.1, 0.2, 0.2, 0.2, 0.2, 0.3, 0.3, None, 0.5, None, None, 0.2, None]
+SCORE = [None, None, 0.25, 0.25, 0.75, 0.25, None, None, None, None, None, None, 0.125, 0.875]
 
 
 def _at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
-def _write(lakehouse: str, table, rows: dict, partition: str) -> None:
-    write_deltalake(table_uri(lakehouse, table), pa.table(rows), partition_by=[partition], mode="append")
+def _write(lakehouse: str, table, rows: dict, published: dict, embedding_version: str | None = None) -> None:
+    """Write the snapshots, then publish each date at its instant (`published`: date -> ISO instant)."""
+    write_rows(lakehouse, table, rows)
+    for day, moment in published.items():
+        publish(lakehouse, table, [day], moment, embedding_version=embedding_version)
 
 
 def _dates(*dates) -> pa.Array:
@@ -82,24 +89,29 @@ def _ints(*values, kind: pa.DataType | None = None) -> pa.Array:
 @pytest.fixture(scope="session")
 def feast_history(tmp_path_factory) -> str:
     lakehouse = str(tmp_path_factory.mktemp("feast") / "lakehouse")
+
+    def at_midnight(*days):
+        return {day: f"{day + dt.timedelta(days=1)}T00:00:00" for day in days}
+
     _write(lakehouse, GOLD_USER_STATS, {  # user 1 daily, user 2 one old snapshot
         "user_id": _ints(1, 1, 1, 2), "user_impressions": _ints(10, 10, 10, 10),
         "user_clicks": _ints(1, 2, 3, 5), "user_actions": _ints(1, 2, 3, 5),
         "user_ctr": [0.1, 0.2, 0.3, 0.5], "user_dwell_mean_ms": [1000.0, 1500.0, 2000.0, 500.0],
         "as_of_date": _dates(D(2026, 11, 1), D(2026, 11, 2), D(2026, 11, 3), D(2026, 10, 20)),
-    }, "as_of_date")
+    }, at_midnight(D(2026, 10, 20), D(2026, 11, 1), D(2026, 11, 2), D(2026, 11, 3)))
     _write(lakehouse, GOLD_ITEM_STATS, {
         "item_id": _ints(7, 7, 8), "item_impressions": _ints(100, 200, 50),
         "item_clicks": _ints(11, 24, 45), "item_actions": _ints(11, 24, 45),
         "item_ctr": [0.11, 0.12, 0.9], "item_dwell_mean_ms": [10.0, 20.0, 30.0],
         "category_id": _ints(4, 4, 5, kind=pa.int32()),
         "as_of_date": _dates(D(2026, 11, 1), D(2026, 11, 2), D(2026, 10, 25)),
-    }, "as_of_date")
+    }, at_midnight(D(2026, 10, 25), D(2026, 11, 1), D(2026, 11, 2)))
     _write(lakehouse, SCORES_CTR, {
-        "user_id": _ints(1, 1), "item_id": _ints(7, 8), "candidate_source": ["impression", "popular"],
-        "score": [0.25, 0.75], "model_version": ["3", "3"],
-        "score_date": _dates(D(2026, 11, 3), D(2026, 11, 3)),
-    }, "score_date")
+        "user_id": _ints(1, 1, 1, 12), "item_id": _ints(7, 8, 23, 3),
+        "candidate_source": ["recent", "co_visitation", "recent", "category_popular"],
+        "score": [0.25, 0.75, 0.125, 0.875], "model_version": ["3", "3", "3", "3"],
+        "score_date": _dates(*[D(2026, 11, 3)] * 4),
+    }, {D(2026, 11, 3): "2026-11-03T00:00:00"})
     _write(lakehouse, GOLD_USER_SEQUENCES, {
         "user_id": _ints(1, 1), "item_ids": pa.array([[4], [4, 6]], pa.list_(pa.int64())),
         "category_ids": pa.array([[1], [1, 2]], pa.list_(pa.int32())),
@@ -107,7 +119,9 @@ def feast_history(tmp_path_factory) -> str:
         "dwell_ms": pa.array([[5], [5, 6]], pa.list_(pa.int64())),
         "actions": pa.array([["click"], ["click", "click"]], pa.list_(pa.string())),
         "length": _ints(1, 2, kind=pa.int32()), "as_of_date": _dates(D(2026, 11, 1), D(2026, 11, 2)),
-    }, "as_of_date")
+    }, {})
+    # Both dates published by one range run: at the same instant, the newer date wins.
+    publish(lakehouse, GOLD_USER_SEQUENCES, [D(2026, 11, 1), D(2026, 11, 2)], "2026-11-03T00:00:00")
     # Three buckets of user 1 as of Nov 2, written out of order.
     _write(lakehouse, GOLD_USER_BSE, {
         "user_id": _ints(1, 1, 1), "as_of_date": _dates(*[D(2026, 11, 2)] * 3),
@@ -115,7 +129,7 @@ def feast_history(tmp_path_factory) -> str:
         "count": _ints(3, 1, 2),
         "vector_sum": pa.array([[0.5, 0.5], [1.0, 0.0], [0.25, 2.0]], pa.list_(pa.float32())),
         "version": ["v1", "v1", "v1"], "projection_sha256": ["x", "x", "x"],
-    }, "as_of_date")
+    }, at_midnight(D(2026, 11, 2)), embedding_version="v1")
     return lakehouse
 
 
@@ -182,7 +196,9 @@ def test_historical_reads_agree_with_feast_to_the_microsecond(feast_history, fea
     references = ["user_stats", "ctr_scores"]  # both publication delays; Spark time grows with each view
     entities = spark.createDataFrame([(u, i, _at(t)) for u, i, t in ROWS],
                                      "user_id long, item_id long, event_timestamp timestamp")
-    ours = [r.asDict(recursive=True) for r in historical_features(spark, history, entities, references).collect()]
+    found = {(r["user_id"], r["item_id"], r["event_timestamp"].astimezone(dt.UTC)): r.asDict(recursive=True)
+             for r in historical_features(spark, history, entities, references).collect()}
+    ours = [found[(u, i, _at(t))] for u, i, t in ROWS]  # one row per entity row, in their order
     # The cases reach what they mean to: values and nulls on both sides of each edge.
     assert [r["user_stats__user_ctr"] for r in ours] == USER_CTR
     assert [r["ctr_scores__score"] for r in ours] == SCORE
@@ -219,7 +235,7 @@ def test_feast_registry_holds_seqlakes_views_over_the_same_tables(feast_history,
         assert applied["join_keys"] == list(view.join_keys), name
         assert applied["features"] == list(view.features), name
         assert applied["ttl_s"] == view.ttl.total_seconds(), name
-        assert applied["published_after_s"] == view.published_after.total_seconds(), name
+        assert applied["valid_after_s"] == view.valid_after.total_seconds(), name
         assert applied["path"] == table_uri(history, view.source), name
         assert applied["file_format"] == "DeltaFormat", name
         assert (applied["owner"], applied["description"]) == (view.owner, view.description), name

@@ -1,19 +1,22 @@
 """Feature-store reads on a hand-built history: the point-in-time rule with
-exact values (a snapshot published exactly at the timestamp is excluded, one
-past its TTL is null), latest reads equal to historical reads at the same
-instant, many-row views as ordered lists, and clear errors."""
+exact values (a snapshot visible from the instant its night published it,
+as it was then: a later restatement never reaches an earlier read; one
+published exactly at the timestamp excluded, one past its TTL null), latest
+reads equal to historical reads at the same instant, many-row views as
+ordered lists, and clear errors."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
 from features.definitions import VIEWS, resolve
 from features.store import historical_features, latest_features
@@ -22,8 +25,8 @@ from pipelines.lakehouse.tables import (
     GOLD_USER_SEQUENCES,
     GOLD_USER_STATS,
     SCORES_CTR,
-    table_uri,
 )
+from tests.published import publish, write_rows
 
 D = dt.date
 
@@ -32,69 +35,109 @@ def at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
-def _write(lakehouse: str, table, rows: dict, partition: str) -> None:
-    write_deltalake(table_uri(lakehouse, table), pa.table(rows), partition_by=[partition], mode="append")
+def _stats(rows: list[tuple[int, dt.date, float, int]]) -> dict:
+    return {
+        "user_id": pa.array([r[0] for r in rows], pa.int64()),
+        "user_impressions": pa.array([10] * len(rows), pa.int64()), "user_clicks": pa.array([r[3] for r in rows], pa.int64()),
+        "user_actions": pa.array([r[3] for r in rows], pa.int64()), "user_ctr": [r[2] for r in rows],
+        "user_dwell_mean_ms": [1000.0] * len(rows), "as_of_date": pa.array([r[1] for r in rows], pa.date32()),
+    }
 
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> str:
+    """User statistics as of Nov 1, 2 and 3, each published by its night at
+    02:00 the day after; the night of Nov 3 also restates Nov 2 (a late event:
+    ctr 0.9). User 2 has one old snapshot."""
     lakehouse = str(tmp_path_factory.mktemp("features") / "lakehouse")
-    stats = [  # (user, as_of_date, ctr): user 1 daily, user 2 one old snapshot
-        (1, D(2026, 11, 1), 0.1), (1, D(2026, 11, 2), 0.2), (1, D(2026, 11, 3), 0.3), (2, D(2026, 10, 20), 0.5),
-    ]
-    _write(lakehouse, GOLD_USER_STATS, {
-        "user_id": pa.array([s[0] for s in stats], pa.int64()),
-        "user_impressions": pa.array([10] * 4, pa.int64()), "user_clicks": pa.array([1, 2, 3, 5], pa.int64()),
-        "user_actions": pa.array([1, 2, 3, 5], pa.int64()), "user_ctr": [s[2] for s in stats],
-        "user_dwell_mean_ms": [1000.0] * 4, "as_of_date": pa.array([s[1] for s in stats], pa.date32()),
-    }, "as_of_date")
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(2, D(2026, 10, 20), 0.5, 5)]))
+    publish(lakehouse, GOLD_USER_STATS, [D(2026, 10, 20)], "2026-10-21T02:00:00")
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 1), 0.1, 1)]))
+    publish(lakehouse, GOLD_USER_STATS, [D(2026, 11, 1)], "2026-11-02T02:00:00")
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 2), 0.2, 2)]))
+    publish(lakehouse, GOLD_USER_STATS, [D(2026, 11, 2)], "2026-11-03T02:00:00")
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 2), 0.9, 9)]), replacing=D(2026, 11, 2))
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 3), 0.3, 3)]))
+    publish(lakehouse, GOLD_USER_STATS, [D(2026, 11, 3)], "2026-11-04T02:00:00", restated=[D(2026, 11, 2)])
     # Two buckets of user 1 as of Nov 2, written out of order.
-    _write(lakehouse, GOLD_USER_BSE, {
+    write_rows(lakehouse, GOLD_USER_BSE, {
         "user_id": pa.array([1, 1], pa.int64()), "as_of_date": pa.array([D(2026, 11, 2)] * 2, pa.date32()),
         "hash_index": pa.array([1, 0], pa.int32()), "code": pa.array([5, 2], pa.int32()),
         "count": pa.array([3, 1], pa.int64()), "vector_sum": pa.array([[0.5, 0.5], [1.0, 0.0]], pa.list_(pa.float32())),
         "version": ["v1", "v1"], "projection_sha256": ["x", "x"],
-    }, "as_of_date")
-    _write(lakehouse, GOLD_USER_SEQUENCES, {
+    })
+    publish(lakehouse, GOLD_USER_BSE, [D(2026, 11, 2)], "2026-11-03T02:00:00", embedding_version="v1")
+    write_rows(lakehouse, GOLD_USER_SEQUENCES, {
         "user_id": pa.array([1, 1], pa.int64()), "item_ids": pa.array([[4], [4, 6]], pa.list_(pa.int64())),
         "category_ids": pa.array([[1], [1, 2]], pa.list_(pa.int32())), "timestamps": pa.array([[10], [10, 20]], pa.list_(pa.int64())),
         "length": pa.array([1, 2], pa.int32()), "as_of_date": pa.array([D(2026, 11, 1), D(2026, 11, 2)], pa.date32()),
-    }, "as_of_date")
-    # Scores of day Nov 3 are published at its start (no day's delay).
-    _write(lakehouse, SCORES_CTR, {
+    })
+    publish(lakehouse, GOLD_USER_SEQUENCES, [D(2026, 11, 1), D(2026, 11, 2)], "2026-11-03T02:00:00")
+    # The scores of day Nov 3 stand for all of Nov 3 (no day's delay); the night of Nov 2 publishes them at 03:00.
+    write_rows(lakehouse, SCORES_CTR, {
         "user_id": pa.array([1, 1], pa.int64()), "item_id": pa.array([7, 8], pa.int64()),
-        "candidate_source": ["impression", "popular"], "score": [0.25, 0.75], "model_version": ["3", "3"],
+        "candidate_source": ["recent", "co_visitation"], "score": [0.25, 0.75], "model_version": ["3", "3"],
         "score_date": pa.array([D(2026, 11, 3)] * 2, pa.date32()),
-    }, "score_date")
+    })
+    publish(lakehouse, SCORES_CTR, [D(2026, 11, 3)], "2026-11-03T03:00:00")
     return lakehouse
 
 
-# (user_id, timestamp, user_ctr expected): snapshots as of A are published at A + 1 day, 00:00 UTC; TTL 7 days.
+# (user_id, timestamp, user_ctr expected): a snapshot as of A is seen from the instant its night
+# published it (02:00 of A + 1 here) until 7 days after A + 1, 00:00 UTC.
 CASES = [
     (1, "2026-11-01T12:00:00", None),  # nothing published yet
-    (1, "2026-11-03T00:00:00", 0.1),  # as of Nov 2 is published exactly now: excluded
-    (1, "2026-11-03T00:00:01", 0.2),
+    (1, "2026-11-03T01:00:00", 0.1),  # Nov 2 is over, but its night has not published it yet
+    (1, "2026-11-03T02:00:00", 0.1),  # ... it publishes exactly now: excluded
+    (1, "2026-11-03T02:00:00.000001", 0.2),
+    (1, "2026-11-04T01:59:59", 0.2),  # as published on Nov 3, not as the night of Nov 3 restated it (0.9)
     (1, "2026-11-10T12:00:00", 0.3),  # as of Nov 3, published Nov 4, within 7 days
-    (1, "2026-11-11T00:00:01", None),  # ... and now past its TTL
+    (1, "2026-11-11T00:00:00", 0.3),  # ... the last instant of its TTL
+    (1, "2026-11-11T00:00:00.000001", None),  # ... and past it
     (2, "2026-10-25T08:00:00", 0.5),
-    (2, "2026-10-29T00:00:00", None),  # its only snapshot is older than the TTL
+    (2, "2026-10-28T00:00:01", None),  # its only snapshot is older than the TTL
     (3, "2026-11-03T12:00:00", None),  # an unknown user
 ]
 
 
-def test_historical_reads_take_the_newest_snapshot_published_strictly_before_within_the_ttl(spark, history):
+def test_historical_reads_take_the_snapshot_published_last_before_within_the_ttl(spark, history):
     entities = spark.createDataFrame(
         [(u, at(t)) for u, t, _ in CASES], "user_id long, event_timestamp timestamp"
     )
-    rows = historical_features(spark, history, entities, ["user_stats:user_ctr", "user_stats:user_clicks"]).collect()
+    got = historical_features(spark, history, entities, ["user_stats:user_ctr", "user_stats:user_clicks"]).collect()
+    rows = sorted(got, key=lambda r: (r["user_id"], r["event_timestamp"]))  # one row per entity row, in no set order
     assert [(r["user_id"], r["user_stats__user_ctr"]) for r in rows] == [(u, ctr) for u, _, ctr in CASES]
-    assert [r["user_stats__user_clicks"] for r in rows] == [None, 1, 2, 3, None, 5, None, None]
+    assert [r["user_stats__user_clicks"] for r in rows] == [None, 1, 1, 2, 2, 3, 3, None, 5, None, None]
 
 
-def test_latest_reads_equal_the_historical_read_at_the_same_instant(spark, history):
+def test_historical_reads_match_rows_back_by_key_even_when_spark_evaluates_the_entities_twice(spark, history):
+    """Entity rows whose order changes each time Spark computes them (here a
+    nondeterministic sort; in real jobs, rows out of a shuffle): every row gets
+    its own user's features."""
+    from pyspark.sql import functions as F
+
+    later = at("2026-10-25T08:00:00")
+    rows = [(user, at("2026-11-10T12:00:00") if user == 1 else later if user == 2 else later) for user in range(1, 41)]
+    shuffled = F.udf(lambda: random.random(), "double").asNondeterministic()
+    entities = spark.createDataFrame(rows, "user_id long, event_timestamp timestamp").orderBy(shuffled())
+    got = {r["user_id"]: r["user_stats__user_ctr"] for r in historical_features(spark, history, entities, ["user_stats:user_ctr"]).collect()}
+    assert got == {user: {1: 0.3, 2: 0.5}.get(user) for user in range(1, 41)}
+
+
+def test_latest_reads_equal_the_historical_read_at_the_same_instant(spark, history, monkeypatch):
     for user, moment, expected in CASES:
         row = latest_features(history, {"user_id": [user]}, ["user_stats:user_ctr"], at(moment)).to_pylist()
         assert row == [{"user_id": user, "user_stats__user_ctr": expected}], moment
+    # An instant without a time zone is UTC, whatever the machine's local time.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        for user, moment, expected in CASES:
+            naive = dt.datetime.fromisoformat(moment)
+            assert latest_features(history, {"user_id": [user]}, ["user_stats:user_ctr"], naive).column(1).to_pylist() == [expected]
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_many_row_views_read_as_lists_in_bucket_order_and_pairs_read_scores(history):
@@ -130,6 +173,21 @@ def test_features_get_ends_with_one_json_object(history):
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["features"] == {"user_id": 1, "user_stats__user_ctr": 0.2, "user_bse__code": [2, 5]}
+    # Now, long after: every snapshot is past its TTL, and the answer says so instead of a row of nulls.
+    for flags in (["--json"], []):
+        now = subprocess.run([str(Path(sys.executable).parent / "seqlake"), "features", "get", "--user", "1",
+                              "--features", "user_stats:user_ctr", "--lakehouse", history, *flags],
+                             capture_output=True, text=True, timeout=120)
+        assert now.returncode == 0, now.stderr[-2000:]
+        why = ("user_stats: every snapshot is past its TTL: the newest, as of 2026-11-03 (published 2026-11-04T02:00:00+00:00), "
+               "expired at 2026-11-11T00:00:00+00:00 (TTL 168 h)")
+        if flags:
+            figures = json.loads(now.stdout.strip().splitlines()[-1])
+            assert figures["features"] == {"user_id": 1, "user_stats__user_ctr": None}
+            assert "user_stats: " + figures["unanswered"]["user_stats"]["why"] == why
+            assert figures["unanswered"]["user_stats"]["date"] == "2026-11-03"
+        else:
+            assert why in now.stdout
     listed = subprocess.run([str(Path(sys.executable).parent / "seqlake"), "features", "list", "--json"],
                             capture_output=True, text=True, timeout=120)
     assert [v["view"] for v in json.loads(listed.stdout.strip().splitlines()[-1])["views"]] == list(VIEWS)

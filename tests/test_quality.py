@@ -144,6 +144,25 @@ def test_a_label_rate_of_zero_fails_the_examples_suite(spark):
     assert bad.failures[0].text.startswith("label rate of 2026-11-03 in (0, 1)") and bad.failures[0].observed == 0.0
 
 
+def test_bse_sums_from_embeddings_that_saw_the_examples_own_labels_fail_the_examples_suite(spark):
+    """The embedding version behind an example's BSE sums must have been trained
+    on dates before the example's (its model's data range ends on or after the
+    example's date: its labels leak into the features)."""
+    day = DAY + dt.timedelta(days=1)
+    suite = suites.training_examples_suite(train_len=8, short_len=4)
+    sums = {"long_bse": [0.5] * 4, "bse_version": "seqlake-ctr-v3", "bse_projection_sha256": "ab" * 32}
+    earlier = [{**row, **sums, "bse_trained_through": DAY} for row in example_rows([1, 0])]
+    assert validate_suite(frame(spark, suites.EXAMPLES_SCHEMA, earlier), suite).success
+    same_day = [{**row, **sums, "bse_trained_through": day} for row in example_rows([1, 0])]
+    result = validate_suite(frame(spark, suites.EXAMPLES_SCHEMA, same_day), suite)
+    assert failed(result) == ["the embeddings behind the BSE sums were trained on dates before the example's"]
+    assert result.failures[0].observed["unexpected"] == 2
+    # Sums without the version they were published under (or a version without sums) fail too.
+    unnamed = [{**row, "long_bse": [0.5] * 4} for row in example_rows([1, 0])]
+    assert failed(validate_suite(frame(spark, suites.EXAMPLES_SCHEMA, unnamed), suite)) == [
+        "BSE sums carry the embedding version they were published under"]
+
+
 def test_a_date_without_clicks_has_no_noise_rate_to_judge(spark):
     rows = [r for r in silver_rows(clicks=4, noisy=1) if r["event_type"] != "click"]
     history = [DayRate(DAY - dt.timedelta(days=d), 0.2, 1_000) for d in (3, 2, 1)]
@@ -181,7 +200,7 @@ def test_scores_are_checked_against_their_candidates(spark):
 
     def scores(pairs):
         return frame(spark, suites.SCORES_SCHEMA, [
-            {"user_id": u, "item_id": i, "candidate_source": "impression", "score": 0.3, "model_version": "3", "score_date": DAY}
+            {"user_id": u, "item_id": i, "candidate_source": "recent", "score": 0.3, "model_version": "3", "score_date": DAY}
             for u, i in pairs
         ])
 

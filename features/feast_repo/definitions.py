@@ -1,11 +1,12 @@
 """seqlake's entities and feature views (features/definitions.py) for Feast.
 
-Same views, features, keys, TTLs and publication delays as seqlake's own
+Same views, features, keys, TTLs and validity delays as seqlake's own
 store, over the same Delta tables under $SEQLAKE_LAKEHOUSE (read at `feast
 apply`; the registry keeps the resolved paths). The event timestamp
 `visible_from` is not a column of the tables: seqlake_offline_store derives it
-from the snapshot's date partition (date + published_after + 1 µs), so that
-Feast's point-in-time rule gives exactly seqlake's (see that module).
+from the run ledger (the instant the snapshot's night published it + 1 µs),
+and the expiry from the snapshot's date + valid_after + ttl, so that Feast's
+point-in-time rule gives exactly seqlake's (see that module).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.data_format import DeltaFormat
 from feast.types import Array, Float32, Float64, Int32, Int64, String
-from seqlake_offline_store import JOIN_KEYS, ORDER_BY, PARTITION_COLUMN, PUBLISHED_AFTER_S
+from seqlake_offline_store import JOIN_KEYS, ORDER_BY, PARTITION_COLUMN, TABLE, VALID_AFTER_S, VALID_AT
 
 DAY = dt.timedelta(days=1)
 OWNER = "seqlake"
@@ -36,25 +37,27 @@ item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64, de
               owner=OWNER)
 
 
-def _source(table: str, partition: str, keys: list[str], published_after: dt.timedelta, order_by: tuple[str, ...] = ()):
-    tags = {PARTITION_COLUMN: partition, PUBLISHED_AFTER_S: str(int(published_after.total_seconds())),
+def _source(table: str, partition: str, keys: list[str], valid_after: dt.timedelta, order_by: tuple[str, ...] = ()):
+    tags = {TABLE: table, PARTITION_COLUMN: partition, VALID_AFTER_S: str(int(valid_after.total_seconds())),
             JOIN_KEYS: ",".join(keys)}
     if order_by:
         tags[ORDER_BY] = ",".join(order_by)
     return FileSource(
         name=table.replace("/", "_"), path=f"{LAKEHOUSE.rstrip('/')}/{table}", file_format=DeltaFormat(),
-        timestamp_field=VISIBLE_FROM, owner=OWNER, tags=tags,
-        description=f"Delta table {table}, one snapshot per {partition}, published {published_after} after it",
+        # A range run publishes several dates at one instant: Feast breaks the tie by the
+        # created timestamp, the snapshot's own instant, so that the newest date wins as in seqlake.
+        timestamp_field=VISIBLE_FROM, created_timestamp_column=VALID_AT, owner=OWNER, tags=tags,
+        description=f"Delta table {table}, one snapshot per {partition}, valid {valid_after} after it, as its night published it",
     )
 
 
-def _view(name, entities, table, partition, features, ttl, description, published_after=DAY, order_by=()):
+def _view(name, entities, table, partition, features, ttl, description, valid_after=DAY, order_by=()):
     keys = [e.join_key for e in entities]
     return FeatureView(
         name=name, entities=entities, ttl=ttl, owner=OWNER, description=description,
         schema=[*(Field(name=k, dtype=Int64) for k in keys), *(Field(name=f, dtype=t) for f, t in features)],
-        source=_source(table, partition, keys, published_after, order_by), online=True,
-        tags={"seqlake.table": table, "seqlake.published_after_s": str(int(published_after.total_seconds()))},
+        source=_source(table, partition, keys, valid_after, order_by), online=True,
+        tags={TABLE: table, VALID_AFTER_S: str(int(valid_after.total_seconds()))},
     )
 
 
@@ -85,5 +88,5 @@ item_stats = _view(
 ctr_scores = _view(
     "ctr_scores", [user, item], "scores/ctr", "score_date",
     [("score", Float64), ("model_version", String)],
-    DAY, "offline CTR of the day's candidates", published_after=dt.timedelta(0),
+    DAY, "offline CTR of the day's candidates", valid_after=dt.timedelta(0),
 )

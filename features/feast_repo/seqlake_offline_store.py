@@ -6,21 +6,26 @@ Two things stock Feast (0.67) cannot do here, and this store adds:
    ibis' `read_delta`, i.e. DuckDB's `delta` extension, which DuckDB fetches
    from its own extension site on first use. This store reads them with
    delta-rs (`deltalake`, as seqlake's own reader does) and lets DuckDB scan
-   the Arrow dataset: same tables, no copy, no extension.
-2. Publication time. A seqlake snapshot is a date partition; the snapshot
-   dated A is published at A + `published_after` (UTC) and a read at t sees it
-   iff published < t <= published + ttl. A source tagged
-   `seqlake.partition_column` gets a derived event-timestamp column (the
-   source's `timestamp_field`, `visible_from`) = A + published_after + 1 µs,
-   the first instant a seqlake read sees the snapshot, and expiry at
-   published + ttl. Under Feast's own rule (event <= t <= event + ttl) that is
-   exactly seqlake's rule.
+   the Arrow rows: same tables, no extension.
+2. Publication. A seqlake snapshot is a date partition, visible from the
+   instant the night that built it published it, as the table was then
+   (pipelines.lakehouse.publications: the run ledger's version and instant;
+   later restatements are not what was served), and it expires `ttl` after
+   the instant it describes, its date + `valid_after`. A read at t sees it iff
+   published < t <= valid + ttl. A source tagged `seqlake.table` is read
+   publication by publication, each row with a derived event-timestamp column
+   (the source's `timestamp_field`, `visible_from`) = published + 1 µs, the
+   first instant a seqlake read sees it, and `seqlake_valid_at`, from which
+   the expiry is valid + ttl. Under Feast's own rule (event <= t <= expiry)
+   that is exactly seqlake's rule.
 
 A source tagged `seqlake.order_by` (several rows per entity and snapshot, e.g.
 BSE buckets) is read as one row per entity and snapshot whose columns are the
 lists of their values in that order, as seqlake's reader returns them.
 
-Sources without these tags are read as stock DuckDB reads them.
+Needs seqlake's package on the path for the publications (the Feast venv has
+it installed without its dependencies: `make setup`). Sources without these
+tags are read as stock DuckDB reads them.
 """
 
 from __future__ import annotations
@@ -29,9 +34,8 @@ import datetime as dt
 import itertools
 
 import ibis
-import ibis.expr.datatypes as ibis_dt
 import pandas as pd
-import pyarrow.compute as pc
+import pyarrow as pa
 from feast.data_format import DeltaFormat
 from feast.data_source import DataSource
 from feast.feature_view import FeatureView
@@ -47,10 +51,12 @@ from feast.infra.registry.base_registry import BaseRegistry
 from feast.repo_config import RepoConfig
 from pydantic import StrictStr
 
+TABLE = "seqlake.table"
 PARTITION_COLUMN = "seqlake.partition_column"
-PUBLISHED_AFTER_S = "seqlake.published_after_s"
+VALID_AFTER_S = "seqlake.valid_after_s"
 JOIN_KEYS = "seqlake.join_keys"
 ORDER_BY = "seqlake.order_by"
+VALID_AT = "seqlake_valid_at"
 
 _US = dt.timedelta(microseconds=1)
 _names = (f"seqlake_delta_{i}" for i in itertools.count())
@@ -61,54 +67,67 @@ class SeqlakeDeltaOfflineStoreConfig(feast_duckdb.DuckDBOfflineStoreConfig):
 
 
 def _is_seqlake(source: DataSource) -> bool:
-    return isinstance(source, FileSource) and isinstance(source.file_format, DeltaFormat) and PARTITION_COLUMN in source.tags
+    return isinstance(source, FileSource) and isinstance(source.file_format, DeltaFormat) and TABLE in source.tags
 
 
-def _published_after(source: DataSource) -> dt.timedelta:
-    return dt.timedelta(seconds=int(source.tags.get(PUBLISHED_AFTER_S, "0")))
+def _valid_after(source: DataSource) -> dt.timedelta:
+    return dt.timedelta(seconds=int(source.tags.get(VALID_AFTER_S, "0")))
 
 
-def _storage_options(source: FileSource) -> dict:
-    return {"AWS_ENDPOINT_URL": source.s3_endpoint_override} if source.s3_endpoint_override else {}
+def _published_rows(source: FileSource, window: tuple[dt.datetime, dt.datetime, dt.timedelta] | None) -> pa.Table:
+    """The rows of each snapshot of `source` as its night published it, with
+    visible_from and seqlake_valid_at; `window` (first and last instant read,
+    ttl) leaves out the snapshots no read in it can see."""
+    from deltalake import DeltaTable
+
+    from pipelines.lakehouse.publications import first_per_date, published_dataset, publications, rows_filter
+    from pipelines.lakehouse.tables import TABLES
+
+    spec = TABLES[source.tags[TABLE]]
+    lakehouse = source.path[: -len(spec.name)].rstrip("/")
+    parts = []
+    for p in first_per_date(publications(lakehouse, spec)):
+        published = p.published_at.replace(tzinfo=dt.UTC)
+        valid = dt.datetime.combine(p.day, dt.time(), tzinfo=dt.UTC) + _valid_after(source)
+        if window and not (published < window[1] and valid + window[2] >= window[0]):
+            continue
+        rows = published_dataset(lakehouse, spec, p).to_table(filter=rows_filter(spec, p))
+        stamp = pa.timestamp("us", tz="UTC")
+        rows = rows.append_column(source.timestamp_field, pa.array([published + _US] * rows.num_rows, stamp))
+        parts.append(rows.append_column(VALID_AT, pa.array([valid] * rows.num_rows, stamp)))
+    if parts:
+        return pa.concat_tables(parts, promote_options="default")
+    empty = DeltaTable(source.path).to_pyarrow_dataset().schema.empty_table()
+    return empty.append_column(source.timestamp_field, pa.array([], pa.timestamp("us", tz="UTC"))).append_column(
+        VALID_AT, pa.array([], pa.timestamp("us", tz="UTC")))
 
 
 def _reader(windows: dict | None = None):
     """A data_source_reader for Feast's ibis engine; `windows` (id of a source ->
-    first and last snapshot date) prunes seqlake sources to the partitions a
-    read can reach."""
+    first and last instant read, and the view's ttl) prunes seqlake sources to
+    the snapshots a read can reach."""
 
     def read(source: DataSource, repo_path: str):
         if not _is_seqlake(source):
             return feast_duckdb._read_data_source(source, repo_path)
-        from deltalake import DeltaTable
-
-        partition = source.tags[PARTITION_COLUMN]
-        dataset = DeltaTable(source.path, storage_options=_storage_options(source) or None).to_pyarrow_dataset()
-        if windows and id(source) in windows:
-            lo, hi = windows[id(source)]
-            dataset = dataset.filter((pc.field(partition) >= lo) & (pc.field(partition) <= hi))
         backend = ibis.get_backend()  # Feast's ibis engine works on the default (DuckDB) backend
         name = next(_names)
-        backend.con.register(name, dataset)  # scanned lazily, projections and filters pushed down
+        backend.con.register(name, _published_rows(source, (windows or {}).get(id(source))))
         table = backend.table(name)
         if ORDER_BY in source.tags:
-            keys = [*source.tags[JOIN_KEYS].split(","), partition]
+            keys = [*source.tags[JOIN_KEYS].split(","), source.tags[PARTITION_COLUMN], source.timestamp_field, VALID_AT]
             order = [table[c] for c in source.tags[ORDER_BY].split(",")]
             table = table.group_by(keys).aggregate(
                 **{c: table[c].collect(order_by=order) for c in table.columns if c not in keys}
             )
-        # The date's midnight (ibis pins DuckDB's session time zone to UTC) + the delay + 1 µs.
-        midnight = table[partition].cast(ibis_dt.Timestamp(timezone="UTC"))
-        delay = ibis.interval(microseconds=(_published_after(source) + _US) // _US)
-        return table.mutate(**{source.timestamp_field: midnight + delay})
+        return table
 
     return read
 
 
 def _expiry(timestamp_field: str, ttl: dt.timedelta) -> str:
-    """visible_from + ttl - 1 µs = published + ttl (the last instant in reach)."""
-    column = '"' + timestamp_field.replace('"', '""') + '"'
-    return f"{column} + to_microseconds({(ttl - _US) // _US})"
+    """The last instant in reach: the instant the snapshot describes + ttl."""
+    return f'"{VALID_AT}" + to_microseconds({ttl // _US})'
 
 
 class SeqlakeDeltaOfflineStore(feast_duckdb.DuckDBOfflineStore):
@@ -132,9 +151,7 @@ class SeqlakeDeltaOfflineStore(feast_duckdb.DuckDBOfflineStore):
             at = pd.to_datetime(entity_df["event_timestamp" if "event_timestamp" in times else times[0]], utc=True)
             first, last = at.min().to_pydatetime(), at.max().to_pydatetime()
             for view in (v for v in seqlake_views if v.ttl):
-                # Published in [first - ttl, last): the dates of such snapshots (a superset).
-                after = _published_after(view.batch_source)
-                windows[id(view.batch_source)] = ((first - view.ttl - after).date(), (last - after).date())
+                windows[id(view.batch_source)] = (first, last, view.ttl)
         return get_historical_features_ibis(
             config=config,
             feature_views=feature_views,

@@ -54,12 +54,14 @@ def item_signatures(embeddings: DataFrame, projection: Projection) -> DataFrame:
     return embeddings.mapInPandas(codes, SIGNATURES_SCHEMA)
 
 
-def user_bucket_sums(sequences: DataFrame, items: DataFrame, bits: int) -> DataFrame:
+def user_bucket_sums(sequences: DataFrame, items: DataFrame, bits: int, long_len: int) -> DataFrame:
     """Per user and as-of date of `sequences` (user_id, as_of_date, item_ids) and
-    each occupied (h, code): the count of behaviors and the sum of their vectors.
+    each occupied (h, code): the count and the vector sum of the behaviors of
+    the long side (the newest `long_len`, what SDIM reads end to end) in it.
     `items`: item_id, vector, codes."""
     buckets = 1 << bits
-    behaviors = sequences.select("user_id", "as_of_date", F.explode("item_ids").alias("item_id")).join(items, "item_id")
+    newest = F.slice("item_ids", F.greatest(F.size("item_ids") - long_len + 1, F.lit(1)), long_len)
+    behaviors = sequences.select("user_id", "as_of_date", F.explode(newest).alias("item_id")).join(items, "item_id")
 
     def per_user(user: pd.DataFrame) -> pd.DataFrame:
         # Rows arrive in shuffle order: sort them so that float sums do not depend on it.
@@ -96,27 +98,43 @@ def bse_summary(user_bse: DataFrame, rules: BseSettings) -> dict[str, object]:
     }
 
 
-def candidate_bucket_sums(rows: DataFrame, user_bse: DataFrame, signatures: DataFrame, rules: BseSettings) -> DataFrame:
-    """Training examples (or candidates) plus `long_bse`: for each hash function
-    h in order, the user's bucket sum as of features_as_of in the candidate
-    item's code_h, d floats each, zeros for an empty bucket; null when the
-    candidate has no signature. What SDIM's BSE mode reads instead of the long
-    sequence. A row is (user_id, impression_id, position, item_id, event_date)."""
+BSE_PUBLICATION_COLUMNS = ["bse_version", "bse_trained_through", "bse_projection_sha256"]
+
+
+def candidate_bucket_sums(
+    rows: DataFrame, published: DataFrame, user_bse: DataFrame, signatures: DataFrame, rules: BseSettings
+) -> DataFrame:
+    """Training examples (or candidates) plus what SDIM's BSE mode reads instead
+    of the long sequence, `long_bse`: for each hash function h in order, the
+    user's bucket sum as of features_as_of in the candidate item's code_h, d
+    floats each. An empty bucket, and every bucket of an item without a
+    signature (no embedding to hash: end to end it fills no bucket either), are
+    zeros. `published` (features_as_of, then BSE_PUBLICATION_COLUMNS) names the
+    bucket sums published for each as-of date; a row whose date has none gets
+    nulls: missing sums, never zeros that would read as "no long-term interest".
+    A row is (user_id, impression_id, position, item_id, event_date)."""
     dim, hashes = rules.embedding_dim, rules.signatures
     key = ["user_id", "impression_id", "_slot", "item_id", "event_date"]
-    keyed = rows.withColumn("_slot", F.coalesce(F.col("position"), F.lit(-1)))
+    keyed = rows.withColumn("_slot", F.coalesce(F.col("position"), F.lit(-1))).join(
+        F.broadcast(published.select("features_as_of", *BSE_PUBLICATION_COLUMNS)), "features_as_of", "left"
+    )
     wanted = (
-        keyed.select(*key, F.col("features_as_of").alias("as_of_date"))
-        .join(signatures.select("item_id", "codes"), "item_id")
-        .select(*key, "as_of_date", F.posexplode("codes").alias("hash_index", "code"))
+        keyed.where(F.col("bse_version").isNotNull())
+        .select(*key, F.col("features_as_of").alias("as_of_date"), "bse_version")
+        .join(signatures.select("item_id", F.col("version").alias("bse_version"), "codes"), ["item_id", "bse_version"])
+        .select(*key, "as_of_date", "bse_version", F.posexplode("codes").alias("hash_index", "code"))
     )
     found = wanted.join(
-        user_bse.select("user_id", "as_of_date", "hash_index", "code", "vector_sum"),
-        ["user_id", "as_of_date", "hash_index", "code"], "left",
+        user_bse.select("user_id", "as_of_date", F.col("version").alias("bse_version"), "hash_index", "code", "vector_sum"),
+        ["user_id", "as_of_date", "bse_version", "hash_index", "code"], "left",
     )
     zeros = F.array_repeat(F.lit(0.0).cast("float"), dim)
     gathered = found.groupBy(*key).agg(
         F.array_sort(F.collect_list(F.struct("hash_index", F.coalesce("vector_sum", zeros).alias("v")))).alias("_b")
-    ).select(*key, F.flatten(F.transform("_b", lambda b: b["v"])).alias("long_bse"))
-    complete = gathered.where(F.size("long_bse") == hashes * dim)
-    return keyed.join(complete, key, "left").drop("_slot")
+    ).select(*key, F.flatten(F.transform("_b", lambda b: b["v"])).alias("_sums"))
+    no_signature = F.array_repeat(F.lit(0.0).cast("float"), hashes * dim)
+    return keyed.join(gathered, key, "left").select(
+        *[c for c in keyed.columns if c not in ("_slot", *BSE_PUBLICATION_COLUMNS)],
+        F.when(F.col("bse_version").isNotNull(), F.coalesce("_sums", no_signature)).alias("long_bse"),
+        *BSE_PUBLICATION_COLUMNS,
+    )

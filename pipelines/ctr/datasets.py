@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from pipelines.bse.projection import ProjectionMismatchError
 from pipelines.ctr.batches import EXAMPLE_COLUMNS, Vocabulary
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import native_uri
@@ -40,6 +41,34 @@ def example_files(lakehouse: str, first: dt.date, last: dt.date) -> ExampleFiles
     if not uris:
         raise MissingInputError(f"no training examples from {first} to {last}: run `seqlake examples` first")
     return ExampleFiles(uris, table.version(), first, last)
+
+
+def bse_sums_version(files: ExampleFiles, projection_sha256: str) -> str:
+    """The one embedding version whose BSE bucket sums every example of `files`
+    carries: a BSE-mode model learns from sums of one embedding and scores
+    from sums of that one. A window that mixes versions, has rows without
+    sums, or sums from another projection is refused."""
+    import pyarrow.dataset as ds
+
+    found = ds.dataset([u.removeprefix("file://") for u in files.uris], format="parquet").to_table(
+        columns=["event_date", "bse_version", "bse_projection_sha256"]
+    )
+    per_date = found.group_by(["event_date", "bse_version", "bse_projection_sha256"]).aggregate([]).to_pylist()
+    versions = {row["bse_version"] for row in per_date}
+    if None in versions or len(versions) != 1:
+        by_date = sorted((str(r["event_date"]), r["bse_version"]) for r in per_date)
+        raise MissingInputError(
+            f"examples {files.first}..{files.last} carry BSE sums under {', '.join(f'{d}: {v}' for d, v in by_date)}: "
+            "a BSE-mode model trains on sums of one embedding version (set examples.bse_long_side and train on "
+            "dates the same embeddings hashed), or train SDIM end to end"
+        )
+    hashes = {row["bse_projection_sha256"] for row in per_date}
+    if hashes != {projection_sha256}:
+        raise ProjectionMismatchError(
+            f"examples {files.first}..{files.last}: BSE sums built with projection hash {', '.join(h[:12] for h in sorted(hashes))}, "
+            f"not with {projection_sha256[:12]}: rebuild them with this projection"
+        )
+    return versions.pop()
 
 
 def training_split(first: dt.date, last: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date] | None]:

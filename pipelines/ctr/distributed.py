@@ -22,7 +22,7 @@ from ray.train.torch import prepare_model
 from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.batches import BatchShape, Vocabulary, to_batch
 from pipelines.ctr.metrics import auc
-from pipelines.ctr.training import EarlyStopping, predictions, train_epoch
+from pipelines.ctr.training import EarlyStopping, predictions, train_epoch, with_position_dropout
 from pipelines.ctr.zoo import build_model
 
 _STATE = "state.pt"
@@ -32,7 +32,8 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any]:
     """TorchTrainer's train_loop_per_worker. `config`: model (ModelConfig as
     JSON), vocab (dict of arrays), shape (BatchShape fields), projection,
     epochs, patience, batch_size, learning_rate, seed, threads, progress_every and, for
-    resilience tests, kill_worker_at_epoch (the last worker dies once there)."""
+    position_dropout and, for resilience tests, kill_worker_at_epoch (the last
+    worker dies once there)."""
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     # As many threads as the CPUs the worker asked for: a 0.5-CPU worker with
@@ -67,6 +68,12 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any]:
         for rows in shard.iter_batches(batch_size=config["batch_size"], batch_format="pyarrow"):
             yield to_batch(rows, vocab, shape)
 
+    dropout = torch.Generator().manual_seed(config["seed"] * 1_000 + rank)
+
+    def training_batches():
+        for batch in batches("train"):
+            yield with_position_dropout(batch, config["position_dropout"], dropout)
+
     for epoch in range(start_epoch, config["epochs"]):
         if config.get("kill_worker_at_epoch") == epoch and rank == world - 1:
             marker = Path(config["run_folder"]) / f"killed-at-epoch-{epoch}"
@@ -75,7 +82,7 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any]:
                 marker.touch()
                 ray.train.get_all_reported_checkpoints()  # the last epoch's checkpoint is registered first
                 os._exit(1)
-        trained = train_epoch(model, optimizer, batches("train"), config.get("progress_every", 0) if rank == 0 else 0)
+        trained = train_epoch(model, optimizer, training_batches(), config.get("progress_every", 0) if rank == 0 else 0)
         _, labels, scores = predictions(model, batches("valid"))
         valid_auc = auc(labels, scores)
         improved = stopping.update(epoch, valid_auc if valid_auc is not None else -trained["train_loss"])

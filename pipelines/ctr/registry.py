@@ -10,6 +10,7 @@ database beside a local lakehouse and follows MLFLOW_TRACKING_URI when set.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import tempfile
 from collections.abc import Iterator
@@ -133,10 +134,38 @@ def downloaded_model(settings: Settings, version: str) -> Path:
             raise MissingInputError(f"model version {version!r} of {settings.registry.model_name!r}: {exc}") from exc
 
 
-def current_embedding_version(settings: Settings) -> str:
-    """The item embeddings the night hashes with: the champion's exported
-    version once a model has been promoted, the bootstrap version before."""
+def model_tags(settings: Settings, version: str) -> dict[str, str]:
+    """The tags a version was registered with (model, bse_mode, data_range, ...)."""
+    with client(settings) as mlflow_client:
+        return dict(mlflow_client.get_model_version(settings.registry.model_name, version).tags)
+
+
+def scoring_embedding_version(settings: Settings, version: str, tags: dict[str, str] | None = None) -> str:
+    """The item embeddings whose BSE bucket sums model `version` scores from: a
+    BSE-mode SDIM's are those its training sums were hashed with (recorded at
+    training), any other model's its own, as `models export` writes them."""
     from pipelines.ctr.embeddings import embedding_version
 
+    tags = model_tags(settings, version) if tags is None else tags
+    return tags.get("bse_embedding_version") or embedding_version(settings.registry.model_name, version)
+
+
+def current_embedding_version(settings: Settings) -> str:
+    """The item embeddings the night hashes with: those the champion scores
+    from once a model has been promoted, the bootstrap version before."""
     champion = champion_version(settings)
-    return embedding_version(settings.registry.model_name, champion) if champion else settings.bse.bootstrap_version
+    return scoring_embedding_version(settings, champion) if champion else settings.bse.bootstrap_version
+
+
+def embeddings_trained_through(settings: Settings, version: str) -> dt.date | None:
+    """The last labelled date the model behind embedding `version` saw (its data
+    range's end, the held-out day included); None for the bootstrap embeddings,
+    which saw no label. An embedding version no registered model exported is an error."""
+    from pipelines.ctr.embeddings import embedding_version
+
+    if version == settings.bse.bootstrap_version:
+        return None
+    for registered in model_versions(settings):
+        if embedding_version(settings.registry.model_name, registered["version"]) == version:
+            return dt.date.fromisoformat(registered["data_range"].split("..")[-1])
+    raise MissingInputError(f"embedding version {version!r}: no registered model exported it, so what it was trained on is unknown")

@@ -32,6 +32,16 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ite
     return {"train_loss": total_loss / max(examples, 1), "train_examples": examples, "train_seconds": round(seconds, 2)}
 
 
+def with_position_dropout(batch: Batch, share: float, generator: torch.Generator) -> Batch:
+    """`batch` with the slot position of about `share` of its rows set to
+    unknown (index 0): offline candidates have no slot yet, and a position
+    index that training never saw would score them with an untrained vector."""
+    if share <= 0:
+        return batch
+    dropped = torch.rand(batch["position"].shape, generator=generator) < share
+    return {**batch, "position": torch.where(dropped, torch.zeros_like(batch["position"]), batch["position"])}
+
+
 @torch.no_grad()
 def predictions(model: nn.Module, batches: Iterable[Batch]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(user indices, labels, click probabilities) over `batches`."""

@@ -7,12 +7,16 @@ Two label modes, chosen per source by configuration (examples.label_modes):
   the impressions of user-days flagged as bots are left out;
 - implicit: for sources that log behaviors but no impressions (the DIN and
   SDIM papers' Taobao setups), each genuine behavior is a positive and K
-  negatives per positive are drawn, seeded, from the items known before the
-  day (by popularity or uniformly) that the user did not act on that day.
+  negatives per positive are drawn, seeded, from the items acted on that same
+  day (by how often, or uniformly) that the user did not act on: negatives
+  and positives then come from one population of items, so that nothing
+  about an item (its statistics being null, say) gives its label away.
+In both modes the user-days that clean flagged as a bot's are left out.
 
 Point in time: the features of an example of date D are the gold tables as of
-D - 1 (sequences, user and item statistics), built from event dates up to
-D - 1 only, and the flags behind them depend on no later date (see
+D - 1 (sequences, user and item statistics) as night D - 1 published them
+(pipelines.lakehouse.publications), built from event dates up to D - 1 only,
+and the flags behind them depend on no later date (see
 pipelines.clickstream.denoise). Labels follow silver, so the examples of a
 date are rewritten with clean's look-back window: a late click updates its
 slot's label.
@@ -72,27 +76,26 @@ def labelled_impressions(silver: DataFrame, rules: ExampleSettings) -> DataFrame
     return joined.withColumn("label", F.coalesce(F.col("_genuine"), F.lit(0))).drop("_genuine")
 
 
-def without_bot_days(impressions: DataFrame, silver: DataFrame) -> DataFrame:
-    """`impressions` less those of user-days whose clicks clean flagged as a bot's."""
-    return impressions.join(bot_days(silver), ["user_id", "event_date"], "left_anti")
+def without_bot_days(silver: DataFrame) -> DataFrame:
+    """`silver` less the rows of the user-days whose clicks clean flagged as a bot's."""
+    return silver.join(bot_days(silver), ["user_id", "event_date"], "left_anti")
 
 
 def implicit_examples(silver: DataFrame, pool: DataFrame, rules: ExampleSettings) -> DataFrame:
     """Each genuine behavior of `silver` (implicit-mode sources) as a positive, and
     up to K sampled negatives each: items of `pool` (item_id, category_id,
-    weight, as_of_date = the day before the behavior) the user did not act on
-    that day. Deterministic: draw j of a positive is a hash of (seed, event, j)."""
+    weight, event_date; see negative_pool) the user did not act on that day.
+    Deterministic: draw j of a positive is a hash of (seed, event, j)."""
     k = rules.negatives_per_positive
     positives = genuine_behaviors(silver).select(
-        "user_id", "item_id", "category_id", "event_id", "source", "event_date",
-        F.col("ts").alias("impression_ts"), F.date_sub("event_date", 1).alias("as_of_date"),
+        "user_id", "item_id", "category_id", "event_id", "source", "event_date", F.col("ts").alias("impression_ts"),
     )
     draws = positives.select(
-        "user_id", "event_id", "source", "event_date", "impression_ts", "as_of_date",
+        "user_id", "event_id", "source", "event_date", "impression_ts",
         F.explode(F.sequence(F.lit(0), F.lit(2 * k + 8 - 1))).alias("_draw"),
     ).withColumn("_u", F.xxhash64(F.lit(rules.negative_seed), "event_id", "_draw").bitwiseAND(F.lit((1 << 53) - 1)) / _UNIT)
     drawn = draws.withColumn("_bucket", F.floor(F.col("_u") * _BUCKETS).cast("int")).join(
-        sampling_intervals(pool), ["as_of_date", "_bucket"]
+        sampling_intervals(pool), ["event_date", "_bucket"]
     ).where((F.col("_u") >= F.col("_low")) & (F.col("_u") < F.col("_high")))
     acted = silver.where(F.col("event_type") != EventType.IMPRESSION.value).select("user_id", "event_date", "item_id").distinct()
     first_k = Window.partitionBy("event_id").orderBy("_draw")
@@ -105,7 +108,7 @@ def implicit_examples(silver: DataFrame, pool: DataFrame, rules: ExampleSettings
         .where(F.col("_rank") <= k)
         .select(*kept, F.lit(0).alias("label"))
     )
-    examples = positives.drop("as_of_date").withColumn("label", F.lit(1)).unionByName(negatives)
+    examples = positives.withColumn("label", F.lit(1)).unionByName(negatives)
     return examples.select(
         "user_id", F.concat(F.lit("implicit-"), F.col("event_id")).alias("impression_id"),
         F.lit(None).cast("int").alias("position"), "item_id", "category_id",
@@ -113,26 +116,32 @@ def implicit_examples(silver: DataFrame, pool: DataFrame, rules: ExampleSettings
     )
 
 
-def negative_pool(item_stats: DataFrame, rules: ExampleSettings) -> DataFrame:
-    """Items with genuine behavior as of each date, weighted for sampling."""
-    weight = F.col("item_actions").cast("double") if rules.negative_sampling == "popularity" else F.lit(1.0)
-    return item_stats.where(F.col("item_actions") > 0).select("item_id", "category_id", weight.alias("weight"), "as_of_date")
+def negative_pool(silver: DataFrame, rules: ExampleSettings) -> DataFrame:
+    """The items of each date's genuine behaviors (item_id, category_id, weight,
+    event_date): the population that date's positives come from, weighted by
+    how often they were acted on ("popularity": negatives then follow the
+    positives' item distribution) or equally ("uniform")."""
+    acted = genuine_behaviors(silver).groupBy("event_date", "item_id").agg(
+        F.count("*").alias("_behaviors"), F.min("category_id").alias("category_id")
+    )
+    weight = F.col("_behaviors").cast("double") if rules.negative_sampling == "popularity" else F.lit(1.0)
+    return acted.select("item_id", "category_id", weight.alias("weight"), "event_date")
 
 
 def sampling_intervals(pool: DataFrame) -> DataFrame:
-    """Each pool item's share of [0, 1) per as-of date, [_low, _high), listed under
+    """Each pool item's share of [0, 1) per date, [_low, _high), listed under
     every one of _BUCKETS equal buckets it overlaps, for an equi-join on draws."""
-    by_item = Window.partitionBy("as_of_date").orderBy("item_id")
-    total = Window.partitionBy("as_of_date")
+    by_item = Window.partitionBy("event_date").orderBy("item_id")
+    total = Window.partitionBy("event_date")
     cumulative = pool.select(
-        "item_id", "category_id", "as_of_date",
+        "item_id", "category_id", "event_date",
         (F.sum("weight").over(by_item) / F.sum("weight").over(total)).alias("_high"),
         (F.col("weight") / F.sum("weight").over(total)).alias("_share"),
     ).withColumn("_low", F.col("_high") - F.col("_share"))
     first_bucket = F.floor(F.col("_low") * _BUCKETS).cast("int")
     last_bucket = F.least(F.floor(F.col("_high") * _BUCKETS).cast("int"), F.lit(_BUCKETS - 1))
     return cumulative.select(
-        "item_id", "category_id", "as_of_date", "_low",
+        "item_id", "category_id", "event_date", "_low",
         # The last item's upper end is 1 (up to rounding): no draw may fall past it.
         F.when(F.col("_high") >= 1 - 1e-12, F.lit(1.0)).otherwise(F.col("_high")).alias("_high"),
         F.explode(F.sequence(first_bucket, last_bucket)).alias("_bucket"),

@@ -2,8 +2,11 @@
 
 A run that died between two commits leaves tables without their ledger row;
 readers compare what a table holds with the ledger to tell a finished write
-from a half-finished one, and the rerun that replaces it heals it. The ledger
-is a few rows a night: it is read and appended with delta-rs, without a Spark job.
+from a half-finished one, and the rerun that replaces it heals it. A row also
+says which of the dates it rewrote the run was run for (`nights`): the first
+finished run for a date publishes it (pipelines.lakehouse.publications). The
+ledger is a few rows a night: it is read and appended with delta-rs, without
+a Spark job.
 """
 
 from __future__ import annotations
@@ -12,21 +15,29 @@ import dataclasses
 import datetime as dt
 import json
 import uuid
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
-from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.lakehouse.files import native_uri
 from pipelines.lakehouse.tables import OPS_RUNS, TableSpec, table_uri
+
+if TYPE_CHECKING:  # the ledger is read without Spark too (the feature store, Feast)
+    from pyspark.sql import DataFrame, SparkSession
 
 RUNS_SCHEMA = pa.schema(
     [
         pa.field("stage", pa.string(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("source", pa.string()),
+        # Every date the run rewrote, and those it was run for (a night D rewrites
+        # D - lookback .. D and is run for D): the others it only restated.
         pa.field("dates", pa.list_(pa.date32()), nullable=False),
+        pa.field("nights", pa.list_(pa.date32())),
+        # The item embeddings behind the rows it wrote (BSE tables hold one version per run).
+        pa.field("embedding_version", pa.string()),
         # The ingest_ts a publishing run stamped on every row it wrote.
         pa.field("written_ts", pa.timestamp("us")),
         pa.field("table_versions", pa.map_(pa.string(), pa.int64()), nullable=False),
@@ -46,6 +57,9 @@ class Run:
     tables: tuple[TableSpec, ...] = ()
     source: str | None = None
     written_ts: dt.datetime | None = None
+    # The dates the run was run for; None: all of `dates`.
+    nights: list[dt.date] | None = None
+    embedding_version: str | None = None
     run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -57,27 +71,31 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def record_run(lakehouse: str, run: Run, figures: dict[str, object]) -> None:
-    """Append the ledger row of a run whose writes have all committed."""
+def record_run(lakehouse: str, run: Run, figures: dict[str, object], finished_at: dt.datetime | None = None) -> None:
+    """Append the ledger row of a run whose writes have all committed; it
+    finished now (or at `finished_at`, naive UTC, for a run recorded later)."""
     versions = [(spec.name, DeltaTable(native_uri(table_uri(lakehouse, spec))).version()) for spec in run.tables]
     row = {
         "stage": [run.stage], "run_id": [run.run_id], "source": [run.source], "dates": [sorted(set(run.dates))],
+        "nights": [sorted(set(run.dates if run.nights is None else run.nights))],
+        "embedding_version": [run.embedding_version],
         "written_ts": [run.written_ts], "table_versions": [versions],
         "figures": [json.dumps(figures, default=str, sort_keys=True)],
-        "started_at": [run.started_at], "finished_at": [now_utc()],
+        "started_at": [run.started_at], "finished_at": [finished_at or now_utc()],
     }
     write_deltalake(
-        native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=RUNS_SCHEMA), mode="append", partition_by=["stage"]
+        native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=RUNS_SCHEMA), mode="append", partition_by=["stage"],
+        schema_mode="merge",  # a ledger written before `nights` existed gains the column
     )
 
 
-def ledger_rows(lakehouse: str, stage: str) -> pa.Table:
-    """Every ledger row of `stage`, empty when no run has finished yet."""
+def ledger_rows(lakehouse: str, stage: str | None = None) -> pa.Table:
+    """Every ledger row of `stage` (of every stage by default), empty when no run has finished yet."""
     try:
         table = DeltaTable(native_uri(table_uri(lakehouse, OPS_RUNS)))
     except TableNotFoundError:
         return RUNS_SCHEMA.empty_table()
-    return table.to_pyarrow_table(filters=[("stage", "=", stage)])
+    return table.to_pyarrow_table(filters=[("stage", "=", stage)] if stage else None)
 
 
 def finished_writes(spark: SparkSession, lakehouse: str, stage: str) -> DataFrame:

@@ -10,6 +10,9 @@ class TableSpec:
     name: str
     # The column a job's rerun replaces by (a date for dated tables).
     partition_column: str
+    # Tables holding rows of several item-embedding versions per date (BSE):
+    # the column naming it; each version of a date is published on its own.
+    embedding_version_column: str | None = None
 
 
 BRONZE_EVENTS = TableSpec("bronze/events", partition_column="landing_date")
@@ -22,7 +25,7 @@ GOLD_ITEM_STATS = TableSpec("gold/item_stats", partition_column="as_of_date")
 GOLD_BSE_PROJECTIONS = TableSpec("gold/bse_projections", partition_column="version")
 GOLD_ITEM_EMBEDDINGS = TableSpec("gold/item_embeddings", partition_column="version")
 GOLD_ITEM_SIGNATURES = TableSpec("gold/item_signatures", partition_column="version")
-GOLD_USER_BSE = TableSpec("gold/user_bse", partition_column="as_of_date")
+GOLD_USER_BSE = TableSpec("gold/user_bse", partition_column="as_of_date", embedding_version_column="version")
 GOLD_TRAINING_EXAMPLES = TableSpec("gold/training_examples", partition_column="event_date")
 GOLD_CANDIDATES = TableSpec("gold/candidates", partition_column="score_date")
 SCORES_CTR = TableSpec("scores/ctr", partition_column="score_date")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Sequence
 
 import deltalake
 from delta.tables import DeltaTable
@@ -10,6 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.publications import Publication
 from pipelines.lakehouse.tables import TableSpec, table_uri
 
 
@@ -60,6 +63,30 @@ def read_date_partitions(
 
 def read_table(spark: SparkSession, lakehouse: str, table: TableSpec) -> DataFrame:
     return spark.read.format("delta").load(table_uri(lakehouse, table))
+
+
+def read_as_published(spark: SparkSession, lakehouse: str, table: TableSpec, publication: Publication) -> DataFrame:
+    """The rows of one publication, from the table's version it recorded (Delta time travel)."""
+    return read_published(spark, lakehouse, table, [publication])
+
+
+def read_published(spark: SparkSession, lakehouse: str, table: TableSpec, published: Sequence[Publication]) -> DataFrame:
+    """The rows of `published` (pipelines.lakehouse.publications) as they were
+    published: one time-travel read per table version and embedding version;
+    no rows (the table's schema) when there are none."""
+    if not published:
+        return read_table(spark, lakehouse, table).limit(0)
+    days: dict[tuple[int, str | None], list[dt.date]] = {}
+    for p in published:
+        days.setdefault((p.table_version, p.embedding_version), []).append(p.day)
+    frames = []
+    for (version, embedding_version), dates in sorted(days.items(), key=lambda kv: kv[0][0]):
+        frame = spark.read.format("delta").option("versionAsOf", version).load(table_uri(lakehouse, table))
+        frame = frame.where(F.col(table.partition_column).isin(sorted(dates)))
+        if table.embedding_version_column and embedding_version is not None:
+            frame = frame.where(F.col(table.embedding_version_column) == embedding_version)
+        frames.append(frame)
+    return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
 def table_exists(spark: SparkSession, lakehouse: str, table: TableSpec) -> bool:

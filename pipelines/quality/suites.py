@@ -46,7 +46,7 @@ from pipelines.lakehouse.tables import (
     SCORES_CTR,
     SILVER_EVENTS,
 )
-from pipelines.scoring.candidates import IMPRESSION, POPULAR
+from pipelines.scoring.candidates import CANDIDATE_SOURCES
 from pipelines.sequences.behavior_sequences import BEHAVIORS
 
 # Derived columns carry this prefix; the schema expectation ignores them.
@@ -428,7 +428,7 @@ EXAMPLES_SCHEMA = {
     "long_timestamps": "array<bigint>", "short_item_ids": "array<bigint>", "short_category_ids": "array<int>",
     **{f"{who}_{m}": t for who in ("user", "item") for m, t in (
         ("impressions", "bigint"), ("clicks", "bigint"), ("actions", "bigint"), ("ctr", "double"), ("dwell_mean_ms", "double"))},
-    "long_bse": "array<float>", "bse_version": "string",
+    "long_bse": "array<float>", "bse_version": "string", "bse_trained_through": "date", "bse_projection_sha256": "string",
 }
 
 
@@ -437,7 +437,8 @@ def training_examples_suite(train_len: int, short_len: int, label_history: Seque
     """One row per (user, impression, position, item, date) with a 0/1 label
     whose mean on the newest date is within the band of the previous dates'
     (strictly between 0 and 1 once they had both labels); features as of the day before, with no behavior on or after the example's
-    date (no leakage), sequences sorted and capped. An empty batch passes."""
+    date (no leakage), BSE sums from embeddings trained on earlier dates only,
+    sequences sorted and capped. An empty batch passes."""
     derived = _checks({
         "dq_features_day_before": "features_as_of = date_sub(event_date, 1)",
         "dq_no_future_behavior": f"size(long_timestamps) = 0 OR {_day_of('element_at(long_timestamps, -1)')} < event_date",
@@ -448,6 +449,8 @@ def training_examples_suite(train_len: int, short_len: int, label_history: Seque
             "AND size(short_category_ids) = size(short_item_ids)"
         ),
         "dq_shown_on_date": f"{_day_of('impression_ts')} = event_date",
+        "dq_bse_before_date": "bse_version IS NULL OR bse_trained_through IS NULL OR bse_trained_through < event_date",
+        "dq_bse_published": "(long_bse IS NULL) = (bse_version IS NULL)",
     }) | {"dq_label": _on_date(LABEL_RATE, "event_date", newest)}
     # Once the previous days had both labels, a day with one label only is a
     # broken feed (no clicks logged, or no impressions); without such history a
@@ -469,6 +472,8 @@ def training_examples_suite(train_len: int, short_len: int, label_history: Seque
         _true("dq_is_sorted", "long_timestamps non-decreasing"),
         _true("dq_capped_and_aligned", f"long <= {train_len}, short <= {short_len}, id/category/timestamp arrays aligned"),
         _true("dq_shown_on_date", "impression_ts on event_date"),
+        _true("dq_bse_before_date", "the embeddings behind the BSE sums were trained on dates before the example's"),
+        _true("dq_bse_published", "BSE sums carry the embedding version they were published under"),
         _mean_in("dq_label", band, "label rate" + (f" of {newest}" if newest else "")),
     ), derived, ("user_id", "impression_id", "position", "item_id", "event_date"), allow_empty=True)
 
@@ -511,7 +516,7 @@ def scores_ctr_suite(coverage_history: Sequence[DayRate] = (), with_candidates: 
         *([] if with_candidates else _not_null("score")),
         _unique(*SCORE_KEY),
         _between("score", 0, 1),
-        _in_set("candidate_source", [IMPRESSION, POPULAR]),
+        _in_set("candidate_source", list(CANDIDATE_SOURCES)),
         gxe.ExpectColumnUniqueValueCountToBeBetween(
             column="model_version", min_value=1, max_value=1, description="one model version", catch_exceptions=True
         ),

@@ -1,10 +1,14 @@
 """Offline CTR scores of candidate rows by a registered model.
 
-An SDIM model scores from the precomputed BSE bucket sums of its candidates
-(`long_bse`, gathered by `seqlake candidates` under the model's exported
-embeddings): its weights are loaded into the BSE-mode twin of the model, so a
-score costs the same whatever the length of the user's history. Other models
-read the raw sequences.
+An SDIM scores a candidate from its precomputed BSE bucket sums (`long_bse`)
+when they were published under the embeddings the model scores from (see
+pipelines.ctr.registry.scoring_embedding_version): the weights of a model
+trained end to end go into its BSE-mode twin, so the score costs the same
+whatever the length of the user's history and equals the end-to-end score.
+A candidate without such sums is scored end to end from the raw sequence,
+and the scoring plan counts both; a BSE-mode model has no end-to-end twin
+(its embeddings are not those its sums came from), so it needs the sums for
+every candidate. Other models read the raw sequences.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from pipelines.ctr.artifacts import load_model
 from pipelines.ctr.base import CtrModel
 from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, shape_for, to_batch
 from pipelines.ctr.zoo import build_model
+from pipelines.errors import MissingInputError
 
 SCORE_SCHEMA = pa.schema([
     ("user_id", pa.int64()), ("item_id", pa.int64()), ("candidate_source", pa.string()),
@@ -37,17 +43,48 @@ def bse_twin(model: CtrModel) -> CtrModel:
     return twin.eval()
 
 
-BSE_SIDE_COLUMNS = ["long_bse", "short_item_ids", "short_category_ids", "short_timestamps", "long_length", "long_category_share"]
+BSE_SIDE_COLUMNS = ["long_bse", "bse_version", "short_item_ids", "short_category_ids", "short_timestamps", "long_length",
+                    "long_category_share"]
 
 
-def candidate_columns(model: CtrModel) -> list[str]:
-    """The candidate columns `model` reads: every example column but the label;
-    a BSE-mode SDIM reads the bucket sums, the short tail and the long side's
-    summaries instead of the long sequence."""
-    columns = [c for c in EXAMPLE_COLUMNS if c != "label"] + ["candidate_source", "score_date"]
-    if model.config.model == "sdim" and model.config.bse_mode:
-        return [c for c in columns if not c.startswith("long_")] + BSE_SIDE_COLUMNS
-    return columns
+@dataclasses.dataclass(frozen=True)
+class ScoringPlan:
+    """Which candidates a model scores from bucket sums (those published under
+    `embedding_version`) and which end to end."""
+
+    embedding_version: str | None
+    from_bse: int
+    end_to_end: int
+
+    @property
+    def long_side(self) -> str:
+        return "+".join(side for side, n in (("bse", self.from_bse), ("sequence", self.end_to_end)) if n) or "none"
+
+    def columns(self) -> list[str]:
+        """The candidate columns the plan reads: the long sequence only where a row
+        is scored end to end, the bucket sums and the short side where from BSE."""
+        columns = [c for c in EXAMPLE_COLUMNS if c != "label"] + ["candidate_source", "score_date"]
+        if not self.from_bse:
+            return columns
+        bse = [c for c in columns if not c.startswith("long_")] + BSE_SIDE_COLUMNS
+        return bse if not self.end_to_end else list(dict.fromkeys(columns + bse))
+
+
+def scoring_plan(model: CtrModel, bse_versions: pa.Array | pa.ChunkedArray, embedding_version: str | None) -> ScoringPlan:
+    """The plan for candidates whose sums carry `bse_versions` (null: none
+    published), for a model that scores from sums under `embedding_version`."""
+    rows = len(bse_versions)
+    if model.config.model != "sdim" or embedding_version is None:
+        return ScoringPlan(None, 0, rows)
+    from_bse = int(pc.sum(pc.fill_null(pc.equal(bse_versions, embedding_version), False)).as_py() or 0)
+    if model.config.bse_mode and from_bse < rows:
+        found = ", ".join(f"{v['values']}: {v['counts']}" for v in pc.value_counts(bse_versions).to_pylist())
+        raise MissingInputError(
+            f"a BSE-mode SDIM scores from bucket sums under {embedding_version!r}; of {rows} candidates, "
+            f"{rows - from_bse} have other or none ({found}): "
+            f"rerun `seqlake signatures --embeddings {embedding_version}` and `seqlake candidates` for the date"
+        )
+    return ScoringPlan(embedding_version, from_bse, rows - from_bse)
 
 
 def click_probabilities(model: CtrModel, vocab: Vocabulary, shape: BatchShape, rows: pa.Table) -> np.ndarray:
@@ -58,22 +95,33 @@ def click_probabilities(model: CtrModel, vocab: Vocabulary, shape: BatchShape, r
 
 
 class ModelReplica:
-    """One copy of a model that scores candidate batches (a Ray Data actor)."""
+    """One copy of a model that scores candidate batches (a Ray Data actor):
+    rows with bucket sums under `embedding_version` through the model's BSE
+    twin, the others end to end."""
 
-    def __init__(self, model_folder: str, version: str, long_len: int, short_len: int, bse: bool, threads: int | None = None):
+    def __init__(self, model_folder: str, version: str, long_len: int, short_len: int, embedding_version: str | None,
+                 threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)
         model, self.vocab, _ = load_model(Path(model_folder))
-        self.model = bse_twin(model) if bse else model
-        self.shape = shape_for(self.model.config, long_len, short_len)
-        self.version = version
+        self.version, self.embedding_version = version, embedding_version
+        self.end_to_end = None if model.config.bse_mode else (model, shape_for(model.config, long_len, short_len))
+        twin = bse_twin(model) if embedding_version is not None else None
+        self.from_bse = None if twin is None else (twin, shape_for(twin.config, long_len, short_len))
 
     def __call__(self, rows: pa.Table | dict[str, Any]) -> pa.Table:
         rows = rows if isinstance(rows, pa.Table) else pa.table(rows)
+        scores = np.empty(rows.num_rows, dtype=np.float64)
+        summed = (np.zeros(rows.num_rows, dtype=bool) if self.from_bse is None else
+                  pc.fill_null(pc.equal(rows.column("bse_version"), self.embedding_version), False).to_numpy(zero_copy_only=False))
+        for mask, scorer in ((summed, self.from_bse), (~summed, self.end_to_end)):
+            if mask.any():
+                model, shape = scorer
+                scores[mask] = click_probabilities(model, self.vocab, shape, rows.filter(pa.array(mask)))
         return pa.table({
             "user_id": rows.column("user_id").cast(pa.int64()), "item_id": rows.column("item_id").cast(pa.int64()),
             "candidate_source": rows.column("candidate_source"),
-            "score": pa.array(click_probabilities(self.model, self.vocab, self.shape, rows), pa.float64()),
+            "score": pa.array(scores, pa.float64()),
             "model_version": pa.array([self.version] * rows.num_rows, pa.string()),
             "score_date": rows.column("score_date").cast(pa.date32()),
         }, schema=SCORE_SCHEMA)

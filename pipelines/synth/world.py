@@ -138,12 +138,16 @@ def world_users(settings: GeneratorSettings, chunk: int) -> Users:
     is_bot = rng.random(n) < bot_share
     scraper = rng.random(n) < SCRAPER_SHARE
     kind = np.where(is_bot, np.where(scraper, UserKind.SCRAPER, UserKind.HUMANLIKE_BOT), UserKind.HUMAN)
+    speed_factor = rng.lognormal(0.0, USER_SPEED_SIGMA, size=n)
+    sessions_per_day = rng.lognormal(np.log(1.2), 0.6, size=n)
+    # A stream of its own, so that the other users' draws do not depend on the heavy share.
+    heavy = (np.random.default_rng([settings.seed, 0x4EA7, chunk]).random(n) < settings.heavy_user_share) & ~is_bot
     return Users(
         user_id=np.arange(first + 1, first + n + 1, dtype=np.int64),
         interests=interests,
         interest_weight=weight,
-        speed_factor=rng.lognormal(0.0, USER_SPEED_SIGMA, size=n),
-        sessions_per_day=rng.lognormal(np.log(1.2), 0.6, size=n),
+        speed_factor=speed_factor,
+        sessions_per_day=np.where(heavy, sessions_per_day * settings.heavy_user_activity, sessions_per_day),
         kind=kind.astype(np.int8),
     )
 
