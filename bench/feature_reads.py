@@ -1,9 +1,10 @@
 """Latency of `latest_features` (delta-rs + pyarrow, no Spark) for 1, 100 and 10,000 keys.
 
 A user_stats table of --users users over --days daily snapshots (one Delta
-partition each, as the sequences job writes it) and user sequences of 100
-behaviors for the same users; each read asks for every feature of both views
-of random existing users at the end of the last day. Median of --repeats
+partition each, as the sequences job writes it, each published by its night
+at 02:00 the day after) and user sequences of 100 behaviors for the same
+users; each read asks for every feature of both views of random existing
+users at noon of the day after the last. Median of --repeats
 reads per size, after one warm-up read.
 
     python bench/feature_reads.py [--users 200000] [--days 7] [--json]
@@ -28,6 +29,7 @@ import pyarrow as pa  # noqa: E402
 from deltalake import write_deltalake  # noqa: E402
 
 from features.store import latest_features  # noqa: E402
+from pipelines.lakehouse.ledger import Run, record_run  # noqa: E402
 from pipelines.lakehouse.tables import GOLD_USER_SEQUENCES, GOLD_USER_STATS, table_uri  # noqa: E402
 
 FIRST = dt.date(2026, 11, 1)
@@ -42,6 +44,7 @@ def write_history(lakehouse: str, users: int, days: int, rng: np.random.Generato
             "user_id": ids, "user_impressions": clicks * 7, "user_clicks": clicks, "user_actions": clicks,
             "user_ctr": clicks / np.maximum(clicks * 7, 1), "user_dwell_mean_ms": rng.random(users) * 30_000, "as_of_date": as_of,
         }), partition_by=["as_of_date"], mode="append")
+        publish(lakehouse, GOLD_USER_STATS, FIRST + dt.timedelta(days=d))
     sequence_users = min(users, 50_000)
     length = 100
     items = pa.ListArray.from_arrays(np.arange(0, (sequence_users + 1) * length, length, dtype=np.int32),
@@ -55,6 +58,13 @@ def write_history(lakehouse: str, users: int, days: int, rng: np.random.Generato
         "timestamps": stamps, "length": pa.array([length] * sequence_users, pa.int32()),
         "as_of_date": pa.array([FIRST + dt.timedelta(days=days - 1)] * sequence_users, pa.date32()),
     }), partition_by=["as_of_date"], mode="append")
+    publish(lakehouse, GOLD_USER_SEQUENCES, FIRST + dt.timedelta(days=days - 1))
+
+
+def publish(lakehouse: str, table, day: dt.date) -> None:
+    """The ledger row of the night of `day` that published it, at 02:00 the day after."""
+    finished = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(2))
+    record_run(lakehouse, Run("bench", [day], finished, tables=(table,)), {}, finished_at=finished)
 
 
 def main() -> None:

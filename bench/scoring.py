@@ -38,7 +38,7 @@ from pipelines.ctr.artifacts import save_model  # noqa: E402
 from pipelines.ctr.base import ModelConfig  # noqa: E402
 from pipelines.ctr.batches import DENSE_FEATURES, Vocabulary  # noqa: E402
 from pipelines.ctr.zoo import build_model  # noqa: E402
-from pipelines.scoring.batch_scoring import ModelReplica, candidate_columns  # noqa: E402
+from pipelines.scoring.batch_scoring import ModelReplica, ScoringPlan  # noqa: E402
 
 ITEMS, USERS, CATEGORIES, DIM, HASHES, TRAIN_LEN, SHORT_LEN = 20_000, 5_000, 40, 32, 16, 1024, 50
 STATS = ["user_impressions", "user_clicks", "user_ctr", "user_dwell_mean_ms",
@@ -70,16 +70,23 @@ def candidate_rows(n: int, history: int, rng: np.random.Generator) -> pa.Table:
         **{c: rng.random(n) for c in STATS},
         "long_bse": pa.FixedSizeListArray.from_arrays(pa.array(rng.standard_normal(n * HASHES * DIM).astype(np.float32)), HASHES * DIM)
         .cast(pa.list_(pa.float32())),
-        "candidate_source": pa.array(["impression"] * n), "score_date": pa.array([dt.date(2026, 11, 5)] * n, pa.date32()),
+        "bse_version": pa.array(["v1"] * n),
+        "candidate_source": pa.array(["recent"] * n), "score_date": pa.array([dt.date(2026, 11, 5)] * n, pa.date32()),
     })
+
+
+def plan(bse: bool, rows: int) -> ScoringPlan:
+    """Every candidate from its BSE sums (published under "v1"), or every one end to end."""
+    return ScoringPlan("v1", rows, 0) if bse else ScoringPlan(None, 0, rows)
 
 
 def plain_rows_per_s(folder: str, path: Path, batch: int, bse: bool) -> float:
     """Rows/s of one process with 2 threads, reading the columns `seqlake score` reads."""
     torch.set_num_threads(2)
-    replica = ModelReplica(folder, "1", TRAIN_LEN, SHORT_LEN, bse=bse)
+    scoring = plan(bse, 1)
+    replica = ModelReplica(folder, "1", TRAIN_LEN, SHORT_LEN, embedding_version=scoring.embedding_version)
     started, rows = time.perf_counter(), 0
-    for part in ds.dataset(str(path)).to_batches(batch_size=batch, columns=candidate_columns(replica.model)):
+    for part in ds.dataset(str(path)).to_batches(batch_size=batch, columns=scoring.columns()):
         rows += replica(pa.Table.from_batches([part])).num_rows
     return rows / (time.perf_counter() - started)
 
@@ -109,11 +116,10 @@ def main() -> None:
 
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", _temp_dir=str(work / "ray"))
         ray.data.DataContext.get_current().enable_progress_bars = False
-        columns = candidate_columns(ModelReplica(folder, "1", TRAIN_LEN, SHORT_LEN, bse=True).model)
-        dataset = ray.data.read_parquet(str(path), columns=columns).materialize()  # reading is not what is compared
+        dataset = ray.data.read_parquet(str(path), columns=plan(True, 1).columns()).materialize()  # reading is not what is compared
         scored = dataset.map_batches(
             ModelReplica, fn_constructor_kwargs={"model_folder": folder, "version": "1", "long_len": TRAIN_LEN,
-                                                 "short_len": SHORT_LEN, "bse": True, "threads": 1},
+                                                 "short_len": SHORT_LEN, "embedding_version": "v1", "threads": 1},
             batch_size=args.batch, batch_format="pyarrow", concurrency=2, num_cpus=0.5,
         )
         scored.limit(args.batch).materialize()  # actors started, model loaded

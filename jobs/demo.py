@@ -1,9 +1,12 @@
 """seqlake demo: generate a few days under var/demo and run each night through the real DAG.
 
-Every generated day's night runs as Airflow runs it - `dag.test()` of
-seqlake_nightly with SQLite, embedded profile, each task its job's CLI in a
-subprocess - triggered at 02:00 of the day after. The figures printed after
-the runs are those the jobs recorded in the run ledger (ops/runs), plus the
+The generated days end yesterday (UTC), so that what the nights publish is
+what a feature read now sees. Every generated day's night runs as Airflow
+runs it - `dag.test()` of seqlake_nightly with SQLite, embedded profile, each
+task its job's CLI in a subprocess - triggered at 02:00 of the day after.
+Some users are heavy (DEMO_SETTINGS), so that their histories run past the
+long side the models and the BSE sums read. The figures printed after the
+runs are those the jobs recorded in the run ledger (ops/runs), plus the
 denoising measured against the generator's truth, which no night reads.
 """
 
@@ -29,6 +32,10 @@ from pipelines.lakehouse.ledger import ledger_rows
 from pipelines.lakehouse.tables import SCORES_CTR, TABLES, table_uri
 
 DAY = dt.timedelta(days=1)
+# The demo's own settings, for this process and (as SEQLAKE_* variables) the
+# DAG's tasks: 1% of the users come back 30 times as often a day, and the long
+# side is 256 behaviors, which their four days of history run past.
+DEMO_SETTINGS = {"examples": {"train_len": 256}, "generator": {"heavy_user_share": 0.01, "heavy_user_activity": 30.0}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,13 +45,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     root = (home() / args.root).resolve()
     roots = {"lakehouse": root / "lakehouse", "landing": root / "landing", "truth": root / "truth", "reports": root / "reports"}
-    settings = settings.model_copy(update={k: str(v) for k, v in roots.items()})
+    days = settings.generator.days
+    sections = {**DEMO_SETTINGS, "generator": {**DEMO_SETTINGS["generator"], "start_date": dt.datetime.now(dt.UTC).date() - days * DAY}}
+    settings = settings.model_copy(update={
+        **{k: str(v) for k, v in roots.items()},
+        **{name: getattr(settings, name).model_copy(update=values) for name, values in sections.items()},
+    })
     started = time.perf_counter()
     # The demo owns its folder: start from nothing so reruns print the same figures.
     shutil.rmtree(root, ignore_errors=True)
 
     g = settings.generator
-    print(f"== generate: {g.users} users, {g.days} days from {g.start_date}, seed {g.seed}, noise x{g.noise_scale}")
+    print(f"== generate: {g.users} users ({g.heavy_user_share:.0%} heavy, x{g.heavy_user_activity:g} the visits), "
+          f"{g.days} days from {g.start_date}, seed {g.seed}, noise x{g.noise_scale}; long side {settings.examples.train_len} behaviors")
     generated = invoke("generate", [], settings)
     print(f"   {generated['events']:,} events in {generated['lines']:,} landing lines -> {settings.landing}")
 
@@ -97,18 +110,24 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
         gated = ("-" if not gate else f"AUC {gate['candidate_auc']:.4f} vs champion "
                  f"{gate['champion_auc'] if gate['champion_auc'] is not None else '-'}: "
                  f"{'promoted' if gate['promoted'] else 'kept v' + str(gate['champion'])}")
-        scored = f"{s['scores']:,} scores of {s['date']} by v{s['version']}" if s else "no champion to score with"
+        scored = (f"{s['scores']:,} scores of {s['date']} by v{s['version']} ({s['scored_from_bse']:,} from BSE sums, "
+                  f"{s['scored_end_to_end']:,} end to end)" if s else "no champion to score with")
         print(f"   {night!s:<12} {trained:<44} {gated:<46} {scored}")
     print(f"   champion: v{champion_version(settings)}; MLflow store {tracking_uri(settings)}")
+    print("== candidates of each next day, from what the night published only (no event of the scored day)")
+    for night in nights:
+        c = night_figures(lakehouse, "candidates", night + DAY)
+        if c:
+            sources = ", ".join(f"{k}={v:,}" for k, v in c["by_source"].items())
+            print(f"   {c['date']:<12} {c['candidates']:>8,} for {c['users']:,} users: {sources}; "
+                  f"BSE sums under {c['embedding_version']}: {c['with_bse']:,}, none: {c['without_bse']:,}")
 
-    last = nights[-1]
     scored = DeltaTable(table_uri(lakehouse, SCORES_CTR)).to_pyarrow_table(columns=["user_id"]) if Path(
         table_uri(lakehouse, SCORES_CTR)).is_dir() else None
     if scored is not None and scored.num_rows:
         user = int(min(scored.column("user_id").to_pylist()))
-        moment = f"{last + DAY}T12:00:00"
-        print(f"== features get --user {user} --as-of {moment} (delta-rs, no Spark)")
-        f = invoke("features", ["get", "--user", str(user), "--as-of", moment, "--json"], settings)["features"]
+        print(f"== features get --user {user} (now: what the last night published; delta-rs, no Spark)")
+        f = invoke("features", ["get", "--user", str(user), "--json"], settings)["features"]
         for name in ("user_stats__user_clicks", "user_stats__user_ctr", "user_sequence__length", "user_bse__version"):
             value = f.get(name)
             print(f"   {name:<28} {value[0] if isinstance(value, list) and value else value}")
@@ -135,6 +154,9 @@ def run_nights_through_airflow(settings: Settings, nights: list[dt.date]) -> dic
     The tasks are subprocesses: the demo's roots reach them through SEQLAKE_* variables."""
     for key in ("lakehouse", "landing", "truth", "reports"):
         os.environ[f"SEQLAKE_{key.upper()}"] = getattr(settings, key)
+    for section, values in DEMO_SETTINGS.items():
+        for key, value in values.items():
+            os.environ[f"SEQLAKE_{section.upper()}__{key.upper()}"] = str(value)
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     from airflow.dag_processing.dagbag import DagBag

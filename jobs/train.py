@@ -96,7 +96,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
     )
     columns = EXAMPLE_COLUMNS + (["long_bse"] if bse else [])
     train_files = example_files(lakehouse, train_first, train_last)
-    bse_version = bse_sums_version(example_files(lakehouse, start, end), projection.sha256) if bse else None
+    bse_version = bse_sums_version(lakehouse, example_files(lakehouse, start, end), projection.sha256) if bse else None
     ray_runtime(settings.ray)
     train_ds = ray.data.read_parquet(train_files.uris, columns=columns)
     if held_out:

@@ -98,8 +98,10 @@ class GeneratedNights:
 @pytest.fixture(scope="session")
 def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
     """300 users over four days with a one-day look-back (each night's late
-    events change the previous date), run by every stage, night by night and
-    as a range."""
+    events change the previous date) and a long side shorter than the
+    sequences (examples.train_len 32 of sequences.max_len 40, which the most
+    active users pass by the last night), run by every stage, night by night
+    and as a range."""
     from jobs.build_examples import build_examples
     from jobs.build_sequences import build_sequences
     from jobs.build_signatures import build_signatures
@@ -111,7 +113,7 @@ def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
     folder = tmp_path_factory.mktemp("nights")
     common = [
         "generator.users=300", "generator.days=4", "generator.workers=1", "ingest.max_lateness_days=1",
-        "clean.lookback_days=1", "sequences.retention_days=2", "sequences.max_len=40",
+        "clean.lookback_days=1", "sequences.retention_days=2", "sequences.max_len=40", "examples.train_len=32",
     ]
     nightly = settings_in(folder, *common)
     ranged = settings_in(folder, *common, f"lakehouse={folder / 'range-lakehouse'}")

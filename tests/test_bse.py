@@ -10,6 +10,7 @@ import torch
 from pyspark.sql import functions as F
 
 from jobs.build_signatures import build_signatures
+from pipelines.bse.gather import PUBLISHED_SUMS_SCHEMA
 from pipelines.bse.projection import (
     ProjectionMismatchError,
     persisted_projection,
@@ -115,7 +116,10 @@ def test_spark_signatures_and_user_buckets_equal_the_numpy_reference(spark, gene
     bse = load(GOLD_USER_BSE).where((F.col("as_of_date") == F.lit(day)) & F.col("user_id").isin([u["user_id"] for u in users])).collect()
     assert {r["projection_sha256"] for r in bse} == {projection.sha256}
     for user in users:
-        x = np.stack([embeddings[i] for i in user["item_ids"]])
+        # The long side: the newest examples.train_len behaviors, what SDIM reads end to end.
+        long_side = user["item_ids"][-settings.examples.train_len:]
+        assert len(user["item_ids"]) > len(long_side)  # the longest histories run past it
+        x = np.stack([embeddings[i] for i in long_side])
         ref_counts, ref_sums = reference_bse(reference_codes(x, projection.matrix), x, 1 << rules.bits)
         rows = [r for r in bse if r["user_id"] == user["user_id"]]
         assert len(rows) == int((ref_counts > 0).sum())
@@ -168,20 +172,96 @@ def test_examples_gather_the_users_bucket_sums_at_the_candidates_codes(spark):
     from pipelines.bse.signatures import candidate_bucket_sums
 
     day = dt.date(2026, 11, 2)
+    before, older = day - dt.timedelta(days=1), day - dt.timedelta(days=2)
     rules = BseSettings(embedding_dim=2, signatures=2, bits=1)
     rows = spark.createDataFrame(
-        [(1, "i1", 0, 10, day, day - dt.timedelta(days=1)), (1, "i1", 1, 11, day, day - dt.timedelta(days=1)),
-         (2, "i2", None, 10, day, day - dt.timedelta(days=1))],
+        [(1, "i1", 0, 10, day, before), (1, "i1", 1, 11, day, before), (2, "i2", None, 10, day, before),
+         (1, "i1", 2, 12, day, before), (1, "i0", 0, 10, before, older)],
         "user_id long, impression_id string, position int, item_id long, event_date date, features_as_of date",
     )
-    signatures = spark.createDataFrame([(10, [0, 1]), (11, [1, 1])], "item_id long, codes array<int>")
+    signatures = spark.createDataFrame([(10, "v1", [0, 1]), (11, "v1", [1, 1]), (10, "v2", [1, 1])],
+                                       "item_id long, version string, codes array<int>")
     user_bse = spark.createDataFrame(
-        [(1, day - dt.timedelta(days=1), 0, 0, [1.0, 2.0]), (1, day - dt.timedelta(days=1), 1, 1, [3.0, 4.0]),
-         (1, day - dt.timedelta(days=1), 0, 1, [5.0, 6.0]), (1, day, 0, 0, [9.0, 9.0])],
-        "user_id long, as_of_date date, hash_index int, code int, vector_sum array<float>",
+        [(1, before, "v1", 0, 0, [1.0, 2.0]), (1, before, "v1", 1, 1, [3.0, 4.0]), (1, before, "v1", 0, 1, [5.0, 6.0]),
+         (1, day, "v1", 0, 0, [9.0, 9.0]), (1, before, "v2", 1, 1, [7.0, 7.0])],
+        "user_id long, as_of_date date, version string, hash_index int, code int, vector_sum array<float>",
     )
-    got = {(r["user_id"], r["item_id"]): r["long_bse"] for r in candidate_bucket_sums(rows, user_bse, signatures, rules).collect()}
-    # Item 10 has codes (0, 1): h0's bucket 0 and h1's bucket 1, as of the day before (not D's row).
-    assert got[(1, 10)] == [1.0, 2.0, 3.0, 4.0]
-    assert got[(1, 11)] == [5.0, 6.0, 3.0, 4.0]
-    assert got[(2, 10)] == [0.0, 0.0, 0.0, 0.0]  # a user without buckets: zeros
+    # Sums under v1 were published as of the day before; nothing as of the day before that.
+    published = spark.createDataFrame([(before, "v1", older, "ab")], PUBLISHED_SUMS_SCHEMA)
+    got = {(r["user_id"], r["item_id"], r["event_date"]): (r["long_bse"], r["bse_version"], r["bse_trained_through"])
+           for r in candidate_bucket_sums(rows, published, user_bse, signatures, rules).collect()}
+    # Item 10 has codes (0, 1) under v1: h0's bucket 0 and h1's bucket 1, as of the day before (not D's row, not v2's).
+    assert got[(1, 10, day)] == ([1.0, 2.0, 3.0, 4.0], "v1", older)
+    assert got[(1, 11, day)][0] == [5.0, 6.0, 3.0, 4.0]
+    assert got[(2, 10, day)][0] == [0.0, 0.0, 0.0, 0.0]  # a user without buckets: zeros
+    assert got[(1, 12, day)][0] == [0.0, 0.0, 0.0, 0.0]  # an item without a signature fills no bucket: zeros
+    # No sums published for that as-of date: null, never zeros that would read as "no interest".
+    assert got[(1, 10, before)] == (None, None, None)
+
+
+def test_bse_sums_of_a_3000_behavior_history_equal_end_to_end_sdim_over_the_long_side(spark, tmp_path):
+    """The signatures job hashes the newest examples.train_len (1,024) behaviors
+    of a 3,000-behavior history, the same long side SDIM reads end to end: the
+    bucket sums it stores, gathered at each candidate's codes, equal the
+    model's own, and BSE mode scores as end to end does."""
+    import pyarrow as pa
+
+    from pipelines.bse.embeddings import EMBEDDINGS_SCHEMA
+    from pipelines.ctr.base import ModelConfig
+    from pipelines.ctr.batches import DENSE_FEATURES, BatchShape, Vocabulary, to_batch
+    from pipelines.ctr.embeddings import item_embedding_rows
+    from pipelines.ctr.zoo import build_model
+    from pipelines.lakehouse.writes import replace_date_partitions, replace_where
+    from tests.conftest import settings_in
+
+    settings = settings_in(tmp_path, "bse.embedding_dim=8", "bse.signatures=4")
+    rules, long_len = settings.bse, settings.examples.train_len
+    assert long_len == 1024
+    projection = persisted_projection(settings.lakehouse, rules)
+    items = np.arange(1, 401)
+    vocab = Vocabulary.of(items, np.arange(6), [1])
+    torch.manual_seed(3)
+    model = build_model(ModelConfig("sdim", dense_features=DENSE_FEATURES, embedding_dim=8, signatures=4, bits=3,
+                                    **vocab.sizes()), projection.matrix).eval()
+    replace_where(spark.createDataFrame(item_embedding_rows(model, vocab, "test-v1").to_pandas(), schema=EMBEDDINGS_SCHEMA),
+                  settings.lakehouse, GOLD_ITEM_EMBEDDINGS, "version = 'test-v1'")
+    day = dt.date(2026, 11, 2)
+    history = RNG.integers(1, 401, 3000)
+    start_ms = int(dt.datetime(2026, 10, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    stamps = [start_ms + 60_000 * i for i in range(3000)]
+    sequence = spark.createDataFrame(
+        [(1, history.tolist(), [int(i % 6) for i in history], stamps, [1000] * 3000, ["click"] * 3000, 3000, day)],
+        "user_id long, item_ids array<long>, category_ids array<int>, timestamps array<long>, dwell_ms array<long>, "
+        "actions array<string>, length int, as_of_date date",
+    )
+    replace_date_partitions(sequence, settings.lakehouse, GOLD_USER_SEQUENCES, day)
+    build_signatures(spark, settings, day, version="test-v1")
+
+    stored = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_USER_BSE)).collect()
+    sums = np.zeros((4, 8, 8), dtype=np.float32)
+    for r in stored:
+        sums[r["hash_index"], r["code"]] = r["vector_sum"]
+    assert {r["count"] for r in stored if r["hash_index"] == 0} and sum(r["count"] for r in stored if r["hash_index"] == 0) == long_len
+    candidates = items[:60]
+    codes = simhash_codes(model.item.weight.detach().numpy()[candidates], projection.matrix)
+    gathered = [sums[np.arange(4), c].ravel() for c in codes]
+    n = len(candidates)
+    rows = pa.table({
+        "user_id": [1] * n, "item_id": candidates, "category_id": pa.array(candidates % 6, pa.int32()),
+        "position": pa.array([0] * n, pa.int32()), "label": [0] * n, "impression_ts": [stamps[-1] + 60_000] * n,
+        # What training_examples gives a model: the newest train_len behaviors.
+        "long_item_ids": pa.array([history[-long_len:]] * n, pa.list_(pa.int64())),
+        "long_category_ids": pa.array([(history[-long_len:] % 6).astype(np.int32)] * n, pa.list_(pa.int32())),
+        "long_timestamps": pa.array([stamps[-long_len:]] * n, pa.list_(pa.int64())),
+        **{c: [1.0] * n for c in ("user_impressions", "user_clicks", "user_ctr", "user_dwell_mean_ms",
+                                   "item_impressions", "item_clicks", "item_ctr", "item_dwell_mean_ms")},
+        "long_bse": pa.array(gathered, pa.list_(pa.float32())),
+    })
+    end_to_end_batch = to_batch(rows, vocab, BatchShape(long_len, 50, sdim_inputs="e2e", signatures=4, embedding_dim=8))
+    with torch.no_grad():
+        own = model.bucket_sums(end_to_end_batch).numpy()
+        np.testing.assert_allclose(np.stack(gathered).reshape(n, 4, 8), own, rtol=0, atol=1e-4)
+        twin = build_model(ModelConfig(**{**model.config.__dict__, "bse_mode": True}), projection.matrix)
+        twin.load_state_dict(model.state_dict())
+        bse_batch = to_batch(rows, vocab, BatchShape(long_len, 50, sdim_inputs="bse", signatures=4, embedding_dim=8))
+        torch.testing.assert_close(twin.eval()(bse_batch), model(end_to_end_batch), atol=1e-5, rtol=0)

@@ -18,7 +18,12 @@ from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.batches import DENSE_FEATURES, BatchShape, Vocabulary, to_batch
 from pipelines.ctr.metrics import auc, calibration, gauc, logloss
 from pipelines.ctr.zoo import MODELS, build_model
-from pipelines.lakehouse.tables import GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, table_uri
+from pipelines.lakehouse.tables import (
+    GOLD_ITEM_EMBEDDINGS,
+    GOLD_ITEM_SIGNATURES,
+    GOLD_TRAINING_EXAMPLES,
+    table_uri,
+)
 
 STATS = ["user_impressions", "user_clicks", "user_ctr", "user_dwell_mean_ms",
          "item_impressions", "item_clicks", "item_ctr", "item_dwell_mean_ms"]
@@ -80,6 +85,35 @@ def test_bse_mode_equals_end_to_end_sdim_given_the_same_embeddings():
     bse.load_state_dict(end_to_end.state_dict())
     bse_batch = to_batch(with_bse, VOCAB, BatchShape(60, 10, sdim_inputs="bse"))
     torch.testing.assert_close(bse(bse_batch), end_to_end(batch), atol=1e-5, rtol=0)
+
+
+def test_position_dropout_trains_the_unknown_slot_that_offline_candidates_carry():
+    """Candidates scored offline have no slot yet (position index 0): training
+    drops the position of a share of its rows to that index, so its embedding
+    is learnt; without dropout, impressions never reach it."""
+    from pipelines.ctr.training import train_epoch, with_position_dropout
+
+    rows = _rows(np.random.default_rng(6), 2000, 20)
+    batch = to_batch(rows, VOCAB, BatchShape(20, 10))
+    dropped = with_position_dropout(batch, 0.25, torch.Generator().manual_seed(0))
+    assert 0.22 < (dropped["position"] == 0).float().mean().item() < 0.28 and (batch["position"] > 0).all()
+    kept = dropped["position"] != 0
+    assert torch.equal(dropped["position"][kept], batch["position"][kept])
+    assert all(torch.equal(dropped[k], batch[k]) for k in batch if k != "position")
+    assert with_position_dropout(batch, 0.0, torch.Generator()) is batch
+
+    def unknown_slot_after_training(share: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = _model("din")
+        before = model.position.weight[0].detach().clone()
+        generator = torch.Generator().manual_seed(1)
+        batches = [with_position_dropout(to_batch(rows.slice(i, 200), VOCAB, BatchShape(20, 10)), share, generator)
+                   for i in range(0, 2000, 200)]
+        train_epoch(model, torch.optim.Adam(model.parameters(), lr=0.01), batches)
+        return (model.position.weight[0].detach() - before).abs().max()
+
+    assert unknown_slot_after_training(0.0) == 0
+    assert unknown_slot_after_training(0.1) > 1e-3
 
 
 def test_batches_index_pad_on_the_left_and_bucket_time_gaps():
@@ -230,3 +264,33 @@ def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_g
     evaluated = json.loads(done.stdout.strip().splitlines()[-1])
     assert evaluated["auc"] == decision["candidate_auc"] and 0.5 < evaluated["model_over_oracle"] <= 1.05
     assert {"auc", "gauc", "logloss", "calibration", "oracle_auc"} <= set(evaluated)
+
+
+def test_a_bse_mode_model_trains_on_the_sums_of_one_embedding_version_only(generated_nights, tmp_path):
+    """BSE mode learns from sums of one embedding and scores from sums of that
+    one, which it records: a window whose examples carry no sums (here
+    examples.bse_long_side is off), or sums under two versions, or sums from
+    another projection, is refused before anything trains."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from jobs.train import train_model
+    from pipelines.bse.projection import ProjectionMismatchError
+    from pipelines.ctr.datasets import bse_sums_version, example_files
+    from pipelines.errors import MissingInputError
+
+    settings, days = generated_nights.nightly, generated_nights.days
+    with pytest.raises(MissingInputError, match=f"examples {days[-3]}..{days[-2]} carry BSE sums under {days[-3]}: None"):
+        train_model(settings, days[-3], days[-2], "sdim", bse=True)
+
+    lakehouse = str(tmp_path)
+    sha = "ab" * 32
+    for day, version in ((days[0], "v1"), (days[1], "v1"), (days[2], "v2")):
+        write_deltalake(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES), pa.table({
+            "event_date": pa.array([day] * 2, pa.date32()), "bse_version": [version] * 2, "bse_projection_sha256": [sha] * 2,
+        }), partition_by=["event_date"], mode="append")
+    assert bse_sums_version(lakehouse, example_files(lakehouse, days[0], days[1]), sha) == "v1"
+    with pytest.raises(MissingInputError, match=f"carry BSE sums under {days[0]}: v1, {days[1]}: v1, {days[2]}: v2"):
+        bse_sums_version(lakehouse, example_files(lakehouse, days[0], days[2]), sha)
+    with pytest.raises(ProjectionMismatchError, match="BSE sums built with projection hash abababababab"):
+        bse_sums_version(lakehouse, example_files(lakehouse, days[0], days[1]), "cd" * 32)

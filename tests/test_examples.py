@@ -151,6 +151,36 @@ def test_implicit_feedback_gives_each_behavior_k_seeded_negatives_the_user_did_n
     assert sorted(r["item_id"] for r in _examples(spark, reseeded) if r["label"] == 0) != sorted(r["item_id"] for r in negatives)
 
 
+def test_implicit_labels_do_not_follow_from_missing_item_statistics_and_bot_days_give_no_positives(spark, tmp_path):
+    """Items 1..60 were acted on the day before (they have statistics as of
+    D-1), items 61..120 are new on D. Negatives come from the same day's
+    population as the positives, so the label rate among rows whose item has no
+    statistics is the overall rate, 1 / (1 + K), within sampling error; and a
+    bot's user-day gives neither positives nor negatives."""
+    import random
+
+    settings = settings_in(tmp_path, "examples.negatives_per_positive=4")
+    rng = random.Random(5)
+    before = D - dt.timedelta(days=1)
+    history = [_event(f"h{i}", "click", 500 + i % 7, 1 + i % 60, before, 8 + i % 12, i % 50, source="taobao") for i in range(120)]
+    today = []
+    for i in range(500):
+        item = rng.randint(1, 120)
+        today.append(_event(f"p{i}", rng.choice(["click", "cart", "buy"]), 1 + rng.randint(0, 199), item, D, 8 + i % 14, i % 59, source="taobao"))
+    # User 900 is a bot on D: its clicks are flagged, its carts and buys are not, and none may be a positive.
+    bot = [_event(f"b{i}", "click", 900, 1 + i, D, 3, i, noise="bot", source="taobao") for i in range(20)]
+    bot += [_event(f"bc{i}", "cart", 900, 1 + i, D, 4, i, source="taobao") for i in range(10)]
+    _night(spark, settings, history + today + bot)
+    rows = _examples(spark, settings)
+    assert not [r for r in rows if r["user_id"] == 900]
+    labels = [r["label"] for r in rows]
+    unknown = [r["label"] for r in rows if r["item_actions"] is None]
+    assert sum(labels) == 500 and len(labels) == 500 * 5
+    assert len(unknown) > 800  # about half the rows: the new items draw as many negatives as their share of positives
+    rate, expected = sum(unknown) / len(unknown), 1 / 5
+    assert abs(rate - expected) < 4 * (expected * (1 - expected) / len(unknown)) ** 0.5, rate
+
+
 def test_draws_map_to_items_in_proportion_to_their_weight(spark):
     pool = spark.createDataFrame(
         [(1, 7, 1.0, D), (2, 7, 3.0, D), (3, 8, 4.0, D)], "item_id long, category_id int, weight double, event_date date"
@@ -229,37 +259,40 @@ def test_a_late_click_updates_its_slots_label_when_it_lands(spark, tmp_path):
 
 
 def test_a_late_event_restates_yesterdays_snapshot_but_never_the_features_published_before_it(spark, tmp_path, monkeypatch):
-    """A click of D-1 lands in D's folder. Night D restates the snapshot as of
-    D-1 with it, for the nights after; but the examples of D, and the feature
-    store at any instant, read the snapshot as night D-1 published it."""
+    """A click of D-1 lands during D, and clean's night D adds it to silver's
+    D-1. Night D restates the snapshot as of D-1 with it, for the nights after;
+    but the examples of D, and the feature store at any instant, read the
+    snapshot as night D-1 published it."""
     import pipelines.lakehouse.ledger as ledger
     from features.store import historical_features
 
     settings = settings_in(tmp_path)
     before = D - dt.timedelta(days=1)
-    readers = [r for user in range(1, 9) for r in _bronze_night_rows(before, user, [20 + user, 35, 25, 40])]
-    write_bronze(spark, settings, readers, before)
+    silver = spark.createDataFrame(HISTORY, SILVER_DDL)
+    replace_date_partitions(silver, settings.lakehouse, SILVER_EVENTS, D - dt.timedelta(days=2), before)
     # Each night runs at 02:00 the day after, and its ledger rows say so.
-    monkeypatch.setattr(ledger, "now_utc", lambda: dt.datetime.combine(before + dt.timedelta(days=1), dt.time(2)))
-    _run_night(spark, settings, before)
-    late_click = {"event_id": "late", "user_id": 1, "item_id": 299, "ts": _ms(before, 23), "dwell_ms": 30_000, "content_length": 100}
-    write_bronze(spark, settings, _page(D, 1, "iD", [201, 202]) + _bronze_night_rows(D, 2, [30, 30]) + [late_click], D)
+    monkeypatch.setattr(ledger, "now_utc", lambda: dt.datetime.combine(D, dt.time(2)))
+    build_sequences(spark, settings, before)
     user_1 = spark.createDataFrame([(1, dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC))], "user_id long, event_timestamp timestamp")
 
     def read_at_noon_of_d():
         return historical_features(spark, settings.lakehouse, user_1, ["user_sequence:item_ids"]).first()["user_sequence__item_ids"]
 
-    published = read_at_noon_of_d()
-    assert published and 299 not in published
+    assert read_at_noon_of_d() == [10, 11]
+    late = _event("late", "click", 1, 19, before, 23)
+    page = [_event("i", "impression", 1, 20, D, 9, impression="iD", position=0),
+            _event("j", "impression", 1, 21, D, 9, impression="iD", position=1)]
+    replace_date_partitions(spark.createDataFrame(HISTORY + [late] + page, SILVER_DDL), settings.lakehouse, SILVER_EVENTS,
+                            D - dt.timedelta(days=2), D)
     monkeypatch.setattr(ledger, "now_utc", lambda: dt.datetime.combine(D + dt.timedelta(days=1), dt.time(2)))
-    _run_night(spark, settings, D)
+    build_sequences(spark, settings, D)
+    build_examples(spark, settings, D)
 
     restated = read_date_partitions(spark, settings.lakehouse, GOLD_USER_SEQUENCES, before).where("user_id = 1").first()
-    assert restated["item_ids"][-1] == 299  # the late click reached the snapshot as of D-1 ...
+    assert restated["item_ids"] == [10, 11, 19]  # the late click reached the snapshot as of D-1 ...
     examples = _examples(spark, settings)
-    assert [r["item_id"] for r in examples] == [201, 202]
-    assert all(r["long_item_ids"] == published for r in examples)  # ... but not the examples of D
-    assert read_at_noon_of_d() == published  # ... nor a read for an instant of D
+    assert [(r["item_id"], r["long_item_ids"]) for r in examples] == [(20, [10, 11]), (21, [10, 11])]  # ... not the examples of D
+    assert read_at_noon_of_d() == [10, 11]  # ... nor a read for an instant of D
 
 
 def test_generated_features_never_see_the_impression_or_later(spark, generated_nights):

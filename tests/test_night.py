@@ -56,11 +56,13 @@ def _copy_of_nights(generated_nights, tmp_path, **night):
     })
 
 
-def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_nights, tmp_path, monkeypatch):
+def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, generated_nights, tmp_path, monkeypatch):
     """From training on: SDIM trained on the window, promoted, its embeddings
     exported, the night's buckets hashed under them, the next day's candidates
-    scored from those buckets (equal to the full model on the raw sequences),
-    rescoring idempotent, and the report drawn."""
+    scored from those buckets (equal to the full model on the raw sequences,
+    histories past the long side included), rescoring idempotent, and the
+    report drawn. Then what later reads see of what the nights published: see
+    the end."""
     import json
 
     import numpy as np
@@ -73,6 +75,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_
     from pipelines.lakehouse.tables import (
         GOLD_CANDIDATES,
         GOLD_USER_BSE,
+        GOLD_USER_SEQUENCES,
         OPS_QUALITY,
         SCORES_CTR,
         table_uri,
@@ -100,10 +103,15 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_
 
     lengths = (settings.examples.train_len, settings.examples.short_len)
     folder = str(downloaded_model(settings, "1"))
-    from_buckets = ModelReplica(folder, "1", *lengths, bse=True)(candidates)
-    from_sequences = ModelReplica(folder, "1", *lengths, bse=False)(candidates).column("score").to_numpy()
-    assert candidates.column("long_bse").null_count < candidates.num_rows
+    from_buckets = ModelReplica(folder, "1", *lengths, embedding_version="seqlake-ctr-v1")(candidates)
+    from_sequences = ModelReplica(folder, "1", *lengths, embedding_version=None)(candidates).column("score").to_numpy()
+    assert candidates.column("long_bse").null_count == 0
     assert np.abs(from_buckets.column("score").to_numpy() - from_sequences).max() < 1e-5
+    # ... on histories that run past the long side, too (heavy users).
+    candidate_users = set(candidates.column("user_id").to_pylist())
+    long_histories = [r for r in rows(GOLD_USER_SEQUENCES, as_of_date=night).to_pylist()
+                      if r["user_id"] in candidate_users and r["length"] > settings.examples.train_len]
+    assert len(long_histories) >= 3
 
     def published():
         table = rows(SCORES_CTR, score_date=scored_day)
@@ -119,6 +127,94 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(generated_
     assert checked.column("table").to_pylist() == ["scores/ctr"] * 2 and checked.column("success").to_pylist() == [True] * 2
     report = (tmp_path / "reports" / f"report-{night}.html").read_text()
     assert report.count("data:image/png;base64,") >= 9 and "not available" not in report.split('id="roc"')[1][:2000]
+    _later_reads_see_what_the_nights_published(spark, settings, night, folder)
+
+
+def _later_reads_see_what_the_nights_published(spark, settings, night, model_folder):
+    """After the night promoted v1 and hashed its dates under v1's embeddings:
+    - examples rebuilt now carry the sums each as-of date's night published
+      (the bootstrap ones), not those of a champion trained on their own labels;
+    - candidates asking for sums under v1 as of a date no night published them
+      for get none (null, counted), never zeros;
+    - the candidates of a day are the same rows before and after that day's own
+      events exist, and their features equal those of a training example of the
+      same user, item and time (the slot position unknown);
+    - sums or a model from another projection are refused."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from delta.tables import DeltaTable as SparkDeltaTable
+    from deltalake import DeltaTable
+    from pyspark.sql import functions as F
+
+    from jobs.build_candidates import build_candidates
+    from jobs.build_examples import build_examples
+    from jobs.score import score_day
+    from pipelines.bse.projection import ProjectionMismatchError, persisted_projection
+    from pipelines.ctr.artifacts import load_model
+    from pipelines.ctr.batches import shape_for, to_batch
+    from pipelines.lakehouse.tables import (
+        GOLD_CANDIDATES,
+        GOLD_TRAINING_EXAMPLES,
+        SILVER_EVENTS,
+        table_uri,
+    )
+    from pipelines.scoring.batch_scoring import bse_twin
+    from pipelines.scoring.candidates import CANDIDATE_SOURCES
+
+    before = night - dt.timedelta(days=1)
+
+    def rows(table, column, day):
+        return DeltaTable(table_uri(settings.lakehouse, table)).to_pyarrow_table(partitions=[(column, "=", str(day))])
+
+    with_sums = settings.model_copy(update={"examples": settings.examples.model_copy(update={"bse_long_side": True})})
+    build_examples(spark, with_sums, night)
+    examples = {day: rows(GOLD_TRAINING_EXAMPLES, "event_date", day) for day in (before, night)}
+    assert {(r["event_date"], r["bse_version"], r["bse_trained_through"]) for day in examples for r in
+            examples[day].select(["event_date", "bse_version", "bse_trained_through"]).to_pylist()} == {
+        (before, "bootstrap-v1", None), (night, "bootstrap-v1", None)}
+    assert examples[night].column("long_bse").null_count == 0
+
+    unpublished = build_candidates(spark, settings, night, version="seqlake-ctr-v1")
+    assert unpublished["without_bse"] == unpublished["candidates"] > 0 and unpublished["with_bse"] == 0
+
+    # An example of the night whose item is among the user's recent ones (a candidate for sure).
+    def recent(ids):
+        return list(dict.fromkeys(reversed(ids)))[: settings.scoring.recent_items]
+
+    shown = next(r for r in examples[night].to_pylist() if r["item_id"] in recent(r["long_item_ids"]))
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=shown["impression_ts"])
+    at_its_time = settings.model_copy(update={"scoring": settings.scoring.model_copy(update={"score_time": moment.time()})})
+    build_candidates(spark, at_its_time, night)
+    first = rows(GOLD_CANDIDATES, "score_date", night)
+    assert set(first.column("candidate_source").to_pylist()) == set(CANDIDATE_SOURCES)
+    SparkDeltaTable.forPath(spark, table_uri(settings.lakehouse, SILVER_EVENTS)).delete(F.col("event_date") == F.lit(night))
+    build_candidates(spark, at_its_time, night)
+    again = rows(GOLD_CANDIDATES, "score_date", night)
+    assert again.sort_by([("user_id", "ascending"), ("item_id", "ascending")]).to_pylist() == \
+        first.sort_by([("user_id", "ascending"), ("item_id", "ascending")]).to_pylist()
+
+    model, vocab, _ = load_model(model_folder)
+    lengths = (settings.examples.train_len, settings.examples.short_len)
+    pair = (pc.field("user_id") == shown["user_id"]) & (pc.field("item_id") == shown["item_id"])
+    candidate = first.filter(pair)
+    candidate = candidate.append_column("label", pa.nulls(1, pa.int64()))  # to be scored: no label yet
+    example = examples[night].filter(pair & (pc.field("impression_ts") == shown["impression_ts"])).slice(0, 1)
+    as_example = to_batch(example, vocab, shape_for(model.config, *lengths))
+    as_candidate = to_batch(candidate, vocab, shape_for(model.config, *lengths))
+    for name, tensor in as_example.items():
+        if name not in ("position", "label"):
+            assert tensor.tolist() == as_candidate[name].tolist(), name
+    assert as_candidate["position"].tolist() == [0]  # unknown: the slot training drops positions to
+    summarized = to_batch(candidate, vocab, shape_for(bse_twin(model).config, *lengths))
+    for name in ("dense", "short_items", "short_categories", "short_gaps", "short_mask"):
+        assert summarized[name].tolist() == as_example[name].tolist(), name
+
+    other = settings.model_copy(update={"bse": settings.bse.model_copy(update={"projection_version": "simhash-v2", "projection_seed": 1})})
+    persisted_projection(other.lakehouse, other.bse)
+    with pytest.raises(ProjectionMismatchError, match="gold/user_bse was built with projection hash"):
+        build_candidates(spark, other, night + dt.timedelta(days=1))  # the sums as of the night, under v1
+    with pytest.raises(ProjectionMismatchError, match="the model was built with projection hash"):
+        score_day(other, night + dt.timedelta(days=1), "1")
 
 
 def test_half_the_dwell_values_negative_in_bronze_stop_the_night_at_the_silver_gate(spark, generated_nights, tmp_path):

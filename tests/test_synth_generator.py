@@ -163,3 +163,21 @@ def _clicks(settings, days: int) -> pd.DataFrame:
     ]
     events = pd.concat(frames, ignore_index=True)
     return events[events["event_type"] == "click"]
+
+
+def test_heavy_users_come_back_more_often_and_leave_everyone_else_as_they_were():
+    from pipelines.config import GeneratorSettings
+    from pipelines.synth.world import UserKind
+
+    plain = world_users(GeneratorSettings(users=5_000), 0)
+    heavy = world_users(GeneratorSettings(users=5_000, heavy_user_share=0.05, heavy_user_activity=20), 0)
+    ratio = heavy.sessions_per_day / plain.sessions_per_day
+    chosen = ratio > 1
+    assert np.allclose(ratio[chosen], 20) and np.all(ratio[~chosen] == 1)
+    assert 0.04 < chosen.mean() < 0.06 and not (chosen & (plain.kind != UserKind.HUMAN)).any()  # bots stay bots
+    for field in ("interests", "interest_weight", "speed_factor", "kind"):
+        assert np.array_equal(getattr(heavy, field), getattr(plain, field)), field
+    events = day_events(GeneratorSettings(users=5_000, heavy_user_share=0.05, heavy_user_activity=20), world_items(GeneratorSettings()), heavy, 0, 0)
+    clicks = events[events["event_type"] == "click"].groupby("user_id").size()
+    heavy_ids = set(heavy.user_id[chosen])
+    assert clicks[clicks.index.isin(heavy_ids)].median() > 10 * clicks[~clicks.index.isin(heavy_ids)].median()

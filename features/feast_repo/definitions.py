@@ -17,7 +17,14 @@ import os
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.data_format import DeltaFormat
 from feast.types import Array, Float32, Float64, Int32, Int64, String
-from seqlake_offline_store import JOIN_KEYS, ORDER_BY, PARTITION_COLUMN, TABLE, VALID_AFTER_S, VALID_AT
+from seqlake_offline_store import (
+    JOIN_KEYS,
+    ORDER_BY,
+    PARTITION_COLUMN,
+    TABLE,
+    VALID_AFTER_S,
+    VALID_AT,
+)
 
 DAY = dt.timedelta(days=1)
 OWNER = "seqlake"

@@ -80,7 +80,12 @@ def _published_rows(source: FileSource, window: tuple[dt.datetime, dt.datetime, 
     ttl) leaves out the snapshots no read in it can see."""
     from deltalake import DeltaTable
 
-    from pipelines.lakehouse.publications import first_per_date, published_dataset, publications, rows_filter
+    from pipelines.lakehouse.publications import (
+        first_per_date,
+        publications,
+        published_dataset,
+        rows_filter,
+    )
     from pipelines.lakehouse.tables import TABLES
 
     spec = TABLES[source.tags[TABLE]]

@@ -43,15 +43,15 @@ def example_files(lakehouse: str, first: dt.date, last: dt.date) -> ExampleFiles
     return ExampleFiles(uris, table.version(), first, last)
 
 
-def bse_sums_version(files: ExampleFiles, projection_sha256: str) -> str:
+def bse_sums_version(lakehouse: str, files: ExampleFiles, projection_sha256: str) -> str:
     """The one embedding version whose BSE bucket sums every example of `files`
     carries: a BSE-mode model learns from sums of one embedding and scores
     from sums of that one. A window that mixes versions, has rows without
     sums, or sums from another projection is refused."""
-    import pyarrow.dataset as ds
-
-    found = ds.dataset([u.removeprefix("file://") for u in files.uris], format="parquet").to_table(
-        columns=["event_date", "bse_version", "bse_projection_sha256"]
+    table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)), version=files.version)
+    found = table.to_pyarrow_table(
+        columns=["event_date", "bse_version", "bse_projection_sha256"],
+        filters=[("event_date", ">=", files.first), ("event_date", "<=", files.last)],
     )
     per_date = found.group_by(["event_date", "bse_version", "bse_projection_sha256"]).aggregate([]).to_pylist()
     versions = {row["bse_version"] for row in per_date}

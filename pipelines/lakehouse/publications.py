@@ -98,8 +98,8 @@ def published_dates(
     if gaps and embedding_version is None:
         raise UnpublishedDateError(
             f"{table.name} as of {', '.join(map(str, gaps))} was never published by a finished run for that date "
-            f"(its night failed or never ran): run `seqlake run --date {gaps[0]}`, or backfill "
-            f"`seqlake sequences --start {gaps[0]} --end {gaps[-1]}` and the stages after it"
+            f"(its night failed or never ran): run those nights first (`seqlake run --start {gaps[0]} --end {gaps[-1]}`, "
+            "or the seqlake_backfill DAG)"
         )
     return [p for p in chosen.values() if p is not None]
 

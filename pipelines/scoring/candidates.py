@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from pipelines.config import ExampleSettings, ScoringSettings
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 RECENT, CO_VISITATION, CATEGORY_POPULAR = "recent", "co_visitation", "category_popular"
 # In priority order: a pair that several sources find is the first one's.
 CANDIDATE_SOURCES = (RECENT, CO_VISITATION, CATEGORY_POPULAR)
@@ -30,7 +31,7 @@ CANDIDATE_SOURCES = (RECENT, CO_VISITATION, CATEGORY_POPULAR)
 
 def scoring_instant_ms(day: dt.date, rules: ScoringSettings) -> int:
     """The instant of `day` whose time gaps the candidates' features take (ms since the epoch, UTC)."""
-    return int(dt.datetime.combine(day, rules.score_time, tzinfo=dt.UTC).timestamp() * 1000)
+    return (dt.datetime.combine(day, rules.score_time, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
 def newest_behaviors(sequences: DataFrame, n: int) -> DataFrame:
@@ -54,9 +55,8 @@ def co_visited_items(behaviors: DataFrame, recent: DataFrame, rules: ScoringSett
     holds them at most covisit_gap behaviors apart; their strength is the
     number of users whose sequence does."""
     later = behaviors.select("user_id", F.col("item_id").alias("other"), F.col("age").alias("other_age"))
-    gaps = behaviors.select(
-        "user_id", "item_id", (F.col("age") + F.explode(F.sequence(F.lit(1), F.lit(rules.covisit_gap)))).alias("other_age")
-    )
+    later_ages = F.transform(F.sequence(F.lit(1), F.lit(rules.covisit_gap)), lambda gap: F.col("age") + gap)
+    gaps = behaviors.select("user_id", "item_id", F.explode(later_ages).alias("other_age"))
     near = gaps.join(later, ["user_id", "other_age"]).where(F.col("item_id") != F.col("other"))
     # Both directions: an item's neighbours are those before and after it.
     pairs = near.select("user_id", "item_id", "other").unionByName(
