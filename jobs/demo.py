@@ -27,7 +27,7 @@ from deltalake import DeltaTable
 from jobs.cli import invoke, run_command
 from pipelines.config import Settings, home
 from pipelines.ctr.registry import champion_version, tracking_uri
-from pipelines.lakehouse.files import landing_dates
+from pipelines.lakehouse.files import delta_dataset, delta_rows, landing_dates
 from pipelines.lakehouse.ledger import ledger_rows
 from pipelines.lakehouse.tables import SCORES_CTR, TABLES, table_uri
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
             print(f"   {c['date']:<12} {c['candidates']:>8,} for {c['users']:,} users: {sources}; "
                   f"BSE sums under {c['embedding_version']}: {c['with_bse']:,}, none: {c['without_bse']:,}")
 
-    scored = DeltaTable(table_uri(lakehouse, SCORES_CTR)).to_pyarrow_table(columns=["user_id"]) if Path(
+    scored = delta_rows(DeltaTable(table_uri(lakehouse, SCORES_CTR)), columns=["user_id"]) if Path(
         table_uri(lakehouse, SCORES_CTR)).is_dir() else None
     if scored is not None and scored.num_rows:
         user = int(min(scored.column("user_id").to_pylist()))
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
         if not Path(uri).is_dir():
             continue
         table = DeltaTable(uri)
-        rows = sum(a.num_rows for a in table.to_pyarrow_dataset().to_batches(columns=[]))
+        rows = sum(a.num_rows for a in delta_dataset(table).to_batches(columns=[]))
         print(f"   {name:<24} version {table.version():>2}  {rows:>9,} rows  {uri}")
     print(f"   landing files: {settings.landing}/events/date=*/   truth (never read by the pipeline): {settings.truth}")
     reports = sorted(Path(settings.reports).glob("report-*.html"))

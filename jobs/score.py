@@ -30,7 +30,7 @@ from pipelines.ctr.artifacts import load_model
 from pipelines.ctr.base import CtrModel
 from pipelines.ctr.registry import champion_version, downloaded_model, scoring_embedding_version
 from pipelines.errors import MissingInputError, NothingToDo
-from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.session import ray_runtime, spark_session
 from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, TableSpec, table_uri
@@ -94,7 +94,7 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
     folder = downloaded_model(settings, version)
     model, _, _ = load_model(folder)
     uris, candidates = candidate_files(settings.lakehouse, day)
-    sums = candidates.to_pyarrow_table(columns=["bse_version", "bse_projection_sha256"], partitions=[("score_date", "=", day.isoformat())])
+    sums = delta_rows(candidates, columns=["bse_version", "bse_projection_sha256"], partitions=[("score_date", "=", day.isoformat())])
     plan = scoring_plan(model, sums.column("bse_version"), scoring_embedding_version(settings, version))
     if model.config.model == "sdim":
         require_model_projection(model, stored_projection(settings.lakehouse, settings.bse), sums.column("bse_projection_sha256"))
@@ -114,7 +114,8 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
     staged_at = staging_uri(settings.lakehouse, SCORES_CTR, day, day)
     write_deltalake(native_uri(staged_at), reader, mode="overwrite", schema_mode="overwrite", partition_by=["score_date"])
     publish_scores(spark_session(settings.spark, "seqlake-score"), settings, staged_at, day)
-    written = DeltaTable(native_uri(table_uri(settings.lakehouse, SCORES_CTR))).to_pyarrow_table(
+    written = delta_rows(
+        DeltaTable(native_uri(table_uri(settings.lakehouse, SCORES_CTR))),
         columns=["score"], partitions=[("score_date", "=", day.isoformat())]
     )
     scores = written.column("score")

@@ -162,6 +162,7 @@ def test_nightly_runs_in_process_on_a_generated_day(small_world, monkeypatch):
 
     from deltalake import DeltaTable
 
+    from pipelines.lakehouse.files import delta_rows
     from pipelines.lakehouse.tables import (
         BRONZE_EVENTS,
         GOLD_TRAINING_EXAMPLES,
@@ -197,5 +198,5 @@ def test_nightly_runs_in_process_on_a_generated_day(small_world, monkeypatch):
         (GOLD_TRAINING_EXAMPLES, "event_date"),
     ):
         assert DeltaTable(table_uri(str(home / "lakehouse-dag"), table)).metadata().partition_columns == [partition]
-    assert DeltaTable(table_uri(str(home / "lakehouse-dag"), BRONZE_EVENTS)).to_pyarrow_table(
-        columns=["landing_date"]).column("landing_date").unique().to_pylist() == [day]
+    assert delta_rows(DeltaTable(table_uri(str(home / "lakehouse-dag"), BRONZE_EVENTS)),
+                      columns=["landing_date"]).column("landing_date").unique().to_pylist() == [day]

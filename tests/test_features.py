@@ -111,15 +111,18 @@ def test_historical_reads_take_the_snapshot_published_last_before_within_the_ttl
 
 
 def test_historical_reads_match_rows_back_by_key_even_when_spark_evaluates_the_entities_twice(spark, history):
-    """Entity rows whose order changes each time Spark computes them (here a
-    nondeterministic sort; in real jobs, rows out of a shuffle): every row gets
-    its own user's features."""
-    from pyspark.sql import functions as F
+    """Entity rows whose order changes each time Spark computes them (here
+    shuffled at random in each partition; in real jobs, rows out of a shuffle
+    recomputed): every row gets its own user's features."""
+
+    def shuffled(batches):
+        for batch in batches:
+            yield batch.sample(frac=1.0, random_state=random.randrange(1 << 30))
 
     later = at("2026-10-25T08:00:00")
-    rows = [(user, at("2026-11-10T12:00:00") if user == 1 else later if user == 2 else later) for user in range(1, 41)]
-    shuffled = F.udf(lambda: random.random(), "double").asNondeterministic()
-    entities = spark.createDataFrame(rows, "user_id long, event_timestamp timestamp").orderBy(shuffled())
+    rows = [(user, at("2026-11-10T12:00:00") if user == 1 else later) for user in range(1, 41)]
+    entities = spark.createDataFrame(rows, "user_id long, event_timestamp timestamp").mapInPandas(
+        shuffled, "user_id long, event_timestamp timestamp")
     got = {r["user_id"]: r["user_stats__user_ctr"] for r in historical_features(spark, history, entities, ["user_stats:user_ctr"]).collect()}
     assert got == {user: {1: 0.3, 2: 0.5}.get(user) for user in range(1, 41)}
 

@@ -18,6 +18,7 @@ from pipelines.clickstream.landing import landing_folder
 from pipelines.clickstream.publish import unfinished_ingests
 from pipelines.config import IngestSettings
 from pipelines.errors import ConservationError, IncompleteRunError, MissingInputError
+from pipelines.lakehouse.files import delta_dataset
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
 from tests.conftest import settings_in
@@ -142,7 +143,7 @@ def test_tables_are_real_delta_tables_readable_without_spark(spark, tmp_path):
         assert (Path(uri) / "_delta_log").is_dir()
         delta = DeltaTable(uri)
         assert delta.metadata().partition_columns == ["landing_date"]
-        assert sum(b.num_rows for b in delta.to_pyarrow_dataset().to_batches()) == rows
+        assert sum(b.num_rows for b in delta_dataset(delta).to_batches()) == rows
 
 
 def test_missing_landing_folder_is_a_clear_error(spark, tmp_path):

@@ -9,6 +9,7 @@ import pytest
 from jobs.night import NIGHT
 from pipelines.config import NightSettings
 from pipelines.ctr.cadence import nightly_training_range
+from pipelines.lakehouse.files import delta_rows
 
 
 def _days(*days: int) -> list[dt.date]:
@@ -91,7 +92,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
 
     def rows(table, **partition):
         (column, value), = partition.items()
-        return DeltaTable(table_uri(settings.lakehouse, table)).to_pyarrow_table(partitions=[(column, "=", str(value))])
+        return delta_rows(DeltaTable(table_uri(settings.lakehouse, table)), partitions=[(column, "=", str(value))])
 
     scored_day = night + dt.timedelta(days=1)
     candidates = rows(GOLD_CANDIDATES, score_date=scored_day)
@@ -123,7 +124,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     assert max(abs(a[2] - b[2]) for a, b in zip(first, expected, strict=True)) < 1e-6
     assert score_day(settings, scored_day, "1")["scores"] == candidates.num_rows and published() == first
 
-    checked = DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)).to_pyarrow_table(partitions=[("date", "=", str(scored_day))])
+    checked = delta_rows(DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)), partitions=[("date", "=", str(scored_day))])
     assert checked.column("table").to_pylist() == ["scores/ctr"] * 2 and checked.column("success").to_pylist() == [True] * 2
     report = (tmp_path / "reports" / f"report-{night}.html").read_text()
     assert report.count("data:image/png;base64,") >= 9 and "not available" not in report.split('id="roc"')[1][:2000]
@@ -164,7 +165,7 @@ def _later_reads_see_what_the_nights_published(spark, settings, night, model_fol
     before = night - dt.timedelta(days=1)
 
     def rows(table, column, day):
-        return DeltaTable(table_uri(settings.lakehouse, table)).to_pyarrow_table(partitions=[(column, "=", str(day))])
+        return delta_rows(DeltaTable(table_uri(settings.lakehouse, table)), partitions=[(column, "=", str(day))])
 
     with_sums = settings.model_copy(update={"examples": settings.examples.model_copy(update={"bse_long_side": True})})
     build_examples(spark, with_sums, night)
@@ -239,6 +240,6 @@ def test_half_the_dwell_values_negative_in_bronze_stop_the_night_at_the_silver_g
     assert {s for t, s in failure.value.states.items() if t != "clean_events"} == {"upstream_failed"}
     assert "dwell_ms >= 0" in str(failure.value) and "nothing was published to silver/events" in str(failure.value)
     assert {t: DeltaTable(table_uri(settings.lakehouse, t)).version() for t in published} == published
-    results = DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)).to_pyarrow_table(partitions=[("date", "=", str(night))])
+    results = delta_rows(DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)), partitions=[("date", "=", str(night))])
     silver = sorted((r for r in results.to_pylist() if r["table"] == "silver/events"), key=lambda r: r["validated_at"])
     assert silver[-1]["success"] is False and "dwell_ms >= 0" in silver[-1]["failed_expectations"]

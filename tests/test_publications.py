@@ -12,9 +12,9 @@ import pytest
 from pipelines.lakehouse.publications import (
     UnpublishedDateError,
     first_per_date,
+    publications,
     published_dataset,
     published_dates,
-    publications,
     rows_filter,
 )
 from pipelines.lakehouse.tables import GOLD_USER_BSE, GOLD_USER_STATS

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from pipelines.lakehouse.files import delta_rows
 from pipelines.quality import suites
 from pipelines.quality.validation import validate, validate_suite
 
@@ -257,15 +258,15 @@ def test_a_batch_that_fails_its_gate_is_never_published_and_its_result_is_kept(s
     good = frame(spark, suites.SEQUENCES_SCHEMA, [sequence_row(1), sequence_row(2)])
     assert audit_and_publish_dates(spark, good, lakehouse, GOLD_USER_SEQUENCES, DAY, DAY, suite).success
     published = DeltaTable(table_uri(lakehouse, GOLD_USER_SEQUENCES))
-    version, rows = published.version(), sorted(published.to_pyarrow_table().column("user_id").to_pylist())
+    version, rows = published.version(), sorted(delta_rows(published).column("user_id").to_pylist())
 
     unsorted = frame(spark, suites.SEQUENCES_SCHEMA, [sequence_row(1), sequence_row(3, timestamps=(T0, T0 - 5_000))])
     with pytest.raises(QualityGateFailed, match="timestamps non-decreasing") as failure:
         audit_and_publish_dates(spark, unsorted, lakehouse, GOLD_USER_SEQUENCES, DAY, DAY, suite)
     assert "nothing was published to gold/user_sequences" in str(failure.value)
     published = DeltaTable(table_uri(lakehouse, GOLD_USER_SEQUENCES))
-    assert (published.version(), sorted(published.to_pyarrow_table().column("user_id").to_pylist())) == (version, rows)
-    results = DeltaTable(table_uri(lakehouse, OPS_QUALITY)).to_pyarrow_table().sort_by("validated_at").to_pylist()
+    assert (published.version(), sorted(delta_rows(published).column("user_id").to_pylist())) == (version, rows)
+    results = delta_rows(DeltaTable(table_uri(lakehouse, OPS_QUALITY))).sort_by("validated_at").to_pylist()
     assert [(r["table"], r["date"], r["success"], r["failed"]) for r in results] == [
         ("gold/user_sequences", DAY, True, 0), ("gold/user_sequences", DAY, False, 1)]
     assert json.loads(results[1]["failed_expectations"]) == ["timestamps non-decreasing (newest last)"]

@@ -80,6 +80,7 @@ def _published_rows(source: FileSource, window: tuple[dt.datetime, dt.datetime, 
     ttl) leaves out the snapshots no read in it can see."""
     from deltalake import DeltaTable
 
+    from pipelines.lakehouse.files import delta_dataset
     from pipelines.lakehouse.publications import (
         first_per_date,
         publications,
@@ -102,7 +103,7 @@ def _published_rows(source: FileSource, window: tuple[dt.datetime, dt.datetime, 
         parts.append(rows.append_column(VALID_AT, pa.array([valid] * rows.num_rows, stamp)))
     if parts:
         return pa.concat_tables(parts, promote_options="default")
-    empty = DeltaTable(source.path).to_pyarrow_dataset().schema.empty_table()
+    empty = delta_dataset(DeltaTable(source.path)).schema.empty_table()
     return empty.append_column(source.timestamp_field, pa.array([], pa.timestamp("us", tz="UTC"))).append_column(
         VALID_AT, pa.array([], pa.timestamp("us", tz="UTC")))
 

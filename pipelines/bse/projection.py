@@ -21,6 +21,7 @@ from deltalake.exceptions import TableNotFoundError
 from pipelines.bse.simhash import random_projection
 from pipelines.config import BseSettings
 from pipelines.errors import MissingInputError, PipelineError
+from pipelines.lakehouse.files import delta_rows
 from pipelines.lakehouse.tables import GOLD_BSE_PROJECTIONS, table_uri
 
 _SCHEMA = pa.schema(
@@ -109,4 +110,4 @@ def _rows(lakehouse: str, version: str) -> list[dict]:
         table = DeltaTable(table_uri(lakehouse, GOLD_BSE_PROJECTIONS))
     except TableNotFoundError:
         return []
-    return table.to_pyarrow_table(filters=[("version", "=", version)]).to_pylist()
+    return delta_rows(table, filters=[("version", "=", version)]).to_pylist()

@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 from pipelines.bse.projection import ProjectionMismatchError
 from pipelines.ctr.batches import EXAMPLE_COLUMNS, Vocabulary
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_STATS,
     GOLD_TRAINING_EXAMPLES,
@@ -49,7 +49,8 @@ def bse_sums_version(lakehouse: str, files: ExampleFiles, projection_sha256: str
     from sums of that one. A window that mixes versions, has rows without
     sums, or sums from another projection is refused."""
     table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)), version=files.version)
-    found = table.to_pyarrow_table(
+    found = delta_rows(
+        table,
         columns=["event_date", "bse_version", "bse_projection_sha256"],
         filters=[("event_date", ">=", files.first), ("event_date", "<=", files.last)],
     )
@@ -94,7 +95,7 @@ def vocabulary(lakehouse: str, as_of: dt.date) -> Vocabulary:
     """Items, categories and users with activity in the statistics as of `as_of`."""
     def read(table, columns):
         delta = DeltaTable(native_uri(table_uri(lakehouse, table)))
-        return delta.to_pyarrow_table(columns=columns, filters=[("as_of_date", "=", as_of)])
+        return delta_rows(delta, columns=columns, filters=[("as_of_date", "=", as_of)])
 
     items = read(GOLD_ITEM_STATS, ["item_id", "category_id"])
     users = read(GOLD_USER_STATS, ["user_id"])

@@ -21,7 +21,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.tables import OPS_RUNS, TableSpec, table_uri
 
 if TYPE_CHECKING:  # the ledger is read without Spark too (the feature store, Feast)
@@ -95,7 +95,7 @@ def ledger_rows(lakehouse: str, stage: str | None = None) -> pa.Table:
         table = DeltaTable(native_uri(table_uri(lakehouse, OPS_RUNS)))
     except TableNotFoundError:
         return RUNS_SCHEMA.empty_table()
-    return table.to_pyarrow_table(filters=[("stage", "=", stage)] if stage else None)
+    return delta_rows(table, filters=[("stage", "=", stage)] if stage else None)
 
 
 def finished_writes(spark: SparkSession, lakehouse: str, stage: str) -> DataFrame:

@@ -29,7 +29,7 @@ import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.files import delta_dataset, native_uri
 from pipelines.lakehouse.ledger import ledger_rows
 from pipelines.lakehouse.tables import TableSpec, table_uri
 
@@ -59,13 +59,13 @@ def publications(lakehouse: str, table: TableSpec) -> list[Publication]:
     `table`, by date then instant: the first finished run for the date that
     wrote the table."""
     first: dict[tuple[dt.date, str | None], Publication] = {}
-    rows = ledger_rows(lakehouse).select(["nights", "dates", "table_versions", "embedding_version", "finished_at"])
-    for row in sorted(rows.to_pylist(), key=lambda r: r["finished_at"]):
+    for row in sorted(ledger_rows(lakehouse).to_pylist(), key=lambda r: r["finished_at"]):
         version = dict(row["table_versions"]).get(table.name)
         if version is None:
             continue
-        variant = row["embedding_version"] if table.embedding_version_column else None
-        for day in row["nights"] if row["nights"] is not None else row["dates"]:
+        # A ledger written before runs recorded their nights: each run was run for every date it wrote.
+        variant = row.get("embedding_version") if table.embedding_version_column else None
+        for day in row["dates"] if row.get("nights") is None else row["nights"]:
             first.setdefault((day, variant), Publication(day, version, row["finished_at"], variant, tuple(row["table_versions"])))
     return sorted(first.values(), key=lambda p: (p.day, p.published_at))
 
@@ -115,4 +115,4 @@ def rows_filter(table: TableSpec, publication: Publication) -> ds.Expression:
 def published_dataset(lakehouse: str, table: TableSpec, publication: Publication) -> ds.Dataset:
     """The table as `publication` left it (delta-rs time travel), all its dates:
     filter with `rows_filter` for the publication's own."""
-    return DeltaTable(native_uri(table_uri(lakehouse, table)), version=publication.table_version).to_pyarrow_dataset()
+    return delta_dataset(DeltaTable(native_uri(table_uri(lakehouse, table)), version=publication.table_version))

@@ -23,7 +23,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from pipelines.config import Settings
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.tables import (
     GOLD_USER_BSE,
     GOLD_USER_SEQUENCES,
@@ -59,7 +59,7 @@ def read_rows(lakehouse: str, spec: TableSpec, columns: Sequence[str], filters: 
     missing = set(columns) - set(table.schema().to_arrow().names)
     if missing:
         raise MissingInputError(f"{spec.name} has no column {', '.join(sorted(missing))}")
-    rows = table.to_pyarrow_table(columns=list(columns), filters=list(filters) or None)
+    rows = delta_rows(table, columns=list(columns), filters=list(filters) or None)
     if rows.num_rows == 0:
         raise MissingInputError(f"{spec.name} has no rows {what or _describe(filters)}")
     return rows
@@ -111,7 +111,7 @@ def day_scores(lakehouse: str, days: Sequence[dt.date]) -> tuple[pd.DataFrame, d
     """The scores of the first of `days` that scores/ctr holds, and that date."""
     table = delta_table(lakehouse, SCORES_CTR)
     for day in days:
-        rows = table.to_pyarrow_table(columns=["score", "candidate_source", "model_version"], filters=[("score_date", "=", day)])
+        rows = delta_rows(table, columns=["score", "candidate_source", "model_version"], filters=[("score_date", "=", day)])
         if rows.num_rows:
             return rows.to_pandas(), day
     raise MissingInputError(f"{SCORES_CTR.name} has no scores for {' or '.join(str(d) for d in days)}")
