@@ -1,11 +1,17 @@
 """The nightly seqlake run, and ad-hoc backfills of a date range. Orchestration only.
 
-seqlake_nightly: wait for the day's landing folder, then the steps of
-jobs.night in order. The night processes the day that has ended: Airflow 3's
-cron schedules are trigger timetables, so a run triggered at 02:00 UTC on day
-X has `ds` = X, and its jobs get X - 1 (the scoring steps get X, the day they
-score). catchup=True with max_active_runs=1: the nights missed while the
+seqlake_nightly: wait for the day's landing folder to be complete, then the
+steps of jobs.night in order. The night processes the day that has ended:
+Airflow 3's cron schedules are trigger timetables, so a run triggered at 02:00
+UTC on day X has the logical date X, and its jobs get X - 1 (the scoring steps
+get X, the day they score). A run triggered by hand without a logical date
+(`airflow dags trigger seqlake_nightly`) takes the day it was triggered on the
+same way. catchup=True with max_active_runs=1: the nights missed while the
 scheduler was down run afterwards, one at a time, oldest first.
+
+A failure that a retry cannot change - a usage error, a failed quality gate,
+a date that must be backfilled first (exit 2, 3, 4; jobs/cli.py) - fails its
+task at once; any other failure is retried with backoff.
 
 seqlake_backfill: the data stages (ingest .. examples) over a range given as
 parameters, each stage once over the whole range (range runs give the tables
@@ -26,26 +32,30 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import Param, chain, dag, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.task.trigger_rule import TriggerRule
 
-from jobs.cli import COMMANDS, SKIPPED
+from jobs.cli import COMMANDS, NOT_RETRIED, SKIPPED
 from jobs.night import BACKFILL, NIGHT, Step
 from pipelines.config import NightSettings, load_settings
 from pipelines.lakehouse.files import landing_ready
 
 REPO = Path(__file__).resolve().parents[1]
 DELTA_PACKAGES = "io.delta:delta-spark_2.13:4.0.1"
-DAY_THAT_ENDED = "{{ macros.ds_add(ds, -1) }}"
-NEXT_DAY = "{{ ds }}"
+# The run's day: its logical date, or when it was triggered for a manual run without one.
+RUN_DAY = "(dag_run.logical_date or dag_run.run_after) | ds"
+DAY_THAT_ENDED = "{{ macros.ds_add(" + RUN_DAY + ", -1) }}"
+NEXT_DAY = "{{ " + RUN_DAY + " }}"
 RULES = load_settings().night
 
 
@@ -57,7 +67,9 @@ def task_defaults(rules: NightSettings) -> dict[str, object]:
 
 
 def landing_sensor(rules: NightSettings, day: str) -> PythonSensor:
-    """Waits for the landing folder of `day` (a template) to hold data files (and the marker, if configured)."""
+    """Waits for the landing folder of `day` (a template) to be complete: its
+    completion marker (night.landing_marker), or for sources that write none,
+    data files left unchanged for night.landing_settle_minutes."""
     return PythonSensor(
         task_id="wait_for_landing", python_callable=landing_is_complete, op_kwargs={"day": day},
         mode="reschedule", poke_interval=rules.sensor_poke_seconds, timeout=rules.sensor_timeout_minutes * 60,
@@ -67,23 +79,63 @@ def landing_sensor(rules: NightSettings, day: str) -> PythonSensor:
 
 def landing_is_complete(day: str) -> bool:
     settings = load_settings()
-    return landing_ready(settings.landing, dt.date.fromisoformat(day), settings.night.landing_marker)
+    rules = settings.night
+    return landing_ready(settings.landing, dt.date.fromisoformat(day), rules.landing_marker,
+                         dt.timedelta(minutes=rules.landing_settle_minutes))
 
 
 def step_operator(step: Step, rules: NightSettings, argv: list[str]):
     trigger = TriggerRule.NONE_FAILED if step.after_skip else TriggerRule.ALL_SUCCESS
     if rules.profile == "cluster" and step.engine == "spark":
-        return SparkSubmitOperator(
+        return JobSparkSubmitOperator(
             task_id=step.task_id, conn_id=rules.spark_conn_id, trigger_rule=trigger,
             application=str(REPO / (COMMANDS[step.command].module.replace(".", "/") + ".py")),
             application_args=argv, packages=DELTA_PACKAGES, env_vars={"SEQLAKE_ENV": "cluster"},
         )
     if rules.profile == "cluster" and step.engine == "ray":
         return submit_ray_job.override(task_id=step.task_id, trigger_rule=trigger)(rules.ray_jobs_address, [step.command, *argv])
-    return BashOperator(
+    return JobBashOperator(
         task_id=step.task_id, trigger_rule=trigger, cwd=str(REPO),
         bash_command=" ".join([sys.executable, "-m", "jobs.cli", step.command, *argv]), skip_on_exit_code=SKIPPED,
     )
+
+
+def fail_by_exit_status(job: str, status: int | None, failure: Exception) -> NoReturn:
+    """Re-raise a job's failure as Airflow should treat it: not retried when
+    its exit status says a retry would fail the same way."""
+    if status in NOT_RETRIED:
+        raise AirflowFailException(f"{job} exited {status}: {NOT_RETRIED[status]}; not retried. {failure}") from failure
+    raise failure
+
+
+class JobExitStatus:
+    """Mixed into an operator that runs a job: reads the job's exit status from
+    the operator's failure (`exit_status_pattern`); 99 skips the task, 2-4 fail
+    it without retry, others fail it to be retried."""
+
+    exit_status_pattern: str
+
+    def execute(self, context):
+        try:
+            return super().execute(context)
+        except AirflowException as failure:
+            found = re.search(self.exit_status_pattern, str(failure))
+            status = int(found.group(1)) if found else None
+            if status == SKIPPED:
+                raise AirflowSkipException(f"{self.task_id}: nothing to do tonight") from failure
+            fail_by_exit_status(self.task_id, status, failure)
+
+
+class JobBashOperator(JobExitStatus, BashOperator):
+    """A job's CLI on the worker."""
+
+    exit_status_pattern = r"exit code (\d+)"
+
+
+class JobSparkSubmitOperator(JobExitStatus, SparkSubmitOperator):
+    """A job through spark-submit, whose exit status is the driver's."""
+
+    exit_status_pattern = r"Error code is: (\d+)"
 
 
 @task
@@ -92,18 +144,25 @@ def submit_ray_job(address: str, argv: list[str]) -> dict:
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     client = JobSubmissionClient(address)
-    # Exit 99 (nothing to do) is a success for Ray; the summary line says skipped.
-    entrypoint = f"python -m jobs.cli {' '.join(argv)} --json || test $? -eq {SKIPPED}"
+    # The job's own exit status, in its log: 99 (nothing to do) ends the Ray job as a success.
+    entrypoint = (f"python -m jobs.cli {' '.join(argv)} --json; status=$?; echo {EXIT_MARK}$status; "
+                  f"test $status -eq 0 -o $status -eq {SKIPPED}")
     job = client.submit_job(entrypoint=entrypoint, runtime_env={"env_vars": {"SEQLAKE_ENV": "cluster"}})
     while (status := client.get_job_status(job)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
         time.sleep(10)
     logs = client.get_job_logs(job).strip().splitlines()
+    marks = [line.removeprefix(EXIT_MARK) for line in logs if line.startswith(EXIT_MARK)]
+    lines = [line for line in logs if not line.startswith(EXIT_MARK)]
     if status != JobStatus.SUCCEEDED:
-        raise RuntimeError(f"Ray job {job} {status}: " + "\n".join(logs[-20:]))
-    summary = json.loads(logs[-1]) if logs else {}
+        failure = RuntimeError(f"Ray job {job} {status}: " + "\n".join(lines[-20:]))
+        fail_by_exit_status(argv[0], int(marks[-1]) if marks and marks[-1].isdigit() else None, failure)
+    summary = json.loads(lines[-1]) if lines else {}
     if "skipped" in summary:
         raise AirflowSkipException(summary["skipped"])
     return summary
+
+
+EXIT_MARK = "seqlake-exit-status: "
 
 
 @dag(

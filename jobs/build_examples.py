@@ -35,6 +35,7 @@ from pipelines.examples.training_examples import (
     training_examples,
     without_bot_days,
 )
+from pipelines.lakehouse.continuity import require_unbroken_past
 from pipelines.lakehouse.dates import days_between, rewritten_dates
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
 from pipelines.lakehouse.publications import published_dates
@@ -47,7 +48,7 @@ from pipelines.lakehouse.tables import (
     SILVER_EVENTS,
 )
 from pipelines.lakehouse.writes import read_date_partitions, read_published
-from pipelines.quality.gate import audit_and_publish_dates, published_rates
+from pipelines.quality.gate import audit_and_publish_dates, published_rates, published_volumes
 from pipelines.quality.suites import LABEL_RATE, training_examples_suite
 
 
@@ -64,6 +65,8 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
     end = end or start
     lakehouse, rules = settings.lakehouse, settings.examples
     first, last = rewritten_dates(start, end, settings.clean.lookback_days)
+    require_unbroken_past(lakehouse, "examples", (start, end), first, inputs=("clean",))
+    run = Run("examples", days_between(first, last), began, tables=(GOLD_TRAINING_EXAMPLES,), nights=days_between(start, end))
     as_of = days_between(*feature_dates(first, last))
 
     def features(table):
@@ -82,10 +85,15 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
         examples, sums = published_bucket_sums(spark, settings, examples, as_of)
     else:
         examples = without_bucket_sums(examples)
-    labels = published_rates(spark, lakehouse, GOLD_TRAINING_EXAMPLES, LABEL_RATE, first, settings.quality.history_days)
+    history = settings.quality.history_days
+    labels = published_rates(spark, lakehouse, GOLD_TRAINING_EXAMPLES, LABEL_RATE, first, history)
+    volumes = published_volumes(spark, lakehouse, GOLD_TRAINING_EXAMPLES, first, history)
+    # A date whose silver holds no human event has no examples by right; any other date emptied is a broken batch.
+    with_events = {r[0] for r in humans.select("event_date").distinct().collect()}
     audit_and_publish_dates(spark, examples, lakehouse, GOLD_TRAINING_EXAMPLES, first, last,
-                            training_examples_suite(rules.train_len, rules.short_len, labels, newest=end),
-                            maxRecordsPerFile=rules.max_records_per_file)
+                            training_examples_suite(rules.train_len, rules.short_len, labels, newest=end, volume_history=volumes),
+                            empty_by_right=set(days_between(first, last)) - with_events,
+                            maxRecordsPerFile=rules.max_records_per_file, userMetadata=run.commit_tag)
     figures = {
         "date": end.isoformat() if start == end else f"{start}..{end}",
         "rewritten": f"{first}..{last}",
@@ -95,7 +103,6 @@ def build_examples(spark: SparkSession, settings: Settings, start: dt.date, end:
             read_date_partitions(spark, lakehouse, GOLD_TRAINING_EXAMPLES, end), silver.where(F.col("event_date") == F.lit(end)), rules
         ),
     }
-    run = Run("examples", days_between(first, last), began, tables=(GOLD_TRAINING_EXAMPLES,), nights=days_between(start, end))
     record_run(lakehouse, run, figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 

@@ -21,8 +21,9 @@ from pyspark.sql import SparkSession
 from jobs.cli import add_night_arguments, nights, run_command
 from pipelines.config import Settings
 from pipelines.engagement.statistics import engagement_statistics
+from pipelines.lakehouse.continuity import require_unbroken_past
 from pipelines.lakehouse.dates import days_between, oldest_kept, rewritten_dates
-from pipelines.lakehouse.ledger import Run, now_utc, record_run
+from pipelines.lakehouse.ledger import Run, now_utc, record_run, unfinished_runs
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_STATS,
@@ -58,16 +59,20 @@ def build_sequences(
     end = end or start
     lakehouse, rules = settings.lakehouse, settings.sequences
     first, last = rewritten_dates(start, end, settings.clean.lookback_days)
+    require_unbroken_past(lakehouse, "sequences", (start, end), first, inputs=("clean",))
+    run = Run("sequences", days_between(first, last), began, tables=(GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS),
+              nights=days_between(start, end))
+    healed = unfinished_runs(lakehouse, "sequences", run.tables)
     silver = read_table(spark, lakehouse, SILVER_EVENTS)
     base = None
     if not full_rebuild and table_exists(spark, lakehouse, GOLD_USER_SEQUENCES):
         candidate = read_date_partitions(spark, lakehouse, GOLD_USER_SEQUENCES, base_snapshot_date(first))
         base = candidate if candidate.limit(1).count() else None
     audit_and_publish_dates(spark, snapshots(silver, base, first, last, rules.max_len), lakehouse, GOLD_USER_SEQUENCES,
-                            first, last, user_sequences_suite(rules.max_len))
+                            first, last, user_sequences_suite(rules.max_len), userMetadata=run.commit_tag)
     for who, table in (("user", GOLD_USER_STATS), ("item", GOLD_ITEM_STATS)):
         stats = engagement_statistics(silver, who, first, last, settings.examples.stats_days)
-        replace_date_partitions(stats, lakehouse, table, first, last)
+        replace_date_partitions(stats, lakehouse, table, first, last, userMetadata=run.commit_tag)
     for table in (GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS):
         delete_partitions_before(spark, lakehouse, table, oldest_kept(first, last, rules.retention_days))
     figures = {
@@ -75,9 +80,8 @@ def build_sequences(
         "mode": "incremental" if base is not None else "full",
         "rewritten": f"{first}..{last}",
         **sequence_summary(read_date_partitions(spark, lakehouse, GOLD_USER_SEQUENCES, last)),
+        "healed": healed,
     }
-    run = Run("sequences", days_between(first, last), began, tables=(GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS),
-              nights=days_between(start, end))
     record_run(lakehouse, run, figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 

@@ -71,13 +71,15 @@ def build_signatures(
     first, last = rewritten_dates(start, end, settings.clean.lookback_days)
     projection = persisted_projection(lakehouse, rules)
     of_version = f"version = '{version}'"
+    run = Run("signatures", days_between(first, last), began, tables=(GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE),
+              nights=days_between(start, end), embedding_version=version)
     if is_bootstrap(version, rules):
         items = read_table(spark, lakehouse, SILVER_EVENTS).where(F.col("event_date") <= F.lit(last))
         embeddings = bootstrap_embeddings(items.select("item_id", "category_id"), version, rules.embedding_dim, rules.bootstrap_seed)
-        replace_where(embeddings, lakehouse, GOLD_ITEM_EMBEDDINGS, of_version)
+        replace_where(embeddings, lakehouse, GOLD_ITEM_EMBEDDINGS, of_version, userMetadata=run.commit_tag)
     embeddings = read_table(spark, lakehouse, GOLD_ITEM_EMBEDDINGS).where(F.col("version") == version)
     item_count = checked_embeddings(embeddings, version, rules)
-    replace_where(item_signatures(embeddings, projection), lakehouse, GOLD_ITEM_SIGNATURES, of_version)
+    replace_where(item_signatures(embeddings, projection), lakehouse, GOLD_ITEM_SIGNATURES, of_version, userMetadata=run.commit_tag)
 
     signatures = read_table(spark, lakehouse, GOLD_ITEM_SIGNATURES).where(F.col("version") == version)
     require_projection(signatures, projection, GOLD_ITEM_SIGNATURES.name)
@@ -87,7 +89,7 @@ def build_signatures(
         "*", F.lit(version).alias("version"), F.lit(projection.sha256).alias("projection_sha256")
     )
     audit_and_publish(spark, bse, lakehouse, GOLD_USER_BSE, f"{date_range_predicate(GOLD_USER_BSE, first, last)} AND {of_version}",
-                      user_bse_suite(rules.signatures, rules.bits, rules.embedding_dim), first, last)
+                      user_bse_suite(rules.signatures, rules.bits, rules.embedding_dim), first, last, userMetadata=run.commit_tag)
     delete_partitions_before(spark, lakehouse, GOLD_USER_BSE, oldest_kept(first, last, settings.sequences.retention_days))
     figures = {
         "date": last.isoformat() if start == end else f"{start}..{end}",
@@ -98,8 +100,6 @@ def build_signatures(
         "items": item_count,
         **bse_summary(read_date_partitions(spark, lakehouse, GOLD_USER_BSE, last).where(F.col("version") == version), rules),
     }
-    run = Run("signatures", days_between(first, last), began, tables=(GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE),
-              nights=days_between(start, end), embedding_version=version)
     record_run(lakehouse, run, figures)
     return {**figures, "seconds": round(time.perf_counter() - started, 2)}
 

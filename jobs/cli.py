@@ -6,9 +6,11 @@ figures`; this module gives them the options they share (--env, --set,
 summary line (or one JSON object with --json). A job module is imported only
 when its command runs, so `seqlake generate` does not load Spark.
 
-Exit status: 0 success, 2 usage or configuration error, 1 job failure, with a
-one-line reason on stderr, 99 nothing to do tonight (Airflow marks the task
-skipped). `python -m jobs.X` and `spark-submit jobs/X.py`
+Exit status: 0 success; with a one-line reason on stderr, 1 a job failure
+that may pass on a retry, 2 a usage or configuration error, 3 a failed
+quality gate, 4 a date to backfill first (pipelines.errors: 2-4 fail the same
+way on every retry, so the DAG does not retry them); 99 nothing to do tonight
+(Airflow marks the task skipped). `python -m jobs.X` and `spark-submit jobs/X.py`
 run the same code through `run_command`.
 """
 
@@ -26,7 +28,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from pipelines.config import ConfigError, Settings, load_settings
-from pipelines.errors import NothingToDo, PipelineError
+from pipelines.errors import BrokenPastError, NothingToDo, PipelineError, QualityGateFailed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +62,13 @@ COMMANDS = {
 
 
 SKIPPED = 99  # BashOperator's skip_on_exit_code
+USAGE = 2
+# Exit statuses that a retry cannot change, with what they mean: the DAG fails such a task at once.
+NOT_RETRIED = {
+    USAGE: "a usage or configuration error",
+    QualityGateFailed.exit_status: "a failed quality gate",
+    BrokenPastError.exit_status: "a date to backfill first",
+}
 
 
 class UsageError(Exception):
@@ -139,11 +148,14 @@ def _execute(args: argparse.Namespace) -> int:
         return SKIPPED
     except UsageError as exc:
         print(f"seqlake {name}: usage error: {exc}", file=sys.stderr)
-        return 2
+        return USAGE
     except ConfigError as exc:
         print(f"seqlake {name}: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except (PipelineError, ValueError) as exc:
+        return USAGE
+    except PipelineError as exc:
+        print(f"seqlake {name}: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except ValueError as exc:
         print(f"seqlake {name}: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug: keep the traceback, end with the one-line reason

@@ -51,7 +51,8 @@ def import_source(
     adapter = importlib.import_module(f"pipelines.sources.{source_format}")
     records = import_landing_dates(adapter.landing_records(spark, path), now_utc(), settings.ingest)
     counts = publish_landing_records(
-        spark, settings.lakehouse, records, PublishScope(source), settings.ingest, job=f"import {source_format}"
+        spark, settings.lakehouse, records, PublishScope(source), settings.ingest, job=f"import {source_format}",
+        history_days=settings.quality.history_days,
     )
     figures: dict[str, object] = {"format": source_format, "records": counts.pop("landed"), **counts}
     if hasattr(adapter, "history_entries_left_out"):

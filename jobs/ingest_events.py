@@ -43,7 +43,7 @@ def ingest_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[s
     started = time.perf_counter()
     figures = publish_landing_records(
         spark, settings.lakehouse, landing_records(spark, settings.landing, day),
-        PublishScope(LANDING_SOURCE, day), settings.ingest, job="ingest",
+        PublishScope(LANDING_SOURCE, day), settings.ingest, job="ingest", history_days=settings.quality.history_days,
     )
     return {"date": day.isoformat(), **figures, "adds_up": True, "seconds": round(time.perf_counter() - started, 2)}
 

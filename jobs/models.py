@@ -19,7 +19,7 @@ from pipelines.bse.embeddings import EMBEDDINGS_SCHEMA
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import load_model
 from pipelines.ctr.embeddings import embedding_version, item_embedding_rows
-from pipelines.ctr.evaluation import model_quality, promotion_decision
+from pipelines.ctr.evaluation import Contender, Decision, model_quality, promotion_decision
 from pipelines.ctr.registry import champion_version, downloaded_model, model_versions, promote
 from pipelines.errors import NothingToDo
 from pipelines.lakehouse.ledger import Run, now_utc, record_run
@@ -73,14 +73,17 @@ def gate(settings: Settings, version: str, day: dt.date) -> dict[str, object]:
     candidate = model_quality(settings, version, day)
     champion = champion_version(settings)
     incumbent = model_quality(settings, champion, day) if champion and champion != version else None
-    promoted = champion == version or promotion_decision(candidate["auc"], incumbent["auc"] if incumbent else None,
-                                                         settings.registry.promotion_margin)
+    if champion == version:
+        decision = Decision(True, f"v{version} is the champion already")
+    else:
+        decision = promotion_decision(Contender.of(candidate), Contender.of(incumbent) if incumbent else None, day,
+                                      settings.registry.promotion_margin)
     figures: dict[str, object] = {
         "date": day.isoformat(), "candidate": version, "candidate_auc": candidate["auc"],
         "champion": champion, "champion_auc": incumbent["auc"] if incumbent else None,
-        "margin": settings.registry.promotion_margin, "promoted": promoted,
+        "margin": settings.registry.promotion_margin, "promoted": decision.promote, "reason": decision.reason,
     }
-    if promoted and champion != version:
+    if decision.promote and champion != version:
         promote(settings, version)
         figures.update(export_embeddings(settings, version))
     record_run(settings.lakehouse, Run("models", [day], began), figures)

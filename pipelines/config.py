@@ -289,9 +289,13 @@ class NightSettings(Section):
     # its last day held out for early stopping; the night's date is the gate's.
     train_window_days: int = Field(default=7, ge=2)
     model: Literal["sdim", "din", "long_attention", "avg_pool"] = "sdim"
-    # A landing folder counts as complete when it holds data files, and this
-    # marker too when one is set (e.g. "_SUCCESS").
-    landing_marker: str | None = None
+    # A landing folder counts as complete when it holds data files and this
+    # marker, which the upstream writes last (Spark and Hadoop writers write
+    # _SUCCESS; so does seqlake generate). For a source that writes none, set
+    # it to null: the folder counts as complete once its files have not
+    # changed for landing_settle_minutes.
+    landing_marker: str | None = "_SUCCESS"
+    landing_settle_minutes: int = Field(default=30, ge=0)
     sensor_timeout_minutes: int = Field(default=360, ge=1)
     sensor_poke_seconds: int = Field(default=300, ge=1)
     retries: int = Field(default=2, ge=0)

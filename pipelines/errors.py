@@ -1,10 +1,19 @@
-"""Failures a job reports as a one-line reason (exit status 1), never as a traceback."""
+"""Failures a job reports as a one-line reason, never as a traceback.
+
+Each kind carries the exit status the CLI ends with, so that an orchestrator
+can tell a failure worth retrying (1: a lost executor, a store that did not
+answer) from one that fails the same way every time: a failed quality gate
+(3) or a date whose input must be rebuilt first (4). Usage and configuration
+errors exit 2 (jobs/cli.py).
+"""
 
 from __future__ import annotations
 
 
 class PipelineError(RuntimeError):
     """A job cannot go on without losing, doubling or overwriting data."""
+
+    exit_status = 1
 
 
 class ConservationError(PipelineError):
@@ -24,7 +33,18 @@ class MissingInputError(PipelineError):
 
 
 class QualityGateFailed(PipelineError):
-    """A table's new data failed its quality suite; nothing was published."""
+    """A table's new data failed its quality suite; nothing was published.
+    Rerunning on the same data fails the same way: not retried."""
+
+    exit_status = 3
+
+
+class BrokenPastError(PipelineError):
+    """A date the run needs was never ingested, or an earlier night of the
+    stage did not finish: the run would publish a broken day. Not retried:
+    the message names the backfill that heals it."""
+
+    exit_status = 4
 
 
 class NothingToDo(Exception):

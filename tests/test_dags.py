@@ -26,13 +26,18 @@ def _at(day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
     return dt.datetime(2026, 11, day, hour, minute, tzinfo=dt.UTC)
 
 
-def _dates_passed(dag, logical_date: dt.datetime) -> dict[str, str]:
-    """The --date or --night each task of a run at `logical_date` gives its job."""
+def _dates_passed(dag, logical_date: dt.datetime | None, run_after: dt.datetime | None = None) -> dict[str, str]:
+    """The --date or --night each task of a run gives its job, rendered with
+    what the task runner puts in the context of a run at `logical_date` (None:
+    triggered by hand at `run_after` without one, where Airflow 3 has no `ds`)."""
+    import types
+
     from airflow.sdk.execution_time import macros
 
     env = dag.get_template_env()
-    ds = logical_date.strftime("%Y-%m-%d")
-    rendered = {t.task_id: env.from_string(getattr(t, "bash_command", "")).render(ds=ds, macros=macros) for t in dag.tasks}
+    run = types.SimpleNamespace(logical_date=logical_date, run_after=run_after or logical_date)
+    context = {"dag_run": run, "macros": macros} | ({"ds": logical_date.strftime("%Y-%m-%d")} if logical_date else {})
+    rendered = {t.task_id: env.from_string(getattr(t, "bash_command", "")).render(**context) for t in dag.tasks}
     return {task: cmd.split("--date ")[-1] if "--date " in cmd else cmd.split("--night ")[1]
             for task, cmd in rendered.items() if "--date " in cmd or "--night " in cmd}
 
@@ -77,6 +82,12 @@ def test_two_missed_nights_run_afterwards_in_order(dagbag):
     assert dag.catchup and dag.max_active_runs == 1
 
 
+def test_a_run_triggered_by_hand_processes_the_day_that_ended_before_it(dagbag):
+    passed = _dates_passed(dagbag.dags["seqlake_nightly"], None, run_after=_at(5, 9, 30))
+    assert {d for t, d in passed.items() if t not in ("build_candidates", "score_candidates")} == {"2026-11-04"}
+    assert (passed["build_candidates"], passed["score_candidates"]) == ("2026-11-05", "2026-11-05")
+
+
 def test_tasks_run_from_the_repository_not_a_temporary_folder(dagbag):
     for dag_id in ("seqlake_nightly", "seqlake_backfill"):
         assert {t.cwd for t in dagbag.dags[dag_id].tasks if hasattr(t, "bash_command")} == {str(REPO)}
@@ -96,11 +107,12 @@ def test_nightly_waits_for_the_landing_folder_then_runs_every_step_in_order(dagb
     sensor = dag.get_task("wait_for_landing")
     assert (sensor.mode, sensor.timeout, sensor.poke_interval) == ("reschedule", 360 * 60, 300)
     command = {t.task_id: t.bash_command.split(" -m jobs.cli ")[1] for t in dag.tasks if hasattr(t, "bash_command")}
-    assert command["train_model"] == "train --night {{ macros.ds_add(ds, -1) }}"
-    assert command["gate_model"] == "models gate --date {{ macros.ds_add(ds, -1) }}"
+    ended, today = "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}", "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
+    assert command["train_model"] == f"train --night {ended}"
+    assert command["gate_model"] == f"models gate --date {ended}"
     assert command["export_embeddings"] == "models export"
-    assert command["score_candidates"] == "score --date {{ ds }}"
-    assert command["write_report"] == "report --date {{ macros.ds_add(ds, -1) }}"
+    assert command["score_candidates"] == f"score --date {today}"
+    assert command["write_report"] == f"report --date {ended}"
     # Nothing to do tonight (exit 99) skips a task and the ones after it, but
     # export, signatures and the report run after a skipped training.
     assert {t.task_id for t in dag.tasks if t.trigger_rule == "none_failed"} == {"export_embeddings", "build_signatures", "write_report"}
@@ -129,26 +141,84 @@ def test_cluster_profile_submits_spark_and_ray_jobs(monkeypatch):
     clean = dag.get_task("clean_events")
     assert isinstance(clean, SparkSubmitOperator)
     assert (clean._conn_id, clean.application, clean.application_args) == (
-        "spark_prod", str(REPO / "jobs" / "clean_events.py"), ["--date", "{{ macros.ds_add(ds, -1) }}"])
+        "spark_prod", str(REPO / "jobs" / "clean_events.py"), ["--date", "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}"])
     train = dag.get_task("train_model")
     assert train.python_callable.__name__ == "submit_ray_job"
-    assert list(train.op_args) == ["http://127.0.0.1:8265", ["train", "--night", "{{ macros.ds_add(ds, -1) }}"]]
+    assert list(train.op_args) == ["http://127.0.0.1:8265", ["train", "--night", "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}"]]
     assert hasattr(dag.get_task("write_report"), "bash_command")  # the report is written on the worker
 
 
-def test_landing_sensor_waits_for_data_files_and_the_marker(tmp_path, monkeypatch):
+def test_landing_sensor_waits_for_the_completion_marker_or_a_settled_folder(tmp_path):
+    import os
+
     from pipelines.lakehouse.files import landing_ready
 
-    folder = tmp_path / "events" / "date=2026-11-04"
-    assert not landing_ready(str(tmp_path), dt.date(2026, 11, 4))
+    day, folder = dt.date(2026, 11, 4), tmp_path / "events" / "date=2026-11-04"
+    assert not landing_ready(str(tmp_path), day, "_SUCCESS")
     folder.mkdir(parents=True)
     (folder / "_started").write_text("")
-    assert not landing_ready(str(tmp_path), dt.date(2026, 11, 4))
     (folder / "part-0.jsonl.gz").write_bytes(b"")
-    assert landing_ready(str(tmp_path), dt.date(2026, 11, 4))
-    assert not landing_ready(str(tmp_path), dt.date(2026, 11, 4), marker="_SUCCESS")
+    assert not landing_ready(str(tmp_path), day, "_SUCCESS")  # data files, no marker yet: still landing
     (folder / "_SUCCESS").write_text("")
-    assert landing_ready(str(tmp_path), dt.date(2026, 11, 4), marker="_SUCCESS")
+    assert landing_ready(str(tmp_path), day, "_SUCCESS")
+    # A source that writes no marker: complete once no file changed for the settle time.
+    (folder / "_SUCCESS").unlink()
+    written = dt.datetime(2026, 11, 5, 1, 0, tzinfo=dt.UTC)
+    for name in ("_started", "part-0.jsonl.gz"):
+        os.utime(folder / name, (written.timestamp(), written.timestamp()))
+    settle = dt.timedelta(minutes=30)
+    assert not landing_ready(str(tmp_path), day, None, settle, now=written + dt.timedelta(minutes=29))
+    assert landing_ready(str(tmp_path), day, None, settle, now=written + dt.timedelta(minutes=30))
+    (folder / "part-0.jsonl.gz").unlink()
+    assert not landing_ready(str(tmp_path), day, None, settle, now=written + dt.timedelta(hours=5))  # no data at all
+
+
+def test_the_generator_marks_each_landing_folder_complete_as_an_upstream_would(small_world):
+    from pathlib import Path
+
+    from pipelines.lakehouse.files import landing_dates, landing_ready
+
+    days = landing_dates(small_world.landing)
+    assert days == [small_world.generator.start_date + dt.timedelta(days=d) for d in range(2)]
+    assert all(landing_ready(small_world.landing, day, small_world.night.landing_marker) for day in days)
+    assert small_world.night.landing_marker == "_SUCCESS"
+    assert all((Path(small_world.landing) / "events" / f"date={day}" / "_SUCCESS").stat().st_size == 0 for day in days)
+
+
+@pytest.mark.parametrize(("exit_status", "outcome"), [
+    (3, "AirflowFailException: clean_events exited 3: a failed quality gate; not retried"),
+    (4, "AirflowFailException: clean_events exited 4: a date to backfill first; not retried"),
+    (2, "AirflowFailException: clean_events exited 2: a usage or configuration error; not retried"),
+    (1, "AirflowException: Bash command failed. The command returned a non-zero exit code 1."),
+    (99, "AirflowSkipException: clean_events: nothing to do tonight"),
+])
+def test_failures_a_retry_cannot_change_fail_the_task_at_once_and_others_retry(exit_status, outcome):
+    """The nightly's own operator class on a command that exits as a job would."""
+    from dags.nightly import JobBashOperator
+
+    task = JobBashOperator(task_id="clean_events", bash_command=f"exit {exit_status}", skip_on_exit_code=99)
+    with pytest.raises(Exception) as failure:
+        task.execute({})
+    assert f"{type(failure.value).__name__}: {failure.value}".startswith(outcome)
+
+
+def test_the_cli_exits_with_the_status_of_its_failure(tmp_path):
+    """A failed quality gate exits 3 and a broken past 4, with the one-line reason."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipelines.clickstream.publish import INGEST_STAGE
+    from pipelines.lakehouse.ledger import Run, record_run
+
+    lakehouse = tmp_path / "lakehouse"
+    for day in (dt.date(2026, 11, 1), dt.date(2026, 11, 3)):
+        record_run(str(lakehouse), Run(INGEST_STAGE, [day], dt.datetime(2026, 11, 4), source="landing"), {})
+    done = subprocess.run([str(Path(sys.executable).parent / "seqlake"), "clean", "--date", "2026-11-03", "--lakehouse", str(lakehouse),
+                           "--set", "clean.lookback_days=1", "--set", "ingest.max_lateness_days=1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 4
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "seqlake clean: clean for 2026-11-03 refused: no finished ingest run wrote 2026-11-02.")
 
 
 @pytest.mark.slow

@@ -164,10 +164,74 @@ def test_bse_sums_from_embeddings_that_saw_the_examples_own_labels_fail_the_exam
         "BSE sums carry the embedding version they were published under"]
 
 
-def test_a_date_without_clicks_has_no_noise_rate_to_judge(spark):
-    rows = [r for r in silver_rows(clicks=4, noisy=1) if r["event_type"] != "click"]
+def test_a_date_without_clicks_passes_while_there_is_no_history_and_fails_once_the_days_before_had_a_rate(spark):
+    rows = frame(spark, suites.SILVER_SCHEMA, [r for r in silver_rows(clicks=4, noisy=1) if r["event_type"] != "click"])
+    assert validate_suite(rows, suites.silver_events_suite([], newest=DAY)).success
     history = [DayRate(DAY - dt.timedelta(days=d), 0.2, 1_000) for d in (3, 2, 1)]
-    assert rows and validate_suite(frame(spark, suites.SILVER_SCHEMA, rows), suites.silver_events_suite(history, newest=DAY)).success
+    result = validate_suite(rows, suites.silver_events_suite(history, newest=DAY))
+    assert [(o.column, o.observed) for o in result.failures] == [("dq_noise", None)]
+
+
+# --------------------------------------------------------------------------- volume bands
+
+
+def volumes(rows: list[int]) -> list[DayRate]:
+    return [DayRate(DAY - dt.timedelta(days=len(rows) - i), 1.0, n) for i, n in enumerate(rows)]
+
+
+def test_a_volume_band_is_a_prediction_interval_of_log_rows():
+    import math
+
+    from scipy.stats import t
+
+    band = suites.volume_band(volumes([10_000, 11_000, 9_000, 10_500]))
+    logs = [math.log(n) for n in (10_000, 11_000, 9_000, 10_500)]
+    mean, sd = sum(logs) / 4, (sum((x - sum(logs) / 4) ** 2 for x in logs) / 3) ** 0.5
+    half = t.ppf(1 - 0.0005, 3) * sd * math.sqrt(1 + 1 / 4)
+    assert (band.low, band.high) == (math.floor(math.exp(mean - half)), math.ceil(math.exp(mean + half)))
+    assert band.basis.startswith("4 days 2026-10-29..2026-11-01: median 10,247 rows")
+    # Without three days of history: no bound.
+    assert (suites.volume_band(volumes([100, 100])).low, suites.volume_band(volumes([100, 100])).high) == (0, math.inf)
+    # Steady small counts are held to their Poisson noise, not to a zero spread.
+    steady = suites.volume_band(volumes([80] * 7))
+    assert 30 < steady.low < 60 and 100 < steady.high < 200
+
+
+def test_a_newest_date_with_a_tenth_of_the_usual_rows_fails_silver(spark):
+    day_before = [DayRate(DAY - dt.timedelta(days=d), 0.25, 40) for d in (4, 3, 2, 1)]
+    usual = volumes([80, 84, 78, 82])
+    suite = suites.silver_events_suite(day_before, newest=DAY, volume_history=usual)
+    result = validate_suite(frame(spark, suites.SILVER_SCHEMA, silver_rows(clicks=4)), suite)
+    assert failed(result) == [f"rows of {DAY} in [{suites.volume_band(usual).low}, {suites.volume_band(usual).high}] "
+                              f"({suites.volume_band(usual).basis})"]
+    assert result.failures[0].observed == 8
+    assert validate_suite(frame(spark, suites.SILVER_SCHEMA, silver_rows(clicks=40, noisy=10)), suite).success
+
+
+def test_a_batch_that_would_leave_a_published_date_empty_fails_unless_the_stage_says_it_is_empty_by_right(spark, tmp_path):
+    from deltalake import DeltaTable
+
+    from pipelines.errors import QualityGateFailed
+    from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES, table_uri
+    from pipelines.quality.gate import audit_and_publish_dates
+
+    lakehouse, suite = str(tmp_path / "lakehouse"), suites.training_examples_suite(train_len=8, short_len=4)
+    day, next_day = DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    both = example_rows([1, 0, 0]) + [{**r, "event_date": next_day, "features_as_of": day, "impression_ts": r["impression_ts"] + 86_400_000}
+                                      for r in example_rows([0, 1])]
+    audit_and_publish_dates(spark, frame(spark, suites.EXAMPLES_SCHEMA, both), lakehouse, GOLD_TRAINING_EXAMPLES, day, next_day, suite)
+    version = DeltaTable(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)).version()
+
+    only_next = frame(spark, suites.EXAMPLES_SCHEMA, both[3:])
+    empty = frame(spark, suites.EXAMPLES_SCHEMA, [])
+    for batch in (only_next, empty):
+        with pytest.raises(QualityGateFailed, match=rf"the batch leaves no published date without rows .*\{{\"{day}\": 3"):
+            audit_and_publish_dates(spark, batch, lakehouse, GOLD_TRAINING_EXAMPLES, day, next_day, suite)
+    assert DeltaTable(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)).version() == version
+
+    audit_and_publish_dates(spark, only_next, lakehouse, GOLD_TRAINING_EXAMPLES, day, next_day, suite, empty_by_right={day})
+    published = delta_rows(DeltaTable(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)))
+    assert sorted(published.column("event_date").to_pylist()) == [next_day, next_day]
 
 
 def test_duplicate_keys_fail(spark):

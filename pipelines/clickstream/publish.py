@@ -25,7 +25,7 @@ from pipelines.errors import ConservationError, IncompleteRunError, OwnershipErr
 from pipelines.lakehouse.ledger import Run, finished_writes, now_utc, record_run
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED
 from pipelines.lakehouse.writes import read_table, replace_where, table_exists
-from pipelines.quality.gate import audit_and_publish
+from pipelines.quality.gate import EveryDate, audit_and_publish, published_volumes
 from pipelines.quality.suites import bronze_events_suite
 
 INGEST_STAGE = "ingest"
@@ -80,10 +80,13 @@ def publish_landing_records(
     scope: PublishScope,
     rules: IngestSettings,
     job: str,
+    history_days: int,
 ) -> dict[str, object]:
     """Classify `records` (raw, source_file, landing_date), replace `scope`'s rows of
     bronze/events and bronze/events_rejected with them, verify and record the run.
 
+    A nightly landing date is held to the volume band of the source's landing
+    dates in the `history_days` before it (an import, to its suite only).
     Returns landed, bronze, rejected, rejected_by_reason, landing_dates and
     healed (true when the rows replaced were left by a run that did not finish).
     """
@@ -97,8 +100,12 @@ def publish_landing_records(
         _check_ownership(spark, lakehouse, scope, dates)
         healed = bool(unfinished_ingests(spark, lakehouse, scope.rows()))
         if landed:
-            suite = bronze_events_suite(rules.max_lateness_days, rules.max_clock_skew_minutes)
-            audit_and_publish(spark, bronze_events(classified), lakehouse, BRONZE_EVENTS, scope.predicate(), suite, dates[0], dates[-1])
+            volumes = [] if scope.landing_date is None else published_volumes(
+                spark, lakehouse, BRONZE_EVENTS, scope.landing_date, history_days, rows=f"source = '{scope.source}'")
+            suite = bronze_events_suite(rules.max_lateness_days, rules.max_clock_skew_minutes, scope.landing_date, volumes)
+            # An import replaces all its source's rows: a date its new file no longer holds is gone by right.
+            audit_and_publish(spark, bronze_events(classified), lakehouse, BRONZE_EVENTS, scope.predicate(), suite, dates[0], dates[-1],
+                              empty_by_right=EveryDate() if scope.landing_date is None else frozenset())
             replace_where(rejected_events(classified), lakehouse, BRONZE_EVENTS_REJECTED, scope.predicate())
     finally:
         classified.unpersist()

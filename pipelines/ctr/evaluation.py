@@ -4,7 +4,9 @@ true click probabilities on the same rows (the best any model can reach)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import math
 
 import pandas as pd
 import pyarrow as pa
@@ -101,6 +103,53 @@ def oracle_comparison(scored: pd.DataFrame, truth: str, day: dt.date) -> dict[st
     }
 
 
-def promotion_decision(candidate_auc: float, champion_auc: float | None, margin: float) -> bool:
-    """Promote when there is no champion, or the candidate beats it by the margin on the same rows."""
-    return champion_auc is None or candidate_auc >= champion_auc + margin
+@dataclasses.dataclass(frozen=True)
+class Contender:
+    """A model at the gate: its AUC on the gate day (None: it could not be
+    measured) and the dates it was trained on (its data range, "A..B")."""
+
+    version: str
+    auc: float | None
+    trained_on: str | None = None
+
+    @classmethod
+    def of(cls, quality: dict[str, object]) -> Contender:
+        """From model_quality's figures."""
+        auc_ = quality.get("auc")
+        return cls(str(quality["version"]), None if auc_ is None else float(auc_), quality.get("trained_on"))  # type: ignore[arg-type]
+
+    def trained_on_day(self, day: dt.date) -> bool:
+        if not self.trained_on:
+            return False
+        first, _, last = self.trained_on.partition("..")
+        return dt.date.fromisoformat(first) <= day <= dt.date.fromisoformat(last or first)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str
+
+
+def promotion_decision(candidate: Contender, champion: Contender | None, day: dt.date, margin: float) -> Decision:
+    """Promote the candidate only on evidence: an AUC measured on `day`, which
+    neither model trained on, above the champion's by `margin` (or no champion
+    at all). Anything less keeps the champion, with the reason."""
+    def measured(c: Contender) -> bool:
+        return c.auc is not None and not math.isnan(c.auc)
+
+    for contender, role in ((candidate, "candidate"), (champion, "champion")):
+        if contender is not None and contender.trained_on_day(day):
+            return Decision(False, f"the {role} v{contender.version} was trained on {day} ({contender.trained_on}): "
+                                   "no held-out comparison on that day")
+    if not measured(candidate):
+        return Decision(False, f"the candidate v{candidate.version} has no AUC on {day}")
+    if champion is None:
+        return Decision(True, f"no champion yet: v{candidate.version} (AUC {candidate.auc:.4f}) becomes the first")
+    if not measured(champion):
+        return Decision(False, f"the champion v{champion.version} has no AUC on {day}: nothing to compare with")
+    assert candidate.auc is not None and champion.auc is not None
+    gain = candidate.auc - champion.auc
+    if gain >= margin:
+        return Decision(True, f"AUC {candidate.auc:.4f} beats the champion's {champion.auc:.4f} by {gain:+.4f} >= {margin}")
+    return Decision(False, f"AUC {candidate.auc:.4f} vs the champion's {champion.auc:.4f}: {gain:+.4f} < margin {margin}")

@@ -87,15 +87,27 @@ def log_and_register(
 
 
 def champion_version(settings: Settings) -> str | None:
-    """The version the champion alias points to, or None before any promotion."""
+    """The version the champion alias points to; None when no model is
+    registered or the alias is unset. Any other registry error propagates:
+    read as "no champion", it would promote the next model unconditionally."""
+    from mlflow.exceptions import MlflowException
+
     uri = tracking_uri(settings)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None  # no local registry yet: nothing was ever registered
     with client(settings) as mlflow_client:
         try:
             return str(mlflow_client.get_model_version_by_alias(settings.registry.model_name, settings.registry.champion_alias).version)
-        except Exception:
-            return None
+        except MlflowException as exc:
+            if _no_such_alias(exc):
+                return None
+            raise
+
+
+def _no_such_alias(exc: Exception) -> bool:
+    """MLflow's answer for an unregistered model, or a registered one without the alias."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "alias" in str(exc) and "not found" in str(exc))
 
 
 def promote(settings: Settings, version: str) -> None:

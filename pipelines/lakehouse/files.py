@@ -76,10 +76,16 @@ def partitions(lakehouse: str, table: TableSpec) -> list[dict[str, str | None]]:
         return []
 
 
-def landing_ready(landing: str, day: dt.date, marker: str | None = None) -> bool:
-    """The landing folder of `day` holds data files (and `marker`, when one is required)."""
+def landing_ready(landing: str, day: dt.date, marker: str | None, settled: dt.timedelta = dt.timedelta(0),
+                  now: dt.datetime | None = None) -> bool:
+    """The landing folder of `day` is complete: it holds data files and
+    `marker`, or without a marker, no file in it changed within `settled` of
+    `now` (default: the current time)."""
     filesystem_, path = filesystem(f"{landing.rstrip('/')}/events/date={day.isoformat()}")
-    infos = filesystem_.get_file_info(fs.FileSelector(path, allow_not_found=True))
-    names = {info.base_name for info in infos if info.type == fs.FileType.File}
-    data = {n for n in names if not n.startswith(("_", "."))}
-    return bool(data) and (marker is None or marker in names)
+    infos = [i for i in filesystem_.get_file_info(fs.FileSelector(path, allow_not_found=True)) if i.type == fs.FileType.File]
+    if not any(not i.base_name.startswith(("_", ".")) for i in infos):
+        return False
+    if marker is not None:
+        return marker in {i.base_name for i in infos}
+    newest = max(i.mtime for i in infos)
+    return (now or dt.datetime.now(dt.UTC)) - newest.astimezone(dt.UTC) >= settled

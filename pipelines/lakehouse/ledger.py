@@ -2,7 +2,11 @@
 
 A run that died between two commits leaves tables without their ledger row;
 readers compare what a table holds with the ledger to tell a finished write
-from a half-finished one, and the rerun that replaces it heals it. A row also
+from a half-finished one, and the rerun that replaces it heals it. A run tags
+each Delta commit it makes with `Run.commit_tag` (Delta's commit
+`userMetadata`): its row records the version of each table that its own last
+commit made, not whatever version the table has when the row is written, and
+a later run finds the commits of runs that never finished (`unfinished_runs`). A row also
 says which of the dates it rewrote the run was run for (`nights`): the first
 finished run for a date publishes it (pipelines.lakehouse.publications). The
 ledger is a few rows a night: it is read and appended with delta-rs, without
@@ -62,6 +66,16 @@ class Run:
     embedding_version: str | None = None
     run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
+    @property
+    def commit_tag(self) -> str:
+        """The userMetadata of the run's Delta commits: pass `userMetadata=run.commit_tag` to its writes."""
+        return f"{_TAG}{self.stage} {self.run_id}"
+
+
+_TAG = "seqlake run: "
+# How far back in a table's history a rerun looks for the commits of an unfinished run.
+_HISTORY_LOOKED_AT = 50
+
 
 _EPOCH = dt.datetime(1970, 1, 1)
 
@@ -74,7 +88,7 @@ def now_utc() -> dt.datetime:
 def record_run(lakehouse: str, run: Run, figures: dict[str, object], finished_at: dt.datetime | None = None) -> None:
     """Append the ledger row of a run whose writes have all committed; it
     finished now (or at `finished_at`, naive UTC, for a run recorded later)."""
-    versions = [(spec.name, DeltaTable(native_uri(table_uri(lakehouse, spec))).version()) for spec in run.tables]
+    versions = [(spec.name, committed_version(lakehouse, spec, run)) for spec in run.tables]
     row = {
         "stage": [run.stage], "run_id": [run.run_id], "source": [run.source], "dates": [sorted(set(run.dates))],
         "nights": [sorted(set(run.dates if run.nights is None else run.nights))],
@@ -87,6 +101,34 @@ def record_run(lakehouse: str, run: Run, figures: dict[str, object], finished_at
         native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=RUNS_SCHEMA), mode="append", partition_by=["stage"],
         schema_mode="merge",  # a ledger written before `nights` existed gains the column
     )
+
+
+def committed_version(lakehouse: str, table: TableSpec, run: Run) -> int:
+    """The version of `table` that `run`'s last tagged commit made; the table's
+    current version when the run committed nothing to it under its tag."""
+    delta = DeltaTable(native_uri(table_uri(lakehouse, table)))
+    for commit in delta.history(_HISTORY_LOOKED_AT):
+        if commit.get("userMetadata") == run.commit_tag:
+            return int(commit["version"])
+    return delta.version()
+
+
+def unfinished_runs(lakehouse: str, stage: str, tables: tuple[TableSpec, ...]) -> list[str]:
+    """"table vN by run ID" for each recent commit to `tables` made by a run of
+    `stage` that has no ledger row: a run killed between its commits (or one
+    still running). A rerun of the same dates replaces what it wrote."""
+    finished = set(ledger_rows(lakehouse, stage).column("run_id").to_pylist())
+    found = []
+    for table in tables:
+        try:
+            history = DeltaTable(native_uri(table_uri(lakehouse, table))).history(_HISTORY_LOOKED_AT)
+        except TableNotFoundError:
+            continue
+        for commit in history:
+            tag = commit.get("userMetadata") or ""
+            if tag.startswith(f"{_TAG}{stage} ") and tag.rsplit(" ", 1)[-1] not in finished:
+                found.append(f"{table.name} v{commit['version']} by run {tag.rsplit(' ', 1)[-1]}")
+    return sorted(found)
 
 
 def ledger_rows(lakehouse: str, stage: str | None = None) -> pa.Table:

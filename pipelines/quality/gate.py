@@ -1,30 +1,35 @@
 """Write, audit, publish: a stage's new rows become visible only after its suite passes.
 
-The rows are written to a staging Delta table of their own
-(`<lakehouse>/_staging/<table>/<first>_<last>`), validated there with the
-table's suite, and only then copied into the published table in one commit
-that replaces the dates they cover. On failure nothing is published: the
-published table keeps its version, the staged rows stay for inspection (the
-next run of the dates overwrites them) and the job fails with the suite's
-summary. Every validation, passed or not, is a row of ops/quality.
+The rows are written to a staging Delta table of the run's own
+(`<lakehouse>/_staging/<table>/<first>_<last>/<run id>`: two runs of the same
+dates never touch each other's rows), validated there with the table's suite
+at the version just written, and only then that same version is copied into
+the published table in one commit that replaces the dates they cover. A
+batch that would leave a published date without rows fails too, unless the
+stage says the date is empty by right (`empty_by_right`): an empty batch is
+not a licence to delete. On failure nothing is published: the published
+table keeps its version, the staged rows stay for inspection and the job
+fails with the suite's summary. Every validation, passed or not, is a row of
+ops/quality.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from pipelines.errors import QualityGateFailed
 from pipelines.lakehouse.files import filesystem, native_uri
 from pipelines.lakehouse.tables import OPS_QUALITY, TableSpec, table_uri
 from pipelines.lakehouse.writes import date_range_predicate, read_table, replace_where, table_exists
 from pipelines.quality.suites import DayRate, Suite, trailing_rates
-from pipelines.quality.validation import QualityResult, validate_suite
+from pipelines.quality.validation import ExpectationOutcome, QualityResult, validate_suite
 
 QUALITY_SCHEMA = pa.schema([
     pa.field("date", pa.date32(), nullable=False),
@@ -42,8 +47,17 @@ QUALITY_SCHEMA = pa.schema([
 ])
 
 
+class EveryDate:
+    """`empty_by_right` of a publish whose batch replaces all its own rows (an
+    import: a date its new file no longer holds is gone by right)."""
+
+    def __contains__(self, day: object) -> bool:
+        return True
+
+
 def staging_uri(lakehouse: str, table: TableSpec, first: dt.date, last: dt.date) -> str:
-    return f"{lakehouse.rstrip('/')}/_staging/{table.name}/{first}_{last}"
+    """A staging location of one run's own for `table`'s dates first..last."""
+    return f"{lakehouse.rstrip('/')}/_staging/{table.name}/{first}_{last}/{uuid.uuid4().hex}"
 
 
 def audit_and_publish(
@@ -56,25 +70,35 @@ def audit_and_publish(
     first: dt.date,
     last: dt.date,
     validated: Callable[[DataFrame], DataFrame] = lambda staged: staged,
+    empty_by_right: Container[dt.date] = frozenset(),
     **options: str | int,
 ) -> QualityResult:
     """Stage `rows`, validate `validated(staged rows)` (the rows themselves, or
     lined up with another table for checks that compare them) against `suite`,
     then replace the rows of `table` matching `predicate` with the staged rows.
-    QualityGateFailed when the suite fails."""
+    QualityGateFailed when the suite fails, or when the batch would leave a
+    published date outside `empty_by_right` without rows."""
     staged_at = staging_uri(lakehouse, table, first, last)
     (rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
      .partitionBy(table.partition_column).save(staged_at))
-    return publish_staged(spark, staged_at, lakehouse, table, predicate, suite, first, last, validated, **options)
+    return publish_staged(spark, staged_at, lakehouse, table, predicate, suite, first, last, validated, empty_by_right,
+                          **options)
 
 
 def audit_and_publish_dates(
     spark: SparkSession, rows: DataFrame, lakehouse: str, table: TableSpec, first: dt.date, last: dt.date,
-    suite: Suite, **options: str | int,
+    suite: Suite, empty_by_right: Container[dt.date] = frozenset(), **options: str | int,
 ) -> QualityResult:
     """audit_and_publish of `rows` that replace the date partitions first..last of `table`."""
     return audit_and_publish(spark, rows, lakehouse, table, date_range_predicate(table, first, last), suite, first, last,
-                             **options)
+                             empty_by_right=empty_by_right, **options)
+
+
+def published_volumes(spark: SparkSession, lakehouse: str, table: TableSpec, before: dt.date, days: int,
+                      rows: str = "true") -> list[DayRate]:
+    """The rows (of those matching the SQL `rows`) per published date of `table`
+    in the `days` before `before`: the history a volume band comes from."""
+    return published_rates(spark, lakehouse, table, f"CASE WHEN {rows} THEN 1 END", before, days)
 
 
 def published_rates(
@@ -98,14 +122,23 @@ def publish_staged(
     first: dt.date,
     last: dt.date,
     validated: Callable[[DataFrame], DataFrame] = lambda staged: staged,
+    empty_by_right: Container[dt.date] = frozenset(),
     **options: str | int,
 ) -> QualityResult:
     """The audit and publish half of audit_and_publish, for rows already staged at `staged_at`."""
-    staged = spark.read.format("delta").load(staged_at)
+    version = DeltaTable(native_uri(staged_at)).version()
+    # The version validated is the version published, whatever is written there meanwhile.
+    staged = spark.read.format("delta").option("versionAsOf", version).load(staged_at)
     if suite.allow_empty and not staged.limit(1).count():
         result = QualityResult(suite.name, True, 0, 0, (), 0, 0.0, dt.datetime.now(dt.UTC), uuid.uuid4().hex)
     else:
         result = validate_suite(validated(staged), suite)
+    emptied = emptied_dates(spark, staged, lakehouse, table, predicate, empty_by_right)
+    if emptied:
+        result = result.with_outcome(ExpectationOutcome(
+            "seqlake_no_published_date_emptied", table.partition_column, False, {str(d): n for d, n in emptied.items()},
+            "the batch leaves no published date without rows (published rows each date would lose)",
+        ))
     record_quality(lakehouse, result, first, last)
     if not result.success:
         raise QualityGateFailed(
@@ -115,6 +148,22 @@ def publish_staged(
     fs_, path = filesystem(staged_at)
     fs_.delete_dir(path)
     return result
+
+
+def emptied_dates(
+    spark: SparkSession, staged: DataFrame, lakehouse: str, table: TableSpec, predicate: str,
+    empty_by_right: Container[dt.date],
+) -> dict[dt.date, int]:
+    """{date: published rows} of the dates that replacing the rows matching
+    `predicate` with `staged` would leave empty, those empty by right aside."""
+    if not table_exists(spark, lakehouse, table):
+        return {}
+    column = table.partition_column
+    kept = [r[0] for r in staged.select(column).distinct().collect()]
+    # Partition pruning: only the files of dates the batch does not cover are read.
+    lost = (read_table(spark, lakehouse, table).where(F.expr(predicate) & ~F.col(column).isin(kept))
+            .groupBy(column).count().collect())
+    return {r[column]: r["count"] for r in sorted(lost) if r[column] not in empty_by_right}
 
 
 def record_quality(lakehouse: str, result: QualityResult, first: dt.date, last: dt.date) -> None:

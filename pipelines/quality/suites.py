@@ -195,20 +195,58 @@ SCORE_COVERAGE = "dq_candidate_scored"
 
 class ExpectColumnRateToBeBetween(gxe.ExpectColumnMeanToBeBetween):
     """The mean of a 0/1 column (null where a row does not count) within the
-    bounds; a batch where no row counts (a date without clicks) has no rate
-    to judge and passes, where GE's mean expectation would fail on its null."""
+    bounds. A batch where no row counts (a date without clicks) has no rate to
+    judge: it passes while the previous dates had no rate either (a new feed),
+    and fails once they had one (`rate_required`): a feed that stopped."""
+
+    rate_required: bool = False
 
     def _validate(self, metrics: dict, runtime_configuration: dict | None = None, execution_engine=None) -> dict:
         if metrics.get("column.mean") is None:
-            return {"success": True, "result": {"observed_value": None}}
+            return {"success": not self.rate_required, "result": {"observed_value": None}}
         return super()._validate(metrics, runtime_configuration, execution_engine)
 
 
-def _mean_in(column: str, band: Band, description: str) -> Any:
+def _mean_in(column: str, band: Band, description: str, history: Sequence[DayRate]) -> Any:
     return ExpectColumnRateToBeBetween(
         column=column, min_value=band.low, max_value=band.high, strict_min=band.strict_low, strict_max=band.strict_high,
-        description=f"{description} in {_band_text(band)} ({band.basis})", catch_exceptions=True,
+        rate_required=any(h.rows for h in history), description=f"{description} in {_band_text(band)} ({band.basis})",
+        catch_exceptions=True,
     )
+
+
+def volume_band(history: Sequence[DayRate], *, alpha: float = 1e-3, min_days: int = 3) -> Band:
+    """The band the row count of the next date should fall in, from the row
+    counts of the previous published dates (`DayRate.rows`): the (1 - alpha)
+    prediction interval of one more day's log rows, mean +- t(n-1) * sd *
+    sqrt(1 + 1/n), on the log scale since volumes vary by factors; the sd is at
+    least the Poisson noise of the log of the smallest day's count. With fewer
+    than `min_days` days of history, no bound: a new feed may start small."""
+    usable = sorted((h for h in history if h.rows > 0), key=lambda h: h.day)
+    if len(usable) < max(min_days, 2):
+        return Band(0, math.inf, basis=f"no bound: {len(usable)} days of history < {max(min_days, 2)}")
+    logs = [math.log(h.rows) for h in usable]
+    n, mean = len(logs), statistics.fmean(logs)
+    sd = max(statistics.stdev(logs), 1 / math.sqrt(min(h.rows for h in usable)))
+    half = float(student_t.ppf(1 - alpha / 2, n - 1)) * sd * math.sqrt(1 + 1 / n)
+    return Band(
+        max(1, math.floor(math.exp(mean - half))), math.ceil(math.exp(mean + half)),
+        basis=f"{n} days {usable[0].day}..{usable[-1].day}: median {math.exp(statistics.median(logs)):,.0f} rows, "
+              f"sd of log rows {sd:.3g}, {1 - alpha:.1%} prediction interval",
+    )
+
+
+def _rows_on(column: str, newest: dt.date, history: Sequence[DayRate]) -> tuple[dict[str, str], Any]:
+    """The derived column and expectation that hold the rows of `newest` to its volume band."""
+    band = volume_band(history)
+    derived = {"dq_newest_row": f"CASE WHEN {column} = DATE'{newest}' THEN 1 ELSE 0 END"}
+    high = None if math.isinf(band.high) else band.high
+    expectation = gxe.ExpectColumnSumToBeBetween(
+        column="dq_newest_row", min_value=band.low, max_value=high,
+        description=f"rows of {newest} in [{band.low:,.0f}, {'inf' if high is None else f'{high:,.0f}'}] ({band.basis})",
+        catch_exceptions=True,
+    )
+    return derived, expectation
 
 
 def _band_text(band: Band) -> str:
@@ -282,18 +320,24 @@ def _day_of(ms: str) -> str:
 
 # --- bronze/events
 
-def bronze_events_suite(max_lateness_days: int, max_clock_skew_minutes: int) -> Suite:
+def bronze_events_suite(max_lateness_days: int, max_clock_skew_minutes: int, newest: dt.date | None = None,
+                        volume_history: Sequence[DayRate] = ()) -> Suite:
     """Typed, parsed landing records: required fields present, known event
     types, no negative dwell, event time inside the window ingest accepts for
-    the landing date. Duplicates are allowed (at-least-once delivery; clean
-    removes them)."""
+    the landing date, and (with `newest`, a landing date) as many rows as the
+    source's previous landing dates let expect. Duplicates are allowed
+    (at-least-once delivery; clean removes them)."""
     start_ms = "unix_millis(to_timestamp(landing_date))"
-    oldest = f"{start_ms} - {max_lateness_days * _DAY_MS}"
-    newest = f"{start_ms} + {_DAY_MS + max_clock_skew_minutes * 60_000}"
+    oldest_ms = f"{start_ms} - {max_lateness_days * _DAY_MS}"
+    newest_ms = f"{start_ms} + {_DAY_MS + max_clock_skew_minutes * 60_000}"
     derived = _checks({
-        "dq_ts_accepted": f"ts BETWEEN {oldest} AND {newest}",
+        "dq_ts_accepted": f"ts BETWEEN {oldest_ms} AND {newest_ms}",
         "dq_event_date_of_ts": f"event_date = {_day_of('ts')} AND event_ts = timestamp_millis(ts)",
     })
+    volume = []
+    if newest is not None:
+        rows, expectation = _rows_on("landing_date", newest, volume_history)
+        derived, volume = derived | rows, [expectation]
     return Suite(BRONZE_EVENTS.name, (
         _schema(BRONZE_EVENTS_SCHEMA),
         _rows(),
@@ -302,6 +346,7 @@ def bronze_events_suite(max_lateness_days: int, max_clock_skew_minutes: int) -> 
         _between("dwell_ms", 0, None),
         _true("dq_ts_accepted", f"ts within [landing_date - {max_lateness_days} d, landing_date + 1 d + {max_clock_skew_minutes} min]"),
         _true("dq_event_date_of_ts", "event_ts and event_date follow ts"),
+        *volume,
     ), derived, ("event_id", "landing_date"))
 
 
@@ -322,16 +367,22 @@ def _on_date(expression: str, column: str, newest: dt.date | None) -> str:
     return expression if newest is None else f"CASE WHEN {column} = DATE'{newest}' THEN {expression} END"
 
 
-def silver_events_suite(noise_history: Sequence[DayRate] = (), newest: dt.date | None = None) -> Suite:
+def silver_events_suite(noise_history: Sequence[DayRate] = (), newest: dt.date | None = None,
+                        volume_history: Sequence[DayRate] = ()) -> Suite:
     """Deduplicated, sessionized, flagged events: one row per event_id, dwell
     never negative and only on clicks, noise reasons known and only on clicks,
-    and the share of clicks flagged as noise within the band of the previous
-    dates (no bound without history: a small day may well be all noise)."""
+    the share of clicks flagged as noise within the band of the previous
+    dates (no bound without history: a small day may well be all noise), and
+    the newest date's rows within the volume band of the previous dates."""
     clicks_only = f"event_type = '{EventType.CLICK.value}' OR (noise_reason IS NULL AND dwell_ms IS NULL AND dwell_source IS NULL)"
     derived = {
         **_checks({"dq_click_fields_on_clicks": clicks_only, "dq_event_date_of_ts": f"event_date = {_day_of('ts')}"}),
         "dq_noise": _on_date(NOISE_RATE, "event_date", newest),
     }
+    volume = []
+    if newest is not None:
+        rows, expectation = _rows_on("event_date", newest, volume_history)
+        derived, volume = derived | rows, [expectation]
     band = rate_band(noise_history, Band(0.0, 1.0))
     return Suite(SILVER_EVENTS.name, (
         _schema(SILVER_SCHEMA),
@@ -344,7 +395,8 @@ def silver_events_suite(noise_history: Sequence[DayRate] = (), newest: dt.date |
         _in_set("noise_reason", [r.value for r in NoiseReason]),
         _true("dq_click_fields_on_clicks", "noise_reason, dwell_ms and dwell_source only on clicks"),
         _true("dq_event_date_of_ts", "event_date is the date of ts"),
-        _mean_in("dq_noise", band, "noise rate of clicks" + (f" of {newest}" if newest else "")),
+        _mean_in("dq_noise", band, "noise rate of clicks" + (f" of {newest}" if newest else ""), noise_history),
+        *volume,
     ), derived, ("event_id", "event_date"))
 
 
@@ -433,7 +485,7 @@ EXAMPLES_SCHEMA = {
 
 
 def training_examples_suite(train_len: int, short_len: int, label_history: Sequence[DayRate] = (),
-                            newest: dt.date | None = None) -> Suite:
+                            newest: dt.date | None = None, volume_history: Sequence[DayRate] = ()) -> Suite:
     """One row per (user, impression, position, item, date) with a 0/1 label
     whose mean on the newest date is within the band of the previous dates'
     (strictly between 0 and 1 once they had both labels); features as of the day before, with no behavior on or after the example's
@@ -452,6 +504,10 @@ def training_examples_suite(train_len: int, short_len: int, label_history: Seque
         "dq_bse_before_date": "bse_version IS NULL OR bse_trained_through IS NULL OR bse_trained_through < event_date",
         "dq_bse_published": "(long_bse IS NULL) = (bse_version IS NULL)",
     }) | {"dq_label": _on_date(LABEL_RATE, "event_date", newest)}
+    volume = []
+    if newest is not None:
+        rows, expectation = _rows_on("event_date", newest, volume_history)
+        derived, volume = derived | rows, [expectation]
     # Once the previous days had both labels, a day with one label only is a
     # broken feed (no clicks logged, or no impressions); without such history a
     # small day may well have no click at all.
@@ -474,7 +530,8 @@ def training_examples_suite(train_len: int, short_len: int, label_history: Seque
         _true("dq_shown_on_date", "impression_ts on event_date"),
         _true("dq_bse_before_date", "the embeddings behind the BSE sums were trained on dates before the example's"),
         _true("dq_bse_published", "BSE sums carry the embedding version they were published under"),
-        _mean_in("dq_label", band, "label rate" + (f" of {newest}" if newest else "")),
+        _mean_in("dq_label", band, "label rate" + (f" of {newest}" if newest else ""), label_history),
+        *volume,
     ), derived, ("user_id", "impression_id", "position", "item_id", "event_date"), allow_empty=True)
 
 
@@ -527,6 +584,6 @@ def scores_ctr_suite(coverage_history: Sequence[DayRate] = (), with_candidates: 
         expectations += [
             _true("dq_score_present", "score is never null"),
             _true("dq_is_candidate", "every score is for a candidate"),
-            _mean_in(SCORE_COVERAGE, band, "share of candidates scored"),
+            _mean_in(SCORE_COVERAGE, band, "share of candidates scored", coverage_history),
         ]
     return Suite(SCORES_CTR.name, tuple(expectations), derived if with_candidates else {}, tuple(SCORE_KEY))

@@ -89,6 +89,13 @@ class QualityResult:
         )
         return "\n".join([head, *(f"  - {o.text}: {o.observed_text()}" for o in self.failures)])
 
+    def with_outcome(self, outcome: ExpectationOutcome) -> QualityResult:
+        """This result with one more expectation's outcome (a check made outside GX)."""
+        return dataclasses.replace(
+            self, outcomes=(*self.outcomes, outcome), evaluated=self.evaluated + 1,
+            failed=self.failed + (not outcome.success), success=self.success and outcome.success,
+        )
+
     def to_row(self) -> dict[str, Any]:
         """A flat row for a results table (scalars and JSON text)."""
         return {

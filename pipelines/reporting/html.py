@@ -18,7 +18,7 @@ h1{font-size:22px;margin:8px 0 4px} h2{font-size:17px;margin:28px 0 6px;border-b
 nav ol{columns:2;font-size:13px;margin:4px 0 0} nav a{text-decoration:none}
 figure{margin:10px 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption,.caption{color:#555;font-size:12px;margin-top:2px}
-table{border-collapse:collapse;font-size:12px;margin:8px 0} th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;font-size:12px;margin:8px 0} th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top;white-space:pre-line}
 th{background:#f3f5f9} td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fdecea}
 .na{color:#8a6d3b;background:#fcf8e3;border:1px solid #faebcc;padding:6px 10px;border-radius:3px}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -119,17 +120,39 @@ def day_scores(lakehouse: str, days: Sequence[dt.date]) -> tuple[pd.DataFrame, d
 
 def quality_results(lakehouse: str, day: dt.date) -> pd.DataFrame:
     """The data-quality validations of `day` (ops/quality): table, date, success,
-    evaluated, failed, details (JSON text or None); the newest per table when
-    the table has a `validated_at` column, else the last row read."""
+    evaluated, failed, details (JSON text or None) and bands (the volume and
+    rate bands the newest date was held to, with what it had, one line each);
+    the newest per table when the table has a `validated_at` column, else the
+    last row read."""
     names = set(delta_table(lakehouse, OPS_QUALITY).schema().to_arrow().names)
     details = next((c for c in QUALITY_DETAILS if c in names), None)
     order = ["validated_at"] if "validated_at" in names else []
-    columns = [*QUALITY_COLUMNS, *([details] if details else []), *order]
+    outcomes = ["outcomes"] if "outcomes" in names and details != "outcomes" else []
+    columns = [*QUALITY_COLUMNS, *([details] if details else []), *outcomes, *order]
     frame = read_rows(lakehouse, OPS_QUALITY, columns, [("date", "=", day)], f"for {day}").to_pandas()
     frame = frame.rename(columns={details: "details"}) if details else frame.assign(details=None)
+    source = frame["outcomes"] if outcomes else frame["details"] if details == "outcomes" else pd.Series([None] * len(frame))
+    frame = frame.assign(bands=[band_lines(text) for text in source]).drop(columns=outcomes)
     if order:
         frame = frame.sort_values(order, kind="stable")
     return frame.drop_duplicates(["table", "date"], keep="last").reset_index(drop=True)
+
+
+# The expectations that hold the newest date to a band from the dates before it (pipelines.quality.suites).
+BAND_EXPECTATIONS = ("expect_column_sum_to_be_between", "expect_column_rate_to_be_between")
+
+
+def band_lines(outcomes: str | None) -> str:
+    """Each band of a validation's outcomes (JSON text) as "band: what the date had", one a line."""
+    if not outcomes:
+        return ""
+    lines = []
+    for outcome in json.loads(outcomes):
+        if outcome.get("type") in BAND_EXPECTATIONS:
+            observed = outcome.get("observed")
+            had = "none" if observed is None else f"{observed:,.4g}" if isinstance(observed, float) else f"{observed:,}" if isinstance(observed, int) else json.dumps(observed, default=str)
+            lines.append(f"{'ok' if outcome.get('success') else 'FAIL'} {outcome.get('text')}: observed {had}")
+    return "\n".join(lines)
 
 
 def night_runs(lakehouse: str, night: dt.date, last_dates: Mapping[str, dt.date]) -> pd.DataFrame:

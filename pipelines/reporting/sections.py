@@ -206,17 +206,18 @@ def details_text(details: object, limit: int = 300) -> str:
 
 
 def quality_section(results: pd.DataFrame, day: dt.date) -> Section:
-    """`results`: ops/quality rows of `day` (table, date, success, evaluated, failed, details); failures first."""
+    """`results`: ops/quality rows of `day` (table, date, success, evaluated, failed, bands, details); failures first."""
     ordered = results.assign(passed=results["success"].fillna(False).astype(bool)).sort_values(["passed", "table"])
     rows = [[r.table, bool(r.passed), None if pd.isna(r.evaluated) else int(r.evaluated),
-             None if pd.isna(r.failed) else int(r.failed), details_text(r.details)] for r in ordered.itertuples()]
+             None if pd.isna(r.failed) else int(r.failed), getattr(r, "bands", "") or "", details_text(r.details)]
+            for r in ordered.itertuples()]
     failing = int((~ordered["passed"]).sum())
     summary = (f"{len(rows) - failing} of {len(rows)} validations of {day} passed"
                + (f"; {failing} failed (highlighted)." if failing else "."))
     return _section(
         "quality",
         summary,
-        Table(["table", "success", "expectations evaluated", "failed", "details"], rows,
+        Table(["table", "success", "expectations evaluated", "failed", "volume and rate bands of the newest date", "details"], rows,
               bad_rows=frozenset(i for i, r in enumerate(rows) if not r[1])),
     )
 

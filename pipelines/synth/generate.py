@@ -22,7 +22,12 @@ from pipelines.config import GeneratorSettings
 from pipelines.lakehouse.files import write_atomically
 from pipelines.synth.behavior import day_events
 from pipelines.synth.delivery import delivered_lines
-from pipelines.synth.layout import landing_file, truth_deliveries_file, truth_events_file
+from pipelines.synth.layout import (
+    landing_file,
+    landing_marker_file,
+    truth_deliveries_file,
+    truth_events_file,
+)
 from pipelines.synth.world import Items, chunk_count, world_items, world_users
 
 TRUTH_EVENT_COLUMNS = [
@@ -50,6 +55,9 @@ def generate(settings: GeneratorSettings, landing: str, truth: str) -> dict[str,
             events += result.events
             for date, count in result.lines_by_date.items():
                 lines[date] = lines.get(date, 0) + count
+    # As an upstream would: each landing folder is marked complete once every file of it is written.
+    for date in lines:
+        write_atomically(landing_marker_file(landing, date), b"")
     seconds = time.perf_counter() - started
     return {
         "events": events,

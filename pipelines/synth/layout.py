@@ -2,6 +2,7 @@
 
     landing/events/date=YYYY-MM-DD/part-dDDDD-cCCCCC.jsonl.gz   lines of that landing date
     landing/events/date=YYYY-MM-DD/late-dDDDD-cCCCCC.jsonl.gz   events of earlier days landing late
+    landing/events/date=YYYY-MM-DD/_SUCCESS                     written last: the folder is complete
     truth/events/event_date=YYYY-MM-DD/part-dDDDD-cCCCCC.parquet      one row per event
     truth/deliveries/landing_date=YYYY-MM-DD/part-dDDDD-cCCCCC.parquet   one row per landing line
 """
@@ -19,6 +20,11 @@ def task_name(day: int, chunk: int) -> str:
 
 def landing_file(landing: str, landing_date: dt.date, day: int, chunk: int, late: bool) -> str:
     return f"{landing_folder(landing, landing_date)}/{'late' if late else 'part'}-{task_name(day, chunk)}.jsonl.gz"
+
+
+def landing_marker_file(landing: str, landing_date: dt.date) -> str:
+    """The completion marker, as Spark and Hadoop writers leave it (night.landing_marker's default)."""
+    return f"{landing_folder(landing, landing_date)}/_SUCCESS"
 
 
 def truth_events_folder(truth: str, event_date: dt.date) -> str:
