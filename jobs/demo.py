@@ -34,8 +34,8 @@ from pipelines.lakehouse.tables import SCORES_CTR, TABLES, table_uri
 DAY = dt.timedelta(days=1)
 # The demo's own settings, for this process and (as SEQLAKE_* variables) the
 # DAG's tasks: 1% of the users come back 30 times as often a day, and the long
-# side is 256 behaviors, which their four days of history run past.
-DEMO_SETTINGS = {"examples": {"train_len": 256}, "generator": {"heavy_user_share": 0.01, "heavy_user_activity": 30.0}}
+# side is 128 behaviors, which the longest histories run past by the third night.
+DEMO_SETTINGS = {"examples": {"train_len": 128}, "generator": {"heavy_user_share": 0.01, "heavy_user_activity": 30.0}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +121,15 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
             sources = ", ".join(f"{k}={v:,}" for k, v in c["by_source"].items())
             print(f"   {c['date']:<12} {c['candidates']:>8,} for {c['users']:,} users: {sources}; "
                   f"BSE sums under {c['embedding_version']}: {c['with_bse']:,}, none: {c['without_bse']:,}")
+    print("== BSE vs end to end (seqlake evaluate bse): each scored day's candidates from their bucket sums and from the raw sequences")
+    for night in nights:
+        s = night_figures(lakehouse, "score", night + DAY)
+        if s:
+            b = invoke("evaluate", ["bse", "--date", s["date"], "--version", str(s["version"]), "--json"], settings)
+            past = b["max_abs_diff_past_long_side"]
+            print(f"   {b['date']:<12} v{b['version']} on {b['candidates']:,} rows: max |diff| {b['max_abs_diff']:.1e}; "
+                  f"{b['users_past_long_side']} users past the long side of {b['long_side']} ({b['rows_past_long_side']:,} rows): "
+                  f"max |diff| {'-' if past is None else f'{past:.1e}'}")
 
     scored = delta_rows(DeltaTable(table_uri(lakehouse, SCORES_CTR)), columns=["user_id"]) if Path(
         table_uri(lakehouse, SCORES_CTR)).is_dir() else None

@@ -2,6 +2,8 @@
 
     seqlake evaluate denoise --date D [--json]
     seqlake evaluate model --version V --date D [--json]
+    seqlake evaluate bse --date D [--version V] [--json]   a day's candidates scored from their BSE sums
+                                                          vs end to end (default: the champion)
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -16,17 +19,28 @@ from jobs.cli import UsageError, iso_date, run_command, settings_flag
 from pipelines.clickstream.denoise_quality import confusion_counts, flag_quality
 from pipelines.config import Settings
 from pipelines.ctr.evaluation import model_quality
+from pipelines.ctr.registry import champion_version, downloaded_model, scoring_embedding_version
+from pipelines.errors import MissingInputError
+from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.publications import published_dataset, published_dates, rows_filter
 from pipelines.lakehouse.session import spark_session
-from pipelines.lakehouse.tables import SILVER_EVENTS
+from pipelines.lakehouse.tables import (
+    GOLD_CANDIDATES,
+    GOLD_USER_SEQUENCES,
+    SILVER_EVENTS,
+    table_uri,
+)
 from pipelines.lakehouse.writes import read_date_partitions
+from pipelines.scoring.batch_scoring import bse_parity
 from pipelines.synth.truth import truth_clicks
 
-STAGES = ("denoise", "model")
+STAGES = ("denoise", "model", "bse")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stage", choices=STAGES, help="denoise: silver's noise flags vs the truth and fixed thresholds; "
-                        "model: a registered model on a day's examples")
+                        "model: a registered model on a day's examples; bse: a day's candidates scored from their "
+                        "bucket sums vs end to end")
     parser.add_argument("--date", type=iso_date, required=True)
     parser.add_argument("--version", help="model version in the registry (evaluate model)")
     settings_flag(parser, "--truth", "truth", metavar="URI", help="truth root (default: configured)")
@@ -42,6 +56,14 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
                   f"GAUC {figures['gauc']}, logloss {figures['logloss']}, oracle AUC {figures['oracle_auc']}, "
                   f"model / oracle {figures['model_over_oracle']}")
         return figures
+    if args.stage == "bse":
+        figures = bse_parity_of_day(settings, args.date, args.version)
+        if not args.json:
+            print(f"BSE vs end to end on the candidates of {figures['date']} (v{figures['version']}, sums under "
+                  f"{figures['embedding_version']}): max |diff| {figures['max_abs_diff']:.2e} over {figures['candidates']:,} rows; "
+                  f"{figures['users_past_long_side']} users past the long side of {figures['long_side']}: "
+                  f"max |diff| {figures['max_abs_diff_past_long_side']}")
+        return figures
     figures = denoise_quality(spark_session(settings.spark, "seqlake-evaluate"), settings, args.date)
     if not args.json:
         o, b, h = figures["overall"], figures["baseline_fixed_5s"], figures["hindsight_fixed"]
@@ -52,6 +74,25 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
         for kind, s in figures["per_kind"].items():
             print(f"  {kind:<12} precision={s['precision']} recall={s['recall']} f1={s['f1']}")
     return figures
+
+
+def bse_parity_of_day(settings: Settings, day: dt.date, version: str | None = None) -> dict[str, object]:
+    """bse_parity of the candidates of `day` under model `version` (default: the
+    champion), against the histories as the night before published them."""
+    version = version or champion_version(settings)
+    if version is None:
+        raise UsageError("evaluate bse: no champion yet; pass --version")
+    candidates = delta_rows(DeltaTable(native_uri(table_uri(settings.lakehouse, GOLD_CANDIDATES))),
+                            partitions=[("score_date", "=", day.isoformat())])
+    as_of = day - dt.timedelta(days=1)
+    (published,) = published_dates(settings.lakehouse, GOLD_USER_SEQUENCES, [as_of]) or [None]
+    if published is None:
+        raise MissingInputError(f"{GOLD_USER_SEQUENCES.name} as of {as_of} was never published")
+    lengths = published_dataset(settings.lakehouse, GOLD_USER_SEQUENCES, published).to_table(
+        filter=rows_filter(GOLD_USER_SEQUENCES, published), columns=["user_id", "length"])
+    figures = bse_parity(candidates, lengths, str(downloaded_model(settings, version)), version, settings.examples.train_len,
+                         settings.examples.short_len, scoring_embedding_version(settings, version))
+    return {"date": day.isoformat(), **figures}
 
 
 def denoise_quality(spark: SparkSession, settings: Settings, day: dt.date) -> dict[str, object]:

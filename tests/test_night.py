@@ -69,6 +69,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     import numpy as np
     from deltalake import DeltaTable
 
+    from jobs.evaluate import bse_parity_of_day
     from jobs.night import run_night
     from jobs.score import score_day
     from pipelines.ctr.registry import champion_version, downloaded_model
@@ -113,6 +114,10 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     long_histories = [r for r in rows(GOLD_USER_SEQUENCES, as_of_date=night).to_pylist()
                       if r["user_id"] in candidate_users and r["length"] > settings.examples.train_len]
     assert len(long_histories) >= 3
+    # The same check as a user runs it (`seqlake evaluate bse`), against the histories as published.
+    parity = bse_parity_of_day(settings, scored_day, "1")
+    assert (parity["candidates"], parity["users_past_long_side"]) == (candidates.num_rows, len(long_histories))
+    assert parity["max_abs_diff"] < 1e-5 and parity["max_abs_diff_past_long_side"] < 1e-5
 
     def published():
         table = rows(SCORES_CTR, score_date=scored_day)

@@ -125,3 +125,31 @@ class ModelReplica:
             "model_version": pa.array([self.version] * rows.num_rows, pa.string()),
             "score_date": rows.column("score_date").cast(pa.date32()),
         }, schema=SCORE_SCHEMA)
+
+
+def bse_parity(candidates: pa.Table, history_lengths: pa.Table, model_folder: str, version: str, long_len: int,
+               short_len: int, embedding_version: str) -> dict[str, object]:
+    """How far the scores of `candidates` from their bucket sums under
+    `embedding_version` are from the same model end to end on the raw
+    sequences, over all of them and over the users whose history
+    (`history_lengths`: user_id, length) runs past the long side."""
+    model, _, _ = load_model(Path(model_folder))
+    if model.config.model != "sdim" or model.config.bse_mode:
+        raise MissingInputError(f"model v{version} ({model.config.model}{'-bse' if model.config.bse_mode else ''}) "
+                                "has no end-to-end and BSE forms to compare")
+    rows = candidates.filter(pc.fill_null(pc.equal(candidates.column("bse_version"), embedding_version), False))
+    if not rows.num_rows:
+        raise MissingInputError(f"no candidate carries bucket sums under {embedding_version}")
+    from_bse = ModelReplica(model_folder, version, long_len, short_len, embedding_version)(rows).column("score").to_numpy()
+    end_to_end = ModelReplica(model_folder, version, long_len, short_len, None)(rows).column("score").to_numpy()
+    diff = np.abs(from_bse - end_to_end)
+    long_users = pc.filter(history_lengths.column("user_id"), pc.greater(history_lengths.column("length"), long_len))
+    past = pc.is_in(rows.column("user_id"), value_set=long_users.combine_chunks()).to_numpy(zero_copy_only=False)
+    return {
+        "version": version, "embedding_version": embedding_version, "long_side": long_len, "candidates": rows.num_rows,
+        "users": len(pc.unique(rows.column("user_id"))),
+        "users_past_long_side": len(pc.unique(rows.column("user_id").filter(pa.array(past)))),
+        "rows_past_long_side": int(past.sum()),
+        "max_abs_diff": float(diff.max()),
+        "max_abs_diff_past_long_side": float(diff[past].max()) if past.any() else None,
+    }
