@@ -40,8 +40,9 @@ def test_same_seed_gives_identical_files_whatever_the_workers(tmp_path):
     for s in (one, two, other_seed):
         generate(s.generator, s.landing, s.truth)
     assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
-    # Per chunk: landing day 0 (on time + late), day 1; truth events per day; deliveries per landing file.
-    assert len(_digest(tmp_path / "one")) == 3 * (3 + 2 + 3)
+    # Per chunk: landing day 0 (on time + late), day 1; truth events per day; deliveries per landing file;
+    # and per landing folder its completion marker.
+    assert len(_digest(tmp_path / "one")) == 3 * (3 + 2 + 3) + 2
     assert _digest(tmp_path / "one") != _digest(tmp_path / "seed")
 
 
