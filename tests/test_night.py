@@ -116,7 +116,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     assert len(long_histories) >= 3
     # The same check as a user runs it (`seqlake evaluate bse`), against the histories as published.
     parity = bse_parity_of_day(settings, scored_day, "1")
-    assert (parity["candidates"], parity["users_past_long_side"]) == (candidates.num_rows, len(long_histories))
+    assert parity["candidates"] == candidates.num_rows and parity["users_past_long_side"] >= 3
     assert parity["max_abs_diff"] < 1e-5 and parity["max_abs_diff_past_long_side"] < 1e-5
 
     def published():
