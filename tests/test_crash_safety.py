@@ -20,7 +20,7 @@ from jobs.build_sequences import build_sequences
 from jobs.clean_events import clean_dates
 from jobs.ingest_events import ingest_date
 from pipelines.errors import BrokenPastError
-from pipelines.lakehouse.ledger import ledger_rows
+from pipelines.lakehouse.ledger import ledger_rows, unfinished_runs
 from pipelines.lakehouse.publications import publications
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_STATS,
@@ -110,5 +110,7 @@ def test_a_run_killed_between_two_commits_is_found_and_healed_by_its_rerun(spark
     (row,) = [r for r in ledger_rows(settings.lakehouse, command).to_pylist() if NOV[1] in r["nights"]]
     assert dict(row["table_versions"]) == {t.name: DeltaTable(table_uri(settings.lakehouse, t)).version() for t in tables}
     assert all(v > after[name] for name, v in dict(row["table_versions"]).items())
+    # Healed: the next run of the stage finds nothing left to heal.
+    assert unfinished_runs(settings.lakehouse, command, tables) == []
     # The rerun ran for the night: that is what a reader sees from now on.
     assert [p.day for p in publications(settings.lakehouse, tables[0]) if p.day == NOV[1]] == [NOV[1]]

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from pipelines.errors import BrokenPastError
 from pipelines.lakehouse.dates import days_between
-from pipelines.lakehouse.ledger import ledger_rows
+from pipelines.lakehouse.ledger import ledger_rows, run_nights
 
 _NAMED = 5
 
@@ -45,7 +45,7 @@ def unbroken_past_problems(
         missing = [day for day in days_between(max(first, min(written)), end) if day not in written]
         if missing:
             problems.append((f"no finished {upstream} run wrote", missing))
-    own_nights = {day for row in ledger if row["stage"] == stage for day in _nights(row)}
+    own_nights = {day for row in ledger if row["stage"] == stage for day in run_nights(row)}
     before = start - dt.timedelta(days=1)
     if any(day < start for day in own_nights) and before not in own_nights:
         last = max(day for day in own_nights if day < start)
@@ -68,11 +68,6 @@ def require_unbroken_past(
         f"Heal it with `seqlake run --start {broken} --end {nights[1]}` (or trigger seqlake_backfill with "
         f"{{\"start\": \"{broken}\", \"end\": \"{nights[1]}\"}}), which reruns those nights in order"
     )
-
-
-def _nights(row: dict) -> list[dt.date]:
-    # A ledger written before runs recorded their nights: each run was run for every date it wrote.
-    return row["dates"] if row.get("nights") is None else row["nights"]
 
 
 def _span(first: dt.date, last: dt.date) -> str:

@@ -114,9 +114,11 @@ def committed_version(lakehouse: str, table: TableSpec, run: Run) -> int:
 
 
 def unfinished_runs(lakehouse: str, stage: str, tables: tuple[TableSpec, ...]) -> list[str]:
-    """"table vN by run ID" for each recent commit to `tables` made by a run of
-    `stage` that has no ledger row: a run killed between its commits (or one
-    still running). A rerun of the same dates replaces what it wrote."""
+    """"table vN by run ID" for each commit to `tables` made, since the last
+    commit of a finished run of `stage`, by a run of `stage` that has no
+    ledger row: a run killed between its commits (or one still running). A
+    rerun of the same dates replaces what it wrote; once a run of the stage
+    finishes, what came before it is healed."""
     finished = set(ledger_rows(lakehouse, stage).column("run_id").to_pylist())
     found = []
     for table in tables:
@@ -124,11 +126,21 @@ def unfinished_runs(lakehouse: str, stage: str, tables: tuple[TableSpec, ...]) -
             history = DeltaTable(native_uri(table_uri(lakehouse, table))).history(_HISTORY_LOOKED_AT)
         except TableNotFoundError:
             continue
-        for commit in history:
+        for commit in sorted(history, key=lambda c: c["version"], reverse=True):
             tag = commit.get("userMetadata") or ""
-            if tag.startswith(f"{_TAG}{stage} ") and tag.rsplit(" ", 1)[-1] not in finished:
-                found.append(f"{table.name} v{commit['version']} by run {tag.rsplit(' ', 1)[-1]}")
+            if not tag.startswith(f"{_TAG}{stage} "):
+                continue
+            run_id = tag.rsplit(" ", 1)[-1]
+            if run_id in finished:
+                break
+            found.append(f"{table.name} v{commit['version']} by run {run_id}")
     return sorted(found)
+
+
+def run_nights(row: dict) -> list[dt.date]:
+    """The nights a ledger row's run was run for; in a ledger written before
+    runs recorded them, every date it wrote."""
+    return row["dates"] if row.get("nights") is None else row["nights"]
 
 
 def ledger_rows(lakehouse: str, stage: str | None = None) -> pa.Table:

@@ -30,7 +30,7 @@ from deltalake import DeltaTable
 
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import delta_dataset, native_uri
-from pipelines.lakehouse.ledger import ledger_rows
+from pipelines.lakehouse.ledger import ledger_rows, run_nights
 from pipelines.lakehouse.tables import TableSpec, table_uri
 
 
@@ -63,9 +63,8 @@ def publications(lakehouse: str, table: TableSpec) -> list[Publication]:
         version = dict(row["table_versions"]).get(table.name)
         if version is None:
             continue
-        # A ledger written before runs recorded their nights: each run was run for every date it wrote.
         variant = row.get("embedding_version") if table.embedding_version_column else None
-        for day in row["dates"] if row.get("nights") is None else row["nights"]:
+        for day in run_nights(row):
             first.setdefault((day, variant), Publication(day, version, row["finished_at"], variant, tuple(row["table_versions"])))
     return sorted(first.values(), key=lambda p: (p.day, p.published_at))
 
