@@ -32,6 +32,7 @@ from pipelines.lakehouse.ledger import ledger_rows
 from pipelines.lakehouse.tables import SCORES_CTR, TABLES, table_uri
 
 DAY = dt.timedelta(days=1)
+DAGS = Path(__file__).resolve().parents[1] / "dags"
 # The demo's own settings, for this process and (as SEQLAKE_* variables) the
 # DAG's tasks: 1% of the users come back 30 times as often a day, and the long
 # side is 128 behaviors, which the longest histories run past by the third night.
@@ -62,8 +63,9 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     print(f"   {generated['events']:,} events in {generated['lines']:,} landing lines -> {settings.landing}")
 
     nights = landing_dates(settings.landing)
+    airflow_home = use_repository_airflow()
     print(f"== the nights through Airflow: dag.test() of seqlake_nightly for each day (SQLite, embedded profile, "
-          f"AIRFLOW_HOME {os.environ.get('AIRFLOW_HOME', '~/airflow')})")
+          f"AIRFLOW_HOME {airflow_home})")
     states = run_nights_through_airflow(settings, nights)
     lakehouse = settings.lakehouse
 
@@ -158,6 +160,17 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+def use_repository_airflow() -> str:
+    """Point Airflow at the repository's DAGs and an AIRFLOW_HOME of its own
+    (.cache/airflow, as the Makefile does) unless the caller chose others:
+    `seqlake demo` run outside make would otherwise test DAGs that Airflow's
+    default home does not hold. Must run before Airflow is imported."""
+    os.environ.setdefault("AIRFLOW_HOME", str(home() / ".cache" / "airflow"))
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    return os.environ["AIRFLOW_HOME"]
+
+
 def run_nights_through_airflow(settings: Settings, nights: list[dt.date]) -> dict[dt.date, dict[str, str]]:
     """dag.test() of seqlake_nightly for each night, oldest first; {night: {task: state}}.
     The tasks are subprocesses: the demo's roots reach them through SEQLAKE_* variables."""
@@ -170,7 +183,7 @@ def run_nights_through_airflow(settings: Settings, nights: list[dt.date]) -> dic
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(Path(__file__).resolve().parents[1] / "dags")).dags["seqlake_nightly"]
+    dag = DagBag(dag_folder=str(DAGS)).dags["seqlake_nightly"]
     states = {}
     for night in nights:
         began = time.perf_counter()
