@@ -9,8 +9,11 @@ when its command runs, so `seqlake generate` does not load Spark.
 Exit status: 0 success; with a one-line reason on stderr, 1 a job failure
 that may pass on a retry, 2 a usage or configuration error, 3 a failed
 quality gate, 4 a date to backfill first (pipelines.errors: 2-4 fail the same
-way on every retry, so the DAG does not retry them); 99 nothing to do tonight
-(Airflow marks the task skipped). `python -m jobs.X` and `spark-submit jobs/X.py`
+way on every retry, so the DAG does not retry them), 5 another job is writing
+the lakehouse (retried); 99 nothing to do tonight (Airflow marks the task
+skipped). A command that writes holds the lakehouse's writer lease while it
+runs (pipelines.lakehouse.lease), whether started here, by `seqlake run` or
+by a DAG. `python -m jobs.X` and `spark-submit jobs/X.py`
 run the same code through `run_command`.
 """
 
@@ -29,6 +32,7 @@ from typing import Any, NoReturn
 
 from pipelines.config import ConfigError, Settings, load_settings
 from pipelines.errors import BrokenPastError, NothingToDo, PipelineError, QualityGateFailed
+from pipelines.lakehouse.lease import writer_lease
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,23 +40,30 @@ class Command:
     name: str
     module: str
     help: str
+    # Whether a run with these arguments writes the lakehouse: it then holds the writer lease.
+    writes: Callable[[argparse.Namespace], bool] = lambda args: False
+
+
+def _always(args: argparse.Namespace) -> bool:
+    return True
 
 
 COMMANDS = {
     c.name: c
     for c in (
         Command("generate", "jobs.generate_clickstream", "write synthetic landing files and their truth"),
-        Command("ingest", "jobs.ingest_events", "landing files of a date -> bronze/events + bronze/events_rejected"),
-        Command("import", "jobs.import_source", "a public dataset (ebnerd, taobao, kuairand, mind) -> bronze"),
-        Command("clean", "jobs.clean_events", "bronze/events -> silver/events: dedup, sessions, dwell, noise flags"),
-        Command("sequences", "jobs.build_sequences", "silver -> gold/user_sequences and engagement statistics"),
-        Command("signatures", "jobs.build_signatures", "BSE: item signatures and user bucket sums"),
-        Command("examples", "jobs.build_examples", "gold/training_examples with features as of the day before"),
-        Command("candidates", "jobs.build_candidates", "gold/candidates of a day: impressions and popular items, features of the day before"),
-        Command("score", "jobs.score", "offline CTR scores of a day's candidates on Ray Data -> scores/ctr"),
+        Command("ingest", "jobs.ingest_events", "landing files of a date -> bronze/events + bronze/events_rejected", _always),
+        Command("import", "jobs.import_source", "a public dataset (ebnerd, taobao, kuairand, mind) -> bronze", _always),
+        Command("clean", "jobs.clean_events", "bronze/events -> silver/events: dedup, sessions, dwell, noise flags", _always),
+        Command("sequences", "jobs.build_sequences", "silver -> gold/user_sequences and engagement statistics", _always),
+        Command("signatures", "jobs.build_signatures", "BSE: item signatures and user bucket sums", _always),
+        Command("examples", "jobs.build_examples", "gold/training_examples with features as of the day before", _always),
+        Command("candidates", "jobs.build_candidates", "gold/candidates of a day: impressions and popular items, features of the day before", _always),
+        Command("score", "jobs.score", "offline CTR scores of a day's candidates on Ray Data -> scores/ctr", _always),
         Command("features", "jobs.features", "feature-store reads: list the views, get a user's (and an item's) features"),
-        Command("train", "jobs.train", "a CTR model on Ray Train, logged and registered in MLflow"),
-        Command("models", "jobs.models", "registered models: list, promote, gate on a held-out day, export embeddings"),
+        Command("train", "jobs.train", "a CTR model on Ray Train, logged and registered in MLflow", _always),
+        Command("models", "jobs.models", "registered models: list, promote, gate on a held-out day, export embeddings",
+                lambda args: args.action != "list"),
         Command("evaluate", "jobs.evaluate", "measure a stage or a model (AUC, GAUC, logloss, oracle) against the truth"),
         Command("report", "jobs.report", "the nightly HTML report of a date, plots embedded"),
         Command("run", "jobs.night", "the whole night of a date (or a range) without Airflow, as the DAG runs it"),
@@ -104,7 +115,7 @@ def invoke(name: str, argv: Sequence[str], settings: Settings) -> dict[str, Any]
     nightly runner chain jobs so); exceptions propagate."""
     parser = build_parser(name)
     args = parser.parse_args([name, *argv])
-    return _job(name).run(args, settings)
+    return _run_job(name, args, settings)
 
 
 def nights(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
@@ -142,7 +153,7 @@ def _execute(args: argparse.Namespace) -> int:
     name = args.command
     try:
         settings = load_settings(env=args.env, overrides=[*args.overrides, *_flag_overrides(args)])
-        figures = _job(name).run(args, settings)
+        figures = _run_job(name, args, settings)
     except NothingToDo as exc:
         print(summary_line(name, {"skipped": str(exc)}, getattr(args, "json", False)), flush=True)
         return SKIPPED
@@ -187,6 +198,20 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
         for dest, value in vars(args).items()
         if dest.startswith("setting:") and value is not None
     ]
+
+
+def _run_job(name: str, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    if not COMMANDS[name].writes(args):
+        return _job(name).run(args, settings)
+    lifetime = dt.timedelta(minutes=settings.night.task_timeout_minutes)
+    with writer_lease(settings.lakehouse, f"seqlake {name} {_arguments_of(args)}", lifetime):
+        return _job(name).run(args, settings)
+
+
+def _arguments_of(args: argparse.Namespace) -> str:
+    """The job's own arguments, for the lease log: what a stuck holder was doing."""
+    shared = ("command", "json", "env", "overrides", "setting:lakehouse")
+    return " ".join(f"{k.removeprefix('setting:')}={v}" for k, v in vars(args).items() if k not in shared and v not in (None, False, []))
 
 
 def _job(name: str) -> ModuleType:

@@ -3,8 +3,9 @@
 Each kind carries the exit status the CLI ends with, so that an orchestrator
 can tell a failure worth retrying (1: a lost executor, a store that did not
 answer) from one that fails the same way every time: a failed quality gate
-(3) or a date whose input must be rebuilt first (4). Usage and configuration
-errors exit 2 (jobs/cli.py).
+(3) or a date whose input must be rebuilt first (4). A lakehouse that another
+job is writing (5) is retried. Usage and configuration errors exit 2
+(jobs/cli.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ class BrokenPastError(PipelineError):
     the message names the backfill that heals it."""
 
     exit_status = 4
+
+
+class LakehouseBusy(PipelineError):
+    """Another job holds the lakehouse's writer lease (pipelines.lakehouse.lease).
+    Its own exit status, retried: the holder is usually done by the next try."""
+
+    exit_status = 5
 
 
 class NothingToDo(Exception):

@@ -1,7 +1,8 @@
 """A job killed (SIGKILL, the real signal) between two of its commits leaves
 tables that no reader takes as published, and its rerun finds the commits of
 the run that never finished, replaces them and records the versions it
-committed itself."""
+committed itself. A second run of the same night started while the first
+writes is refused, and both outcomes are logged."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from deltalake import DeltaTable
 from jobs.build_sequences import build_sequences
 from jobs.clean_events import clean_dates
 from jobs.ingest_events import ingest_date
-from pipelines.errors import BrokenPastError
+from pipelines.errors import BrokenPastError, LakehouseBusy
+from pipelines.lakehouse.lease import lease_events
 from pipelines.lakehouse.ledger import ledger_rows, unfinished_runs
 from pipelines.lakehouse.publications import publications
 from pipelines.lakehouse.tables import (
@@ -68,11 +70,7 @@ def _killed_after_commit_to(settings, command: str, table, timeout: float = 600)
     moment `table` gains a commit."""
     lakehouse = Path(settings.lakehouse)
     start = _version(lakehouse, table)
-    job = subprocess.Popen(
-        [str(Path(sys.executable).parent / "seqlake"), command, "--date", str(NOV[1]), "--lakehouse", str(lakehouse),
-         "--set", f"landing={settings.landing}", "--set", "spark.master=local[1]", *(f"--set={o}" for o in OVERRIDES)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )
+    job = subprocess.Popen(_night_two(settings, command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + timeout
     while _version(lakehouse, table) == start:
         assert job.poll() is None, f"{command} ended before it committed to {table.name}: {job.stderr.read().decode()[-2000:]}"
@@ -114,3 +112,33 @@ def test_a_run_killed_between_two_commits_is_found_and_healed_by_its_rerun(spark
     assert unfinished_runs(settings.lakehouse, command, tables) == []
     # The rerun ran for the night: that is what a reader sees from now on.
     assert [p.day for p in publications(settings.lakehouse, tables[0]) if p.day == NOV[1]] == [NOV[1]]
+
+
+def test_a_second_run_of_the_same_night_while_the_first_writes_is_refused_and_both_outcomes_are_logged(before_night_two, tmp_path):
+    shutil.copytree(before_night_two["clean"], tmp_path / "lakehouse-root")
+    settings = settings_in(tmp_path / "lakehouse-root", *OVERRIDES)
+    first = subprocess.Popen(_night_two(settings, "clean"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not [e for e in lease_events(settings.lakehouse) if e["event"] == "claim"]:
+        assert first.poll() is None and time.monotonic() < deadline, first.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+
+    second = subprocess.run(_night_two(settings, "clean"), capture_output=True, text=True, timeout=300)
+    assert first.wait(timeout=600) == 0, first.stderr.read().decode()[-2000:]
+
+    assert second.returncode == LakehouseBusy.exit_status
+    assert f"seqlake clean: the lakehouse is being written by 'seqlake clean date={NOV[1]}" in second.stderr
+    claims = [e for e in lease_events(settings.lakehouse) if e["event"] == "claim"]
+    outcomes = {e["lease_id"]: e["outcome"] for e in lease_events(settings.lakehouse) if e["event"] == "release"}
+    assert [outcomes[c["lease_id"]].split(":")[0] for c in claims] == ["finished", "refused"]
+    assert outcomes[claims[1]["lease_id"]].startswith(f"refused: held by 'seqlake clean date={NOV[1]}")
+    # One finished clean of the night; silver was written by that run alone.
+    (row,) = [r for r in ledger_rows(settings.lakehouse, "clean").to_pylist() if NOV[1] in r["nights"]]
+    assert unfinished_runs(settings.lakehouse, "clean", COMMITS["clean"]) == []
+    assert dict(row["table_versions"])[SILVER_EVENTS.name] == DeltaTable(table_uri(settings.lakehouse, SILVER_EVENTS)).version()
+
+
+def _night_two(settings, command: str) -> list[str]:
+    """`seqlake COMMAND --date NOV[1]` on the test's lakehouse, as its own process."""
+    return [str(Path(sys.executable).parent / "seqlake"), command, "--date", str(NOV[1]), "--lakehouse", settings.lakehouse,
+            "--set", f"landing={settings.landing}", "--set", "spark.master=local[1]", *(f"--set={o}" for o in OVERRIDES)]

@@ -190,6 +190,7 @@ def test_the_generator_marks_each_landing_folder_complete_as_an_upstream_would(s
     (4, "AirflowFailException: clean_events exited 4: a date to backfill first; not retried"),
     (2, "AirflowFailException: clean_events exited 2: a usage or configuration error; not retried"),
     (1, "AirflowException: Bash command failed. The command returned a non-zero exit code 1."),
+    (5, "AirflowException: Bash command failed. The command returned a non-zero exit code 5."),
     (99, "AirflowSkipException: clean_events: nothing to do tonight"),
 ])
 def test_failures_a_retry_cannot_change_fail_the_task_at_once_and_others_retry(exit_status, outcome):

@@ -2,7 +2,7 @@
 
 Two runs of the same night are equal when their fingerprints are, whatever
 the file layout or row order. Columns that record when or by which run a row
-was written (ingest_ts, the run ledger) are left out.
+was written (ingest_ts, the run ledger, the lease log) are left out.
 
     python infra/tools/lakehouse_fingerprint.py var/demo/lakehouse [--json]
 """
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from deltalake import DeltaTable  # noqa: E402
 
-from pipelines.lakehouse.tables import OPS_RUNS, TABLES, table_uri  # noqa: E402
+from pipelines.lakehouse.tables import OPS_LEASES, OPS_RUNS, TABLES, table_uri  # noqa: E402
 
 VOLATILE = {"ingest_ts"}
 
@@ -43,7 +43,7 @@ def main() -> None:
     figures = {}
     for name, spec in TABLES.items():
         uri = table_uri(str(Path(args.lakehouse).resolve()), spec)
-        if spec == OPS_RUNS or not Path(uri).is_dir():
+        if spec in (OPS_RUNS, OPS_LEASES) or not Path(uri).is_dir():
             continue
         rows, digest = fingerprint(uri)
         figures[name] = {"rows": rows, "sha256": digest}

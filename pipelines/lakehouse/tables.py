@@ -30,6 +30,8 @@ GOLD_TRAINING_EXAMPLES = TableSpec("gold/training_examples", partition_column="e
 GOLD_CANDIDATES = TableSpec("gold/candidates", partition_column="score_date")
 SCORES_CTR = TableSpec("scores/ctr", partition_column="score_date")
 OPS_RUNS = TableSpec("ops/runs", partition_column="stage")
+# The writer lease's claims and releases (pipelines.lakehouse.lease).
+OPS_LEASES = TableSpec("ops/leases", partition_column="day")
 # One row per validated table and date (pipelines.quality), and the predictions
 # of each model evaluation (gate, evaluate model), one row per example.
 OPS_QUALITY = TableSpec("ops/quality", partition_column="date")
@@ -41,7 +43,7 @@ TABLES: dict[str, TableSpec] = {
         BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS,
         GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS, GOLD_BSE_PROJECTIONS,
         GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE, GOLD_TRAINING_EXAMPLES, GOLD_CANDIDATES,
-        SCORES_CTR, OPS_RUNS, OPS_QUALITY, OPS_EVALUATIONS,
+        SCORES_CTR, OPS_RUNS, OPS_LEASES, OPS_QUALITY, OPS_EVALUATIONS,
     )
 }
 
