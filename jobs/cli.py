@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import importlib
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -102,7 +103,14 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
+    # Airflow ends a task past its timeout with SIGTERM: unwind (a writer
+    # releases its lease, recording the failure) instead of vanishing.
+    signal.signal(signal.SIGTERM, _terminated)
     sys.exit(_execute(args))
+
+
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
 
 
 def run_command(name: str) -> NoReturn:
@@ -203,8 +211,8 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
 def _run_job(name: str, args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if not COMMANDS[name].writes(args):
         return _job(name).run(args, settings)
-    lifetime = dt.timedelta(minutes=settings.night.task_timeout_minutes)
-    with writer_lease(settings.lakehouse, f"seqlake {name} {_arguments_of(args)}", lifetime):
+    lease = dt.timedelta(seconds=settings.night.lease_seconds)
+    with writer_lease(settings.lakehouse, f"seqlake {name} {_arguments_of(args)}", lease):
         return _job(name).run(args, settings)
 
 

@@ -296,6 +296,10 @@ class NightSettings(Section):
     # changed for landing_settle_minutes.
     landing_marker: str | None = "_SUCCESS"
     landing_settle_minutes: int = Field(default=30, ge=0)
+    # A job's writer lease (pipelines.lakehouse.lease) lapses this long after
+    # its last renewal, which the job makes every third of it while it runs:
+    # how long a job that died on another host keeps blocking the lakehouse.
+    lease_seconds: int = Field(default=600, ge=3)
     sensor_timeout_minutes: int = Field(default=360, ge=1)
     sensor_poke_seconds: int = Field(default=300, ge=1)
     retries: int = Field(default=2, ge=0)

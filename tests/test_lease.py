@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
@@ -30,8 +31,10 @@ def claim(lease_id: str, at: dt.datetime = NOON, host: str = "worker-1", pid: in
     return Claim(lease_id, f"seqlake clean date={at.date()}", host, pid, at - HOUR, at, at + 3 * HOUR)
 
 
-def everyone_alive(c: Claim) -> bool:
-    return True
+def held_by(claims: list[Claim], released: set[str], versions: dict[str, int], now: dt.datetime = NOON,
+            alive=lambda c: True) -> Claim | None:
+    """The holder as seen from the scheduler, a host that made none of the claims unless a test says so."""
+    return holder(claims, released, versions, now, "scheduler", alive)
 
 
 # --------------------------------------------------------------------------- who holds it, on hand-built logs
@@ -40,22 +43,30 @@ def everyone_alive(c: Claim) -> bool:
 def test_the_live_claim_committed_first_holds_the_lease():
     a, b = claim("a"), claim("b")
     # Both committed before either looked: each reads the same log and finds the same holder.
-    assert holder([a, b], set(), {"a": 7, "b": 8}, NOON, everyone_alive) == a
-    assert holder([b, a], set(), {"a": 9, "b": 8}, NOON, everyone_alive) == b
+    assert held_by([a, b], set(), {"a": 7, "b": 8}) == a
+    assert held_by([b, a], set(), {"a": 9, "b": 8}) == b
 
 
-def test_released_expired_and_dead_claims_hold_nothing():
+def test_released_and_lapsed_claims_hold_nothing():
     a, b, c = claim("a"), claim("b"), claim("c")
     versions = {"a": 1, "b": 2, "c": 3}
-    assert holder([a, b, c], {"a"}, versions, NOON, everyone_alive) == b
-    assert holder([a, b, c], set(), versions, NOON + 3 * HOUR, everyone_alive) is None  # all three expired
-    assert holder([a, b, c], {"c"}, versions, NOON, lambda x: x.lease_id != "a") == b
-    assert holder([], set(), {}, NOON, everyone_alive) is None
+    assert held_by([a, b, c], {"a"}, versions) == b
+    assert held_by([a, b, c], set(), versions, now=NOON + 3 * HOUR) is None  # all three lapsed
+    assert held_by([], set(), {}) is None
+
+
+def test_on_the_host_that_claimed_the_process_decides_not_the_expiry():
+    a, b = claim("a", host="scheduler"), claim("b")
+    versions = {"a": 1, "b": 2}
+    # a's process is gone: b holds, although a's lease has not lapsed.
+    assert held_by([a, b], set(), versions, alive=lambda c: c.lease_id != "a") == b
+    # a still runs past its lease (a long job whose renewals failed): it still holds.
+    assert held_by([a], set(), versions, now=NOON + 4 * HOUR) == a
 
 
 def test_a_claim_older_than_the_log_looked_at_is_older_than_every_other():
     a, b = claim("a"), claim("b")
-    assert holder([b, a], set(), {"b": 640}, NOON, everyone_alive) == a
+    assert held_by([b, a], set(), {"b": 640}) == a
 
 
 # --------------------------------------------------------------------------- on a real Delta table
@@ -105,7 +116,7 @@ def test_each_outcome_of_the_holder_is_its_release(tmp_path):
         "skipped: not this night's cadence", "failed: ValueError: negative dwell"]
 
 
-def test_a_job_killed_on_this_host_or_expired_elsewhere_blocks_nobody(tmp_path):
+def test_a_job_killed_on_this_host_or_lapsed_elsewhere_blocks_nobody(tmp_path):
     lakehouse = str(tmp_path / "lakehouse")
     job = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     started = dt.datetime.fromtimestamp(psutil.Process(job.pid).create_time(), dt.UTC).replace(tzinfo=None)
@@ -125,3 +136,16 @@ def test_a_job_killed_on_this_host_or_expired_elsewhere_blocks_nobody(tmp_path):
     with writer_lease(lakehouse, "seqlake clean date=2026-11-02", HOUR):
         pass
     assert lease_events(lakehouse)[-1]["outcome"] == "finished"
+
+
+def test_the_holder_renews_its_lease_while_it_runs(tmp_path):
+    lakehouse = str(tmp_path / "lakehouse")
+    lease = dt.timedelta(seconds=0.6)
+    with writer_lease(lakehouse, "seqlake train night=2026-11-02", lease) as mine:
+        time.sleep(1.5)
+    events = [e for e in lease_events(lakehouse) if e["lease_id"] == mine.lease_id]
+    renewals = [e for e in events if e["event"] == "renew"]
+    assert [e["event"] for e in events] == ["claim", *["renew"] * len(renewals), "release"] and len(renewals) >= 3
+    # Seen from another host, the lease never lapsed while the job ran.
+    expiries = [e["expires_at"] for e in events if e["event"] != "release"]
+    assert all(later["at"] < expiry for later, expiry in zip(events[1:], expiries, strict=False))
