@@ -142,3 +142,19 @@ def _night_two(settings, command: str) -> list[str]:
     """`seqlake COMMAND --date NOV[1]` on the test's lakehouse, as its own process."""
     return [str(Path(sys.executable).parent / "seqlake"), command, "--date", str(NOV[1]), "--lakehouse", settings.lakehouse,
             "--set", f"landing={settings.landing}", "--set", "spark.master=local[1]", *(f"--set={o}" for o in OVERRIDES)]
+
+
+def test_a_writer_ended_by_sigterm_releases_its_lease_with_the_failure(before_night_two, tmp_path):
+    """Airflow ends a task past its timeout with SIGTERM: the job unwinds and
+    logs why it let the lease go, so the next writer need not wait for it to lapse."""
+    shutil.copytree(before_night_two["clean"], tmp_path / "lakehouse-root")
+    settings = settings_in(tmp_path / "lakehouse-root", *OVERRIDES)
+    job = subprocess.Popen(_night_two(settings, "clean"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not lease_events(settings.lakehouse):
+        assert job.poll() is None and time.monotonic() < deadline, job.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=120) == 128 + signal.SIGTERM
+    assert [(e["event"], e["outcome"]) for e in lease_events(settings.lakehouse)] == [
+        ("claim", None), ("release", f"failed: SystemExit: {128 + signal.SIGTERM}")]
