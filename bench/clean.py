@@ -26,11 +26,11 @@ import pandas as pd  # noqa: E402
 from deltalake import DeltaTable  # noqa: E402
 
 from bench.reference_clean_pandas import cleaned_events  # noqa: E402
-from jobs.clean_events import clean_dates  # noqa: E402
-from jobs.ingest_events import ingest_date  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.lakehouse.session import spark_session  # noqa: E402
 from pipelines.lakehouse.tables import BRONZE_EVENTS, SILVER_EVENTS, table_uri  # noqa: E402
+from pipelines.stages.clean import clean_dates  # noqa: E402
+from pipelines.stages.ingest import ingest_date  # noqa: E402
 from pipelines.synth.generate import generate  # noqa: E402
 
 EVENTS_PER_USER_DAY = 48  # what the generator produces at its defaults

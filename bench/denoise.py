@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.clean_events import clean_dates  # noqa: E402
-from jobs.evaluate import denoise_quality  # noqa: E402
-from jobs.ingest_events import ingest_date  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.lakehouse.files import landing_dates  # noqa: E402
 from pipelines.lakehouse.session import spark_session  # noqa: E402
+from pipelines.stages.clean import clean_dates  # noqa: E402
+from pipelines.stages.evaluate import denoise_quality  # noqa: E402
+from pipelines.stages.ingest import ingest_date  # noqa: E402
 from pipelines.synth.generate import generate  # noqa: E402
 
 RUNS = {

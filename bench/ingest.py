@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jobs.ingest_events import ingest_date
 from pipelines.clickstream.landing import landing_folder  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.lakehouse.session import spark_session  # noqa: E402
+from pipelines.stages.ingest import ingest_date
 from pipelines.synth.generate import generate  # noqa: E402
 
 

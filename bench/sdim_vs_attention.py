@@ -100,11 +100,6 @@ def step_times(lengths: list[int], batch: int = 256, steps: int = 4) -> dict[str
 
 
 def accuracy(users: int, days: int, epochs: int, work: Path) -> dict[str, object]:
-    from jobs.build_examples import build_examples
-    from jobs.build_sequences import build_sequences
-    from jobs.build_signatures import build_signatures
-    from jobs.clean_events import clean_dates
-    from jobs.ingest_events import ingest_date
     from pipelines.bse.projection import stored_projection
     from pipelines.config import load_settings
     from pipelines.ctr.datasets import example_batches, example_files, vocabulary
@@ -112,6 +107,11 @@ def accuracy(users: int, days: int, epochs: int, work: Path) -> dict[str, object
     from pipelines.ctr.training import EarlyStopping, predictions, train_epoch
     from pipelines.lakehouse.files import landing_dates
     from pipelines.lakehouse.session import spark_session
+    from pipelines.stages.clean import clean_dates
+    from pipelines.stages.examples import build_examples
+    from pipelines.stages.ingest import ingest_date
+    from pipelines.stages.sequences import build_sequences
+    from pipelines.stages.signatures import build_signatures
     from pipelines.synth.generate import generate
 
     settings = load_settings(overrides=[

@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from jobs.build_sequences import build_sequences  # noqa: E402
-from jobs.build_signatures import build_signatures  # noqa: E402
 from pipelines.config import load_settings  # noqa: E402
 from pipelines.lakehouse.session import spark_session  # noqa: E402
 from pipelines.lakehouse.tables import SILVER_EVENTS  # noqa: E402
 from pipelines.lakehouse.writes import replace_date_partitions  # noqa: E402
+from pipelines.stages.sequences import build_sequences  # noqa: E402
+from pipelines.stages.signatures import build_signatures  # noqa: E402
 
 DAY = dt.date(2026, 11, 1)
 ITEMS = 50_000

@@ -1,7 +1,7 @@
 """The nightly seqlake run, and ad-hoc backfills of a date range. Orchestration only.
 
 seqlake_nightly: wait for the day's landing folder to be complete, then the
-steps of jobs.night in order. The night processes the day that has ended:
+steps of pipelines.night in order. The night processes the day that has ended:
 Airflow 3's cron schedules are trigger timetables, so a run triggered at 02:00
 UTC on day X has the logical date X, and its jobs get X - 1 (the scoring steps
 get X, the day they score). A run triggered by hand without a logical date
@@ -46,9 +46,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow.task.trigger_rule import TriggerRule
 
 from jobs.cli import COMMANDS, NOT_RETRIED, SKIPPED
-from jobs.night import BACKFILL, NIGHT, Step
 from pipelines.config import NightSettings, load_settings
 from pipelines.lakehouse.files import landing_ready
+from pipelines.night import BACKFILL, NIGHT, Step
 
 REPO = Path(__file__).resolve().parents[1]
 DELTA_PACKAGES = "io.delta:delta-spark_2.13:4.0.1"

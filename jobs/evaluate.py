@@ -9,30 +9,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-
-from deltalake import DeltaTable
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from jobs.cli import UsageError, iso_date, run_command, settings_flag
-from pipelines.clickstream.denoise_quality import confusion_counts, flag_quality
 from pipelines.config import Settings
 from pipelines.ctr.evaluation import model_quality
-from pipelines.ctr.registry import champion_version, downloaded_model, scoring_embedding_version
-from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import delta_rows, native_uri
-from pipelines.lakehouse.publications import published_dataset, published_dates, rows_filter
+from pipelines.ctr.registry import champion_version
 from pipelines.lakehouse.session import spark_session
-from pipelines.lakehouse.tables import (
-    GOLD_CANDIDATES,
-    GOLD_USER_SEQUENCES,
-    SILVER_EVENTS,
-    table_uri,
-)
-from pipelines.lakehouse.writes import read_date_partitions
-from pipelines.scoring.batch_scoring import bse_parity
-from pipelines.synth.truth import truth_clicks
+from pipelines.stages.evaluate import bse_parity_of_day, denoise_quality
 
 STAGES = ("denoise", "model", "bse")
 
@@ -57,7 +40,10 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
                   f"model / oracle {figures['model_over_oracle']}")
         return figures
     if args.stage == "bse":
-        figures = bse_parity_of_day(settings, args.date, args.version)
+        version = args.version or champion_version(settings)
+        if version is None:
+            raise UsageError("evaluate bse: no champion yet; pass --version")
+        figures = bse_parity_of_day(settings, args.date, version)
         if not args.json:
             print(f"BSE vs end to end on the candidates of {figures['date']} (v{figures['version']}, sums under "
                   f"{figures['embedding_version']}): max |diff| {figures['max_abs_diff']:.2e} over {figures['candidates']:,} rows; "
@@ -75,33 +61,6 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
             print(f"  {kind:<12} precision={s['precision']} recall={s['recall']} f1={s['f1']}")
     return figures
 
-
-def bse_parity_of_day(settings: Settings, day: dt.date, version: str | None = None) -> dict[str, object]:
-    """bse_parity of the candidates of `day` under model `version` (default: the
-    champion), against the histories as the night before published them."""
-    version = version or champion_version(settings)
-    if version is None:
-        raise UsageError("evaluate bse: no champion yet; pass --version")
-    candidates = delta_rows(DeltaTable(native_uri(table_uri(settings.lakehouse, GOLD_CANDIDATES))),
-                            partitions=[("score_date", "=", day.isoformat())])
-    as_of = day - dt.timedelta(days=1)
-    (published,) = published_dates(settings.lakehouse, GOLD_USER_SEQUENCES, [as_of]) or [None]
-    if published is None:
-        raise MissingInputError(f"{GOLD_USER_SEQUENCES.name} as of {as_of} was never published")
-    lengths = published_dataset(settings.lakehouse, GOLD_USER_SEQUENCES, published).to_table(
-        filter=rows_filter(GOLD_USER_SEQUENCES, published), columns=["user_id", "length"])
-    figures = bse_parity(candidates, lengths, str(downloaded_model(settings, version)), version, settings.examples.train_len,
-                         settings.examples.short_len, scoring_embedding_version(settings, version))
-    return {"date": day.isoformat(), **figures}
-
-
-def denoise_quality(spark: SparkSession, settings: Settings, day: dt.date) -> dict[str, object]:
-    flags = (
-        read_date_partitions(spark, settings.lakehouse, SILVER_EVENTS, day)
-        .where(F.col("event_type") == "click")
-        .select("event_id", "noise_reason", "dwell_ms")
-    )
-    return {"date": day.isoformat(), **flag_quality(confusion_counts(flags, truth_clicks(spark, settings.truth, day)))}
 
 
 if __name__ == "__main__":

@@ -12,20 +12,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 from jobs.cli import UsageError, iso_date, run_command
-from pipelines.bse.embeddings import EMBEDDINGS_SCHEMA
 from pipelines.config import Settings
-from pipelines.ctr.artifacts import load_model
-from pipelines.ctr.embeddings import embedding_version, item_embedding_rows
-from pipelines.ctr.evaluation import Contender, Decision, model_quality, promotion_decision
-from pipelines.ctr.registry import champion_version, downloaded_model, model_versions, promote
-from pipelines.errors import NothingToDo
-from pipelines.lakehouse.ledger import Run, now_utc, record_run
-from pipelines.lakehouse.session import spark_session
-from pipelines.lakehouse.tables import GOLD_ITEM_EMBEDDINGS
-from pipelines.lakehouse.writes import replace_where
+from pipelines.ctr.registry import model_versions
+from pipelines.stages.export import export_champion, export_embeddings, promote_and_export
+from pipelines.stages.gate import gate, trained_for_night
 
 ACTIONS = ("list", "promote", "gate", "export")
 
@@ -47,58 +39,13 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     if args.action == "promote":
         if not args.target:
             raise UsageError("models promote needs a version")
-        promote(settings, args.target)
-        return {"promoted": args.target, **export_embeddings(settings, args.target)}
+        return promote_and_export(settings, args.target)
     if args.action == "export":
-        version = args.version or champion_version(settings)
-        if version is None:
-            raise NothingToDo("no champion model yet: nothing to export")
-        return export_embeddings(settings, version)
+        return export_embeddings(settings, args.version) if args.version else export_champion(settings)
     if not args.date:
         raise UsageError("models gate needs --date")
     return gate(settings, args.version or trained_for_night(settings, args.date), args.date)
 
-
-def trained_for_night(settings: Settings, night: dt.date) -> str:
-    """The newest version `seqlake train --night` registered for `night`."""
-    for v in model_versions(settings):
-        if v.get("night") == night.isoformat():
-            return v["version"]
-    raise NothingToDo(f"the night of {night} trained no model")
-
-
-def gate(settings: Settings, version: str, day: dt.date) -> dict[str, object]:
-    """Evaluate the candidate and the champion on the same day; promote the candidate if it wins by the margin."""
-    began = now_utc()
-    candidate = model_quality(settings, version, day)
-    champion = champion_version(settings)
-    incumbent = model_quality(settings, champion, day) if champion and champion != version else None
-    if champion == version:
-        decision = Decision(True, f"v{version} is the champion already")
-    else:
-        decision = promotion_decision(Contender.of(candidate), Contender.of(incumbent) if incumbent else None, day,
-                                      settings.registry.promotion_margin)
-    figures: dict[str, object] = {
-        "date": day.isoformat(), "candidate": version, "candidate_auc": candidate["auc"],
-        "champion": champion, "champion_auc": incumbent["auc"] if incumbent else None,
-        "margin": settings.registry.promotion_margin, "promoted": decision.promote, "reason": decision.reason,
-    }
-    if decision.promote and champion != version:
-        promote(settings, version)
-        figures.update(export_embeddings(settings, version))
-    record_run(settings.lakehouse, Run("models", [day], began), figures)
-    return figures
-
-
-def export_embeddings(settings: Settings, version: str) -> dict[str, object]:
-    model, vocab, _ = load_model(downloaded_model(settings, version))
-    name = embedding_version(settings.registry.model_name, version)
-    if model.config.embedding_dim != settings.bse.embedding_dim:
-        raise ValueError(f"bse.embedding_dim: {settings.bse.embedding_dim}, but model v{version} embeds in {model.config.embedding_dim}")
-    spark = spark_session(settings.spark, "seqlake-models")
-    rows = spark.createDataFrame(item_embedding_rows(model, vocab, name).to_pandas(), schema=EMBEDDINGS_SCHEMA)
-    replace_where(rows, settings.lakehouse, GOLD_ITEM_EMBEDDINGS, f"version = '{name}'")
-    return {"embedding_version": name, "items_exported": len(vocab.items)}
 
 
 if __name__ == "__main__":

@@ -4,66 +4,21 @@
     seqlake run --start D1 --end D2 each night of the range in turn, oldest first
     seqlake run --date D --from S   resume the night at step S (after fixing what stopped it)
 
-`NIGHT` is the one list of the night's steps: dags/nightly.py makes a task of
-each, this command runs them in this process. A step with nothing to do
-tonight (no training on this night's cadence, no champion yet) is skipped and
-so are the steps after it, except those marked `after_skip` (Airflow's
-none_failed). A failure - a quality gate, a missing input - stops the night:
+Runs pipelines.night.NIGHT in this process, each step its command as the CLI
+runs it. A failure - a quality gate, a missing input - stops the night:
 nothing after it runs, and what the failed step would have published is not.
-
-The night trains before it hashes signatures so that the BSE buckets of the
-night's date are built once, under the embeddings of the champion that the
-gate has just settled; examples of a date read the signatures of the day
-before, which the previous night built.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import time
-from typing import Literal
 
 from jobs.cli import add_night_arguments, invoke, nights, run_command
 from pipelines.config import Settings
 from pipelines.errors import NothingToDo, PipelineError
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    task_id: str
-    command: str
-    # "{night}": the date that ended; "{next_day}": the day after it (the day scored).
-    args: tuple[str, ...]
-    # What runs it on a cluster: spark-submit, Ray's job API, or the Airflow worker.
-    engine: Literal["spark", "ray", "local"]
-    after_skip: bool = False
-
-    def argv(self, night: str, next_day: str) -> list[str]:
-        return [a.format(night=night, next_day=next_day) for a in self.args]
-
-
-NIGHT: tuple[Step, ...] = (
-    Step("ingest_events", "ingest", ("--date", "{night}"), "spark"),
-    Step("clean_events", "clean", ("--date", "{night}"), "spark"),
-    Step("build_sequences", "sequences", ("--date", "{night}"), "spark"),
-    Step("build_examples", "examples", ("--date", "{night}"), "spark"),
-    Step("train_model", "train", ("--night", "{night}"), "ray"),
-    Step("gate_model", "models", ("gate", "--date", "{night}"), "ray"),
-    Step("export_embeddings", "models", ("export",), "spark", after_skip=True),
-    Step("build_signatures", "signatures", ("--date", "{night}"), "spark", after_skip=True),
-    Step("build_candidates", "candidates", ("--date", "{next_day}"), "spark"),
-    Step("score_candidates", "score", ("--date", "{next_day}"), "ray"),
-    Step("write_report", "report", ("--date", "{night}"), "local", after_skip=True),
-)
-
-# A backfill re-runs the data stages of a date range, each stage once over the
-# whole range (the range runs equal night-by-night runs; tests compare them).
-BACKFILL: tuple[Step, ...] = tuple(
-    Step(f"backfill_{command}", command, ("--start", "{start}", "--end", "{end}"), "spark")
-    for command in ("ingest", "clean", "sequences", "signatures", "examples")
-)
+from pipelines.night import NIGHT
 
 
 class NightFailed(PipelineError):

@@ -102,12 +102,12 @@ def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
     sequences (examples.train_len 32 of sequences.max_len 40, which the most
     active users pass by the last night), run by every stage, night by night
     and as a range."""
-    from jobs.build_examples import build_examples
-    from jobs.build_sequences import build_sequences
-    from jobs.build_signatures import build_signatures
-    from jobs.clean_events import clean_dates
-    from jobs.ingest_events import ingest_date
     from pipelines.lakehouse.files import landing_dates
+    from pipelines.stages.clean import clean_dates
+    from pipelines.stages.examples import build_examples
+    from pipelines.stages.ingest import ingest_date
+    from pipelines.stages.sequences import build_sequences
+    from pipelines.stages.signatures import build_signatures
     from pipelines.synth.generate import generate
 
     folder = tmp_path_factory.mktemp("nights")

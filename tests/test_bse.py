@@ -9,7 +9,6 @@ import pytest
 import torch
 from pyspark.sql import functions as F
 
-from jobs.build_signatures import build_signatures
 from pipelines.bse.gather import PUBLISHED_SUMS_SCHEMA
 from pipelines.bse.projection import (
     ProjectionMismatchError,
@@ -27,6 +26,7 @@ from pipelines.lakehouse.tables import (
     GOLD_USER_SEQUENCES,
     table_uri,
 )
+from pipelines.stages.signatures import build_signatures
 
 RNG = np.random.default_rng(3)
 

@@ -8,7 +8,6 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.clean_events import clean_dates
 from pipelines.clickstream.clean import CleanWindow, prepared_events, silver_events
 from pipelines.clickstream.denoise import one_sided_chi2_cut
 from pipelines.clickstream.denoise_quality import flag_quality
@@ -20,6 +19,7 @@ from pipelines.clickstream.sessions import (
 from pipelines.config import CleanSettings, IngestSettings
 from pipelines.lakehouse.tables import SILVER_EVENTS, SILVER_NOISE_METRICS, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
+from pipelines.stages.clean import clean_dates
 from tests.bronze_rows import T0, at, bronze_frame, write_bronze
 from tests.conftest import settings_in
 
@@ -297,7 +297,7 @@ def test_rule_settings_are_validated_naming_the_key():
 
 @pytest.mark.parametrize("day_index", [1, 2, 3])
 def test_flags_on_generated_days_beat_the_hindsight_threshold(spark, generated_nights, day_index):
-    from jobs.evaluate import denoise_quality
+    from pipelines.stages.evaluate import denoise_quality
 
     q = denoise_quality(spark, generated_nights.nightly, generated_nights.days[day_index])
     assert q["overall"]["precision"] >= 0.75

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from jobs.build_sequences import build_sequences
-from jobs.clean_events import clean_dates
-from jobs.ingest_events import ingest_date
 from pipelines.clickstream.landing import landing_folder
 from pipelines.errors import BrokenPastError, MissingInputError
 from pipelines.lakehouse.continuity import unbroken_past_problems
 from pipelines.lakehouse.files import delta_rows
 from pipelines.lakehouse.tables import SILVER_EVENTS, table_uri
+from pipelines.stages.clean import clean_dates
+from pipelines.stages.ingest import ingest_date
+from pipelines.stages.sequences import build_sequences
 from tests.conftest import settings_in
 
 NOV = [dt.date(2026, 11, d) for d in range(1, 5)]

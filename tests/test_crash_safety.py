@@ -17,9 +17,6 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from jobs.build_sequences import build_sequences
-from jobs.clean_events import clean_dates
-from jobs.ingest_events import ingest_date
 from pipelines.errors import BrokenPastError, LakehouseBusy
 from pipelines.lakehouse.lease import lease_events
 from pipelines.lakehouse.ledger import ledger_rows, unfinished_runs
@@ -32,6 +29,9 @@ from pipelines.lakehouse.tables import (
     SILVER_NOISE_METRICS,
     table_uri,
 )
+from pipelines.stages.clean import clean_dates
+from pipelines.stages.ingest import ingest_date
+from pipelines.stages.sequences import build_sequences
 from tests.conftest import settings_in
 from tests.test_continuity import NOV, _land
 

@@ -218,8 +218,6 @@ def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_g
     import sys
     from pathlib import Path
 
-    from jobs.models import gate
-    from jobs.train import train_model
     from pipelines.ctr.artifacts import load_model
     from pipelines.ctr.registry import (
         champion_version,
@@ -227,6 +225,8 @@ def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_g
         downloaded_model,
         model_versions,
     )
+    from pipelines.stages.gate import gate
+    from pipelines.stages.train import train_model
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     nights = generated_nights.nightly
@@ -274,10 +274,10 @@ def test_a_bse_mode_model_trains_on_the_sums_of_one_embedding_version_only(gener
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    from jobs.train import train_model
     from pipelines.bse.projection import ProjectionMismatchError
     from pipelines.ctr.datasets import bse_sums_version, example_files
     from pipelines.errors import MissingInputError
+    from pipelines.stages.train import train_model
 
     settings, days = generated_nights.nightly, generated_nights.days
     with pytest.raises(MissingInputError, match=f"examples {days[-3]}..{days[-2]} carry BSE sums under {days[-3]}: None"):

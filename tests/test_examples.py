@@ -9,9 +9,6 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs.build_examples import build_examples
-from jobs.build_sequences import build_sequences
-from jobs.clean_events import clean_dates
 from pipelines.examples.training_examples import sampling_intervals
 from pipelines.lakehouse.tables import (
     GOLD_TRAINING_EXAMPLES,
@@ -20,6 +17,9 @@ from pipelines.lakehouse.tables import (
     table_uri,
 )
 from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
+from pipelines.stages.clean import clean_dates
+from pipelines.stages.examples import build_examples
+from pipelines.stages.sequences import build_sequences
 from tests.bronze_rows import write_bronze
 from tests.conftest import settings_in
 

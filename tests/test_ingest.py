@@ -12,7 +12,6 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs.ingest_events import ingest_date
 from pipelines.clickstream.ingest import classified_landing_records
 from pipelines.clickstream.landing import landing_folder
 from pipelines.clickstream.publish import unfinished_ingests
@@ -21,6 +20,7 @@ from pipelines.errors import ConservationError, IncompleteRunError, MissingInput
 from pipelines.lakehouse.files import delta_dataset
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
+from pipelines.stages.ingest import ingest_date
 from tests.conftest import settings_in
 
 DAY = dt.date(2026, 11, 2)
@@ -169,7 +169,7 @@ def test_a_row_lost_between_read_and_write_stops_the_job(spark, tmp_path, monkey
 
 def test_a_crash_between_the_two_commits_is_detected_and_healed_by_the_rerun(spark, tmp_path, monkeypatch):
     import pipelines.clickstream.publish as publish
-    from jobs.clean_events import clean_dates
+    from pipelines.stages.clean import clean_dates
 
     settings = settings_in(tmp_path)
     _write_landing(settings, DAY, {"a.jsonl.gz": [_line(event_id=f"e{i}") for i in range(3)] + ["{oops"]})

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from jobs.night import NIGHT
 from pipelines.config import NightSettings
 from pipelines.ctr.cadence import nightly_training_range
 from pipelines.lakehouse.files import delta_rows
+from pipelines.night import NIGHT
 
 
 def _days(*days: int) -> list[dt.date]:
@@ -69,9 +69,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     import numpy as np
     from deltalake import DeltaTable
 
-    from jobs.evaluate import bse_parity_of_day
     from jobs.night import run_night
-    from jobs.score import score_day
     from pipelines.ctr.registry import champion_version, downloaded_model
     from pipelines.lakehouse.ledger import ledger_rows
     from pipelines.lakehouse.tables import (
@@ -83,6 +81,8 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
         table_uri,
     )
     from pipelines.scoring.batch_scoring import ModelReplica
+    from pipelines.stages.evaluate import bse_parity_of_day
+    from pipelines.stages.score import score_day
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = _copy_of_nights(generated_nights, tmp_path, model="sdim")
@@ -152,9 +152,6 @@ def _later_reads_see_what_the_nights_published(spark, settings, night, model_fol
     from deltalake import DeltaTable
     from pyspark.sql import functions as F
 
-    from jobs.build_candidates import build_candidates
-    from jobs.build_examples import build_examples
-    from jobs.score import score_day
     from pipelines.bse.projection import ProjectionMismatchError, persisted_projection
     from pipelines.ctr.artifacts import load_model
     from pipelines.ctr.batches import shape_for, to_batch
@@ -166,6 +163,9 @@ def _later_reads_see_what_the_nights_published(spark, settings, night, model_fol
     )
     from pipelines.scoring.batch_scoring import bse_twin
     from pipelines.scoring.candidates import CANDIDATE_SOURCES
+    from pipelines.stages.candidates import build_candidates
+    from pipelines.stages.examples import build_examples
+    from pipelines.stages.score import score_day
 
     before = night - dt.timedelta(days=1)
 

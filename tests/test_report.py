@@ -1,4 +1,4 @@
-"""The nightly report (jobs/report.py, pipelines/reporting/): rendered over a
+"""The nightly report (pipelines/stages/report.py, pipelines/reporting/): rendered over a
 small lakehouse written with delta-rs and a SQLite MLflow registry, parsed
 back with the standard library's HTML parser. No Spark, no Ray, no model scoring."""
 
@@ -17,7 +17,6 @@ import pytest
 from deltalake import write_deltalake
 
 from jobs.cli import invoke
-from jobs.report import report_uri, write_report
 from pipelines.config import Settings, load_settings
 from pipelines.ctr.metrics import auc
 from pipelines.lakehouse.ledger import RUNS_SCHEMA
@@ -36,6 +35,7 @@ from pipelines.reporting.figures import PNG_SIGNATURE, roc_points
 from pipelines.reporting.html import Image, Section, Table, render_report
 from pipelines.reporting.inputs import ModelVersion, report_versions
 from pipelines.reporting.sections import TITLES
+from pipelines.stages.report import report_uri, write_report
 
 DAY = dt.date(2026, 11, 4)
 DAYS = [DAY - dt.timedelta(days=2), DAY - dt.timedelta(days=1), DAY]

@@ -6,11 +6,11 @@ import datetime as dt
 
 from pyspark.sql import functions as F
 
-from jobs.build_sequences import build_sequences
-from jobs.clean_events import clean_dates
 from pipelines.lakehouse.tables import GOLD_USER_SEQUENCES, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
 from pipelines.sequences.behavior_sequences import genuine_behaviors, window_snapshots
+from pipelines.stages.clean import clean_dates
+from pipelines.stages.sequences import build_sequences
 
 D = dt.date(2026, 11, 2)
 SILVER_DDL = (

@@ -9,8 +9,6 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.clean_events import clean_dates
-from jobs.import_source import import_source
 from pipelines.lakehouse.tables import (
     BRONZE_EVENTS,
     BRONZE_EVENTS_REJECTED,
@@ -18,6 +16,8 @@ from pipelines.lakehouse.tables import (
     SILVER_EVENTS,
     table_uri,
 )
+from pipelines.stages.clean import clean_dates
+from pipelines.stages.imports import import_source
 from tests.conftest import TEST_DATA, settings_in
 
 
@@ -165,8 +165,8 @@ def _landing_night(spark, tmp_path, day: dt.date):
     import gzip
     import json
 
-    from jobs.ingest_events import ingest_date
     from pipelines.clickstream.landing import landing_folder
+    from pipelines.stages.ingest import ingest_date
 
     settings = settings_in(tmp_path)
     folder = tmp_path / landing_folder("landing", day)
@@ -232,8 +232,8 @@ def test_a_file_without_any_usable_time_is_refused(spark, tmp_path):
 
 
 def test_a_taobao_file_trains_through_implicit_feedback_examples(spark, tmp_path):
-    from jobs.build_examples import build_examples
-    from jobs.build_sequences import build_sequences
+    from pipelines.stages.examples import build_examples
+    from pipelines.stages.sequences import build_sequences
 
     start = dt.datetime(2017, 11, 25, 8, tzinfo=dt.UTC)
     lines = []

@@ -15,10 +15,13 @@ a Spark job.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -101,6 +104,27 @@ def record_run(lakehouse: str, run: Run, figures: dict[str, object], finished_at
         native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=RUNS_SCHEMA), mode="append", partition_by=["stage"],
         schema_mode="merge",  # a ledger written before `nights` existed gains the column
     )
+
+
+@contextlib.contextmanager
+def recorded_run(lakehouse: str, run: Run) -> Iterator[dict[str, object]]:
+    """The figures of a stage's run, for the block to fill in. They start with
+    the run's dates: "date" (the night it ran for, or the range), "rewritten"
+    (every date it rewrote, for a stage with a look-back) and, for a stage
+    whose commits carry its tag, "healed" (the commits of runs that never
+    finished, which this one replaces). When the block ends without an error,
+    the run's ledger row records the figures and "seconds" is added for the
+    job's summary; a run that fails leaves no row."""
+    started = time.perf_counter()
+    nights = sorted(set(run.dates if run.nights is None else run.nights))
+    figures: dict[str, object] = {"date": nights[0].isoformat() if len(nights) == 1 else f"{nights[0]}..{nights[-1]}"}
+    if run.nights is not None:
+        figures["rewritten"] = f"{min(run.dates)}..{max(run.dates)}"
+    if run.tables:
+        figures["healed"] = unfinished_runs(lakehouse, run.stage, run.tables)
+    yield figures
+    record_run(lakehouse, run, figures)
+    figures["seconds"] = round(time.perf_counter() - started, 2)
 
 
 def committed_version(lakehouse: str, table: TableSpec, run: Run) -> int:

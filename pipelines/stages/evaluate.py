@@ -1,0 +1,52 @@
+"""Measurements of a stage against what it did not shape: the denoising flags
+against the generator's truth, and BSE scoring against end-to-end scoring."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from deltalake import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from pipelines.clickstream.denoise_quality import confusion_counts, flag_quality
+from pipelines.config import Settings
+from pipelines.ctr.registry import downloaded_model, scoring_embedding_version
+from pipelines.errors import MissingInputError
+from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.publications import published_dataset, published_dates, rows_filter
+from pipelines.lakehouse.tables import (
+    GOLD_CANDIDATES,
+    GOLD_USER_SEQUENCES,
+    SILVER_EVENTS,
+    table_uri,
+)
+from pipelines.lakehouse.writes import read_date_partitions
+from pipelines.scoring.batch_scoring import bse_parity
+from pipelines.synth.truth import truth_clicks
+
+
+def bse_parity_of_day(settings: Settings, day: dt.date, version: str) -> dict[str, object]:
+    """bse_parity of the candidates of `day` under model `version`, against the
+    histories as the night before published them."""
+    candidates = delta_rows(DeltaTable(native_uri(table_uri(settings.lakehouse, GOLD_CANDIDATES))),
+                            partitions=[("score_date", "=", day.isoformat())])
+    as_of = day - dt.timedelta(days=1)
+    (published,) = published_dates(settings.lakehouse, GOLD_USER_SEQUENCES, [as_of]) or [None]
+    if published is None:
+        raise MissingInputError(f"{GOLD_USER_SEQUENCES.name} as of {as_of} was never published")
+    lengths = published_dataset(settings.lakehouse, GOLD_USER_SEQUENCES, published).to_table(
+        filter=rows_filter(GOLD_USER_SEQUENCES, published), columns=["user_id", "length"])
+    figures = bse_parity(candidates, lengths, str(downloaded_model(settings, version)), version, settings.examples.train_len,
+                         settings.examples.short_len, scoring_embedding_version(settings, version))
+    return {"date": day.isoformat(), **figures}
+
+
+def denoise_quality(spark: SparkSession, settings: Settings, day: dt.date) -> dict[str, object]:
+    flags = (
+        read_date_partitions(spark, settings.lakehouse, SILVER_EVENTS, day)
+        .where(F.col("event_type") == "click")
+        .select("event_id", "noise_reason", "dwell_ms")
+    )
+    return {"date": day.isoformat(), **flag_quality(confusion_counts(flags, truth_clicks(spark, settings.truth, day)))}
+

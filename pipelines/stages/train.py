@@ -1,0 +1,149 @@
+"""Train: a CTR model on Ray Train from gold/training_examples, logged and registered in MLflow.
+
+Runs on a local Ray instance by default, on RAY_ADDRESS (or ray.address) when
+given. The last date is held out for validation when there are several (early
+stopping on its AUC). In BSE mode every example of the range must carry
+bucket sums under one embedding version, which the model records and scores
+from. The night trains night.model on the labelled days before it, when
+night.train_cadence says it trains (NothingToDo otherwise).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import uuid
+from pathlib import Path
+
+import ray
+import ray.data
+import ray.train
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from pipelines.bse.projection import stored_projection
+from pipelines.config import Settings
+from pipelines.ctr.artifacts import save_model
+from pipelines.ctr.base import ModelConfig
+from pipelines.ctr.batches import DENSE_FEATURES, EXAMPLE_COLUMNS, BatchShape
+from pipelines.ctr.cadence import nightly_training_range
+from pipelines.ctr.datasets import (
+    bse_sums_version,
+    example_files,
+    training_split,
+    user_split,
+    vocabulary,
+)
+from pipelines.ctr.distributed import load_checkpoint_state, train_worker
+from pipelines.ctr.registry import log_and_register
+from pipelines.ctr.zoo import build_model
+from pipelines.errors import NothingToDo
+from pipelines.lakehouse.files import partitions
+from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
+from pipelines.lakehouse.session import ray_runtime
+from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES
+
+
+def train_night(settings: Settings, night: dt.date, model: str | None = None, bse: bool = False) -> dict[str, object]:
+    """The night's model (night.model unless `model`) on the window of labelled days before `night`."""
+    labelled = [dt.date.fromisoformat(p["event_date"]) for p in partitions(settings.lakehouse, GOLD_TRAINING_EXAMPLES)]
+    window = nightly_training_range(night, settings.night, sorted(labelled))
+    if isinstance(window, str):
+        raise NothingToDo(window)
+    return train_model(settings, *window, model or settings.night.model, bse, night=night)
+
+
+def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bse: bool = False,
+                kill_worker_at_epoch: int | None = None, night: dt.date | None = None) -> dict[str, object]:
+    lakehouse = settings.lakehouse
+    with recorded_run(lakehouse, Run("train", [night or end], now_utc())) as figures:
+        train = settings.train
+        (train_first, train_last), held_out = training_split(start, end)
+        vocab = vocabulary(lakehouse, end)
+        sdim = model == "sdim"
+        projection = stored_projection(lakehouse, settings.bse) if sdim else None
+        config = ModelConfig(
+            model=model, dense_features=DENSE_FEATURES, embedding_dim=settings.bse.embedding_dim,
+            attention_hidden=train.attention_hidden, mlp_hidden=train.mlp_hidden,
+            signatures=settings.bse.signatures, bits=settings.bse.bits, bse_mode=bse, **vocab.sizes(),
+        )
+        shape = BatchShape(
+            long_len=settings.examples.train_len, short_len=settings.examples.short_len,
+            sdim_inputs=("bse" if bse else "e2e") if sdim else None,
+            signatures=settings.bse.signatures, embedding_dim=settings.bse.embedding_dim,
+        )
+        columns = EXAMPLE_COLUMNS + (["long_bse"] if bse else [])
+        train_files = example_files(lakehouse, train_first, train_last)
+        bse_version = bse_sums_version(lakehouse, example_files(lakehouse, start, end), projection.sha256) if bse else None
+        ray_runtime(settings.ray)
+        train_ds = ray.data.read_parquet(train_files.uris, columns=columns)
+        if held_out:
+            valid_files = example_files(lakehouse, *held_out)
+            valid_ds = ray.data.read_parquet(valid_files.uris, columns=columns)
+        else:
+            valid_files = train_files
+            share = train.validation_share
+            valid_ds = train_ds.map_batches(lambda t: user_split(t, share, True), batch_format="pyarrow")
+            train_ds = train_ds.map_batches(lambda t: user_split(t, share, False), batch_format="pyarrow")
+
+        run_name = f"{model}{'-bse' if bse else ''}-{end}-{uuid.uuid4().hex[:8]}"
+        trainer = TorchTrainer(
+            train_worker,
+            train_loop_config={
+                "model": config.to_json(), "vocab": {k: getattr(vocab, k) for k in ("items", "categories", "users")},
+                "shape": shape.__dict__, "projection": None if projection is None else projection.matrix,
+                "epochs": train.epochs, "patience": train.patience, "batch_size": train.batch_size,
+                "learning_rate": train.learning_rate, "seed": train.seed, "progress_every": train.progress_every,
+                "position_dropout": train.position_dropout,
+                "threads": max(1, round(train.cpus_per_worker)),
+                "kill_worker_at_epoch": kill_worker_at_epoch, "run_folder": f"{lakehouse}/_train/{run_name}",
+            },
+            datasets={"train": train_ds, "valid": valid_ds},
+            dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+            scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=False, resources_per_worker={"CPU": train.cpus_per_worker}),
+            run_config=RunConfig(
+                storage_path=f"{lakehouse}/_train", name=run_name,
+                failure_config=FailureConfig(max_failures=train.max_failures),
+                checkpoint_config=CheckpointConfig(num_to_keep=2),
+            ),
+        )
+        result = trainer.fit()
+        state = load_checkpoint_state(result.checkpoint)
+        progress = state["progress"]
+        best = build_model(config, None if projection is None else projection.matrix)
+        best.load_state_dict(state["best_model"])
+        metadata = {
+            "data_range": f"{start}..{end}", "train_dates": f"{train_first}..{train_last}",
+            "valid_dates": f"{held_out[0]}..{held_out[1]}" if held_out else f"{train.validation_share:.0%} of users",
+            "examples_table_version": train_files.version,
+            "projection_sha256": projection.sha256 if projection else None,
+            "bse_embedding_version": bse_version,
+        }
+        with tempfile.TemporaryDirectory() as folder:
+            save_model(Path(folder), best, vocab, metadata)
+            registered = log_and_register(
+                settings, run_name,
+                params={**train.model_dump(), "model": model, "bse_mode": bse, "embedding_dim": config.embedding_dim,
+                        "long_len": shape.long_len, "short_len": shape.short_len, **metadata,
+                        "valid_table_version": valid_files.version},
+                history=progress["history"],
+                final_metrics={"best_valid_auc": progress["best_auc"], "best_epoch": progress["best_epoch"]},
+                model_folder=Path(folder),
+                tags={"model": model, "bse_mode": str(bse).lower(), "data_range": metadata["data_range"],
+                      **({"night": night.isoformat()} if night else {}),
+                      **({"bse_embedding_version": bse_version} if bse_version else {})},
+            )
+        history = progress["history"]
+        figures.update({
+            "model": model + ("-bse" if bse else ""),
+            "version": registered["version"],
+            **({"bse_embedding_version": bse_version} if bse else {}),
+            "run_id": registered["run_id"],
+            "epochs": len(history),
+            "restarted_at_epoch": max((int(h["start_epoch"]) for h in history), default=0),
+            "best_epoch": progress["best_epoch"],
+            "best_valid_auc": round(progress["best_auc"], 5),
+            "train_examples": int(history[-1]["train_examples"]) * train.workers if history else 0,
+            "examples_table_version": train_files.version,
+        })
+    return figures
