@@ -1,4 +1,3 @@
-"""Feature-store layer: declarative feature definitions over the gold tables and the
-read API (point-in-time and latest). The gold tables it will serve exist
-(gold/user_sequences, gold/user_bse, gold/training_examples); the definitions
-and `seqlake features get` come with the feature-store issue."""
+"""The feature store: declarative views over the gold tables (definitions.py),
+point-in-time and latest reads of what the nights published (store.py, behind
+`seqlake features get`), and the same views for Feast (feast_repo/)."""

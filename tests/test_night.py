@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from pipelines.config import NightSettings
-from pipelines.ctr.cadence import nightly_training_range
+from pipelines.ctr.cadence import NoTraining, TrainingWindow, nightly_training_range
 from pipelines.lakehouse.files import delta_rows
 from pipelines.night import NIGHT
 
@@ -18,20 +18,20 @@ def _days(*days: int) -> list[dt.date]:
 
 def test_a_night_trains_on_the_labelled_window_before_it_and_leaves_its_own_day_to_the_gate():
     rules = NightSettings(train_window_days=3)
-    assert nightly_training_range(dt.date(2026, 11, 8), rules, _days(1, 2, 4, 5, 6, 7, 8)) == (dt.date(2026, 11, 5), dt.date(2026, 11, 7))
-    assert nightly_training_range(dt.date(2026, 11, 3), rules, _days(1, 2, 3)) == (dt.date(2026, 11, 1), dt.date(2026, 11, 2))
+    assert nightly_training_range(dt.date(2026, 11, 8), rules, _days(1, 2, 4, 5, 6, 7, 8)) == TrainingWindow(dt.date(2026, 11, 5), dt.date(2026, 11, 7))
+    assert nightly_training_range(dt.date(2026, 11, 3), rules, _days(1, 2, 3)) == TrainingWindow(dt.date(2026, 11, 1), dt.date(2026, 11, 2))
 
 
 def test_a_night_without_two_labelled_days_before_it_does_not_train():
     reason = nightly_training_range(dt.date(2026, 11, 2), NightSettings(), _days(1, 2))
-    assert reason == "needs two labelled days in the 7 before 2026-11-02, has 1"
+    assert reason == NoTraining("needs two labelled days in the 7 before 2026-11-02, has 1")
 
 
 def test_weekly_cadence_trains_on_its_weekday_only():
     rules = NightSettings(train_cadence="weekly", train_weekday=6)
     labelled = _days(*range(1, 16))
-    assert nightly_training_range(dt.date(2026, 11, 15), rules, labelled) == (dt.date(2026, 11, 8), dt.date(2026, 11, 14))  # a Sunday
-    assert nightly_training_range(dt.date(2026, 11, 16), rules, labelled) == "weekly training runs on weekday 6, 2026-11-16 is weekday 0"
+    assert nightly_training_range(dt.date(2026, 11, 15), rules, labelled) == TrainingWindow(dt.date(2026, 11, 8), dt.date(2026, 11, 14))  # a Sunday
+    assert nightly_training_range(dt.date(2026, 11, 16), rules, labelled) == NoTraining("weekly training runs on weekday 6, 2026-11-16 is weekday 0")
 
 
 def test_the_night_scores_the_day_that_begins_and_everything_else_the_day_that_ended():

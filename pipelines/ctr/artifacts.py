@@ -38,7 +38,9 @@ def load_model(folder: str | Path) -> tuple[CtrModel, Vocabulary, dict[str, Any]
     return model, Vocabulary.from_tensors(tensors), described["metadata"]
 
 
-def state_for_checkpoint(model: CtrModel, optimizer: torch.optim.Optimizer, progress: dict[str, Any]) -> dict[str, Any]:
+def state_for_checkpoint(
+    model: CtrModel, optimizer: torch.optim.Optimizer, best_model: dict[str, torch.Tensor], progress: dict[str, Any]
+) -> dict[str, Any]:
     """What a training checkpoint holds: tensors, numbers and strings only, so it
     loads with torch.load(weights_only=True)."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "progress": progress}
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "best_model": best_model, "progress": progress}

@@ -19,6 +19,7 @@ import torch
 from ray.train import Checkpoint
 from ray.train.torch import prepare_model
 
+from pipelines.ctr.artifacts import state_for_checkpoint
 from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.batches import BatchShape, Vocabulary, to_batch
 from pipelines.ctr.metrics import auc
@@ -99,8 +100,7 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as folder:
             saved = None
             if rank == 0:
-                state = {"model": plain.state_dict(), "optimizer": optimizer.state_dict(), "best_model": best_state, "progress": progress}
-                torch.save(state, Path(folder) / _STATE)
+                torch.save(state_for_checkpoint(plain, optimizer, best_state, progress), Path(folder) / _STATE)
                 saved = Checkpoint.from_directory(folder)
             ray.train.report({k: v for k, v in metrics.items() if v is not None}, checkpoint=saved)
         if stopping.should_stop:

@@ -20,11 +20,10 @@ from pipelines.ctr.datasets import example_batches, example_files
 from pipelines.ctr.metrics import auc, click_metrics
 from pipelines.ctr.registry import downloaded_model
 from pipelines.ctr.training import predictions
+from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import native_uri
 from pipelines.lakehouse.tables import OPS_EVALUATIONS, table_uri
-from pipelines.synth.layout import truth_events_folder
-
-_KEYS = ["user_id", "impression_id", "item_id"]
+from pipelines.synth.oracle import PREDICTION_KEYS, impression_click_probabilities
 
 
 def scored_examples(model: CtrModel, vocab: Vocabulary, shape: BatchShape, settings: Settings, day: dt.date) -> pd.DataFrame:
@@ -33,8 +32,8 @@ def scored_examples(model: CtrModel, vocab: Vocabulary, shape: BatchShape, setti
     scored = []
     for rows in example_batches(example_files(settings.lakehouse, day, day), settings.train.batch_size * 4, columns):
         _, labels, probabilities = predictions(model, [to_batch(rows, vocab, shape)])
-        scored.append(pa.table({k: rows.column(k) for k in _KEYS}).to_pandas().assign(label=labels, probability=probabilities))
-    return pd.concat(scored, ignore_index=True) if scored else pd.DataFrame(columns=[*_KEYS, "label", "probability"])
+        scored.append(pa.table({k: rows.column(k) for k in PREDICTION_KEYS}).to_pandas().assign(label=labels, probability=probabilities))
+    return pd.concat(scored, ignore_index=True) if scored else pd.DataFrame(columns=[*PREDICTION_KEYS, "label", "probability"])
 
 
 def model_quality(settings: Settings, version: str, day: dt.date) -> dict[str, object]:
@@ -88,11 +87,10 @@ def write_evaluation(lakehouse: str, version: str, model: str, day: dt.date, sco
 def oracle_comparison(scored: pd.DataFrame, truth: str, day: dt.date) -> dict[str, object]:
     """The oracle's AUC (true click probabilities) and the model's on the rows the truth covers."""
     try:
-        impressions = pd.read_parquet(truth_events_folder(truth, day), columns=[*_KEYS, "event_type", "click_prob"])
-    except (FileNotFoundError, OSError):
+        impressions = impression_click_probabilities(truth, day)
+    except MissingInputError:
         return {"oracle_auc": None, "model_over_oracle": None}
-    impressions = impressions[(impressions["event_type"] == "impression") & impressions["click_prob"].notna()]
-    joined = scored.merge(impressions.drop(columns="event_type").drop_duplicates(_KEYS), on=_KEYS)
+    joined = scored.merge(impressions, on=PREDICTION_KEYS)
     oracle = auc(joined["label"].to_numpy(), joined["click_prob"].to_numpy()) if len(joined) else None
     model = auc(joined["label"].to_numpy(), joined["probability"].to_numpy()) if len(joined) else None
     return {

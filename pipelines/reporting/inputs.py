@@ -37,11 +37,11 @@ from pipelines.lakehouse.tables import (
     TableSpec,
     table_uri,
 )
+from pipelines.synth.oracle import PREDICTION_KEYS
 
 QUALITY_COLUMNS = ["table", "date", "success", "evaluated", "failed"]
 # The details of a validation (JSON text), under the first of these names the table has.
 QUALITY_DETAILS = ("details", "failed_expectations", "outcomes")
-PREDICTION_KEYS = ["user_id", "impression_id", "item_id"]
 GENUINE = "genuine"
 
 
@@ -285,16 +285,4 @@ def day_predictions(settings: Settings, version: ModelVersion, day: dt.date) -> 
     return Predictions(rows.to_pandas(), f"{OPS_EVALUATIONS.name}, all {rows.num_rows:,} examples")
 
 
-def oracle_probabilities(truth: str, day: dt.date) -> pd.DataFrame:
-    """The generator's true click probability of each impression of `day`
-    (PREDICTION_KEYS, click_prob), as pipelines.ctr.evaluation.oracle_comparison
-    reads it; MissingInputError where there is no truth (real data)."""
-    from pipelines.synth.layout import truth_events_folder
-
-    try:
-        frame = pd.read_parquet(truth_events_folder(truth, day), columns=[*PREDICTION_KEYS, "event_type", "click_prob"])
-    except (FileNotFoundError, OSError):
-        raise MissingInputError(f"no generator truth for {day} (real data has no oracle)") from None
-    frame = frame[(frame["event_type"] == "impression") & frame["click_prob"].notna()]
-    return frame.drop(columns="event_type").drop_duplicates(PREDICTION_KEYS)
 

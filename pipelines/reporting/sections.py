@@ -15,7 +15,8 @@ import pandas as pd
 from pipelines.ctr.metrics import auc, gauc, logloss
 from pipelines.reporting import figures
 from pipelines.reporting.html import Image, Section, Table
-from pipelines.reporting.inputs import GENUINE, PREDICTION_KEYS, ModelVersion, Predictions
+from pipelines.reporting.inputs import GENUINE, ModelVersion, Predictions
+from pipelines.synth.oracle import PREDICTION_KEYS
 
 # (key, title) of every section, in the report's order.
 TITLES: dict[str, str] = {

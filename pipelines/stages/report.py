@@ -24,6 +24,7 @@ from pipelines.night import NIGHT
 from pipelines.reporting import inputs, sections
 from pipelines.reporting.html import Section, render_report
 from pipelines.reporting.sections import TITLES
+from pipelines.synth.oracle import impression_click_probabilities
 
 
 def report_uri(settings: Settings, day: dt.date) -> str:
@@ -105,7 +106,7 @@ def _model_sections(settings: Settings, day: dt.date, versions: list[inputs.Mode
                     labels: dict[str, str]) -> tuple[Section, Section]:
     predictions = {labels[v.version]: inputs.day_predictions(settings, v, day) for v in versions}
     try:
-        oracle, reason = inputs.oracle_probabilities(settings.truth, day), None
+        oracle, reason = impression_click_probabilities(settings.truth, day), None
     except MissingInputError as exc:
         oracle, reason = None, str(exc)
     return sections.model_sections(predictions, oracle, reason, day)

@@ -26,7 +26,7 @@ from pipelines.config import Settings
 from pipelines.ctr.artifacts import save_model
 from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.batches import DENSE_FEATURES, EXAMPLE_COLUMNS, BatchShape
-from pipelines.ctr.cadence import nightly_training_range
+from pipelines.ctr.cadence import NoTraining, nightly_training_range
 from pipelines.ctr.datasets import (
     bse_sums_version,
     example_files,
@@ -48,9 +48,9 @@ def train_night(settings: Settings, night: dt.date, model: str | None = None, bs
     """The night's model (night.model unless `model`) on the window of labelled days before `night`."""
     labelled = [dt.date.fromisoformat(p["event_date"]) for p in partitions(settings.lakehouse, GOLD_TRAINING_EXAMPLES)]
     window = nightly_training_range(night, settings.night, sorted(labelled))
-    if isinstance(window, str):
-        raise NothingToDo(window)
-    return train_model(settings, *window, model or settings.night.model, bse, night=night)
+    if isinstance(window, NoTraining):
+        raise NothingToDo(window.reason)
+    return train_model(settings, window.first, window.last, model or settings.night.model, bse, night=night)
 
 
 def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bse: bool = False,
