@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 
 from jobs.cli import UsageError, iso_date, run_command, settings_flag
-from pipelines.config import Settings
-from pipelines.ctr.zoo import MODELS
+from pipelines.config import MODEL_NAMES, Settings
 from pipelines.stages.train import train_model, train_night
 
 
@@ -22,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", type=iso_date, help="first date of training examples")
     parser.add_argument("--end", type=iso_date, help="last date (held out for validation when after --start)")
     parser.add_argument("--night", type=iso_date, help="train as the night of this date does (range and model from [night])")
-    parser.add_argument("--model", choices=sorted(MODELS))
-    parser.add_argument("--bse", action="store_true", help="SDIM in BSE mode: the long side from the examples' bucket sums")
+    parser.add_argument("--model", choices=sorted(MODEL_NAMES))
+    parser.add_argument("--bse", action="store_true", help="BSE mode (SDIM): the long side from the examples' bucket sums")
     settings_flag(parser, "--epochs", "train.epochs", int)
     settings_flag(parser, "--workers", "train.workers", int)
 
@@ -35,8 +34,6 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
         return train_night(settings, args.night, args.model, args.bse)
     if not (args.start and args.end and args.model):
         raise UsageError("give --start D1 --end D2 --model M, or --night D")
-    if args.bse and args.model != "sdim":
-        raise ValueError("--bse is SDIM's training mode")
     return train_model(settings, args.start, args.end, args.model, args.bse)
 
 

@@ -29,6 +29,9 @@ from pydantic_settings import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The model zoo's names (pipelines.ctr.zoo maps each to its class and checks
+# that the two agree): what night.model and the train command accept.
+MODEL_NAMES = ("sdim", "din", "long_attention", "avg_pool")
 CONF_DIR = REPO_ROOT / "infra" / "conf"
 _REMOTE_SCHEMES = ("s3a://", "s3://", "abfss://", "gs://", "hdfs://")
 _SPARK_MASTER = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|yarn|k8s://.+|spark://.+)$")
@@ -288,7 +291,8 @@ class NightSettings(Section):
     # Labelled days a night trains on: the window before the night's date,
     # its last day held out for early stopping; the night's date is the gate's.
     train_window_days: int = Field(default=7, ge=2)
-    model: Literal["sdim", "din", "long_attention", "avg_pool"] = "sdim"
+    # One of MODEL_NAMES.
+    model: str = "sdim"
     # A landing folder counts as complete when it holds data files and this
     # marker, which the upstream writes last (Spark and Hadoop writers write
     # _SUCCESS; so does seqlake generate). For a source that writes none, set
@@ -305,6 +309,13 @@ class NightSettings(Section):
     retries: int = Field(default=2, ge=0)
     retry_delay_minutes: int = Field(default=10, ge=0)
     task_timeout_minutes: int = Field(default=180, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model not in MODEL_NAMES:
+            raise ValueError(f"not one of the model zoo's: {', '.join(MODEL_NAMES)}")
+        return model
 
 
 class GeneratorSettings(Section):

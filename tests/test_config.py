@@ -77,6 +77,7 @@ def test_cluster_example_keeps_object_store_uris():
         ("lakehouse=", "lakehouse: String should have at least 1 character, got ''"),
         ("examples.label_modes.kuairand=bad", "examples.label_modes.kuairand: Input should be 'impressions' or 'implicit', got 'bad'"),
         ("sequences.retention_days=2", "sequences.retention_days: must be > clean.lookback_days (3), got 2"),
+        ("night.model=dien", "night.model: not one of the model zoo's: sdim, din, long_attention, avg_pool, got 'dien'"),
     ],
 )
 def test_invalid_values_fail_at_start_naming_the_key_and_the_value(override, message):

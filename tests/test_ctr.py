@@ -14,10 +14,11 @@ from pyspark.sql import functions as F
 
 from pipelines.bse.projection import stored_projection
 from pipelines.bse.simhash import bucket_sums, random_projection, simhash_codes
+from pipelines.config import MODEL_NAMES
 from pipelines.ctr.base import ModelConfig
-from pipelines.ctr.batches import DENSE_FEATURES, BatchShape, Vocabulary, to_batch
+from pipelines.ctr.batches import DENSE_FEATURES, BatchShape, Vocabulary, shape_for, to_batch
 from pipelines.ctr.metrics import auc, calibration, gauc, logloss
-from pipelines.ctr.zoo import MODELS, build_model
+from pipelines.ctr.zoo import MODELS, build_model, model_class
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_EMBEDDINGS,
     GOLD_ITEM_SIGNATURES,
@@ -294,3 +295,16 @@ def test_a_bse_mode_model_trains_on_the_sums_of_one_embedding_version_only(gener
         bse_sums_version(lakehouse, example_files(lakehouse, days[0], days[2]), sha)
     with pytest.raises(ProjectionMismatchError, match="BSE sums built with projection hash abababababab"):
         bse_sums_version(lakehouse, example_files(lakehouse, days[0], days[1]), "cd" * 32)
+
+
+def test_what_a_model_needs_is_stated_on_its_class_and_read_from_there():
+    assert sorted(MODELS) == sorted(MODEL_NAMES)
+    abilities = {name: (cls.uses_projection, cls.has_bse_mode) for name, cls in MODELS.items()}
+    assert abilities == {"sdim": (True, True), "din": (False, False), "long_attention": (False, False), "avg_pool": (False, False)}
+    sdim = ModelConfig("sdim", items=5, categories=3, users=2, dense_features=DENSE_FEATURES)
+    assert shape_for(sdim, 40, 10).sdim_inputs == "e2e" and sdim.label == "sdim"
+    in_bse_mode = ModelConfig("sdim", items=5, categories=3, users=2, dense_features=DENSE_FEATURES, bse_mode=True)
+    assert shape_for(in_bse_mode, 40, 10).sdim_inputs == "bse" and in_bse_mode.label == "sdim-bse"
+    assert shape_for(ModelConfig("din", items=5, categories=3, users=2, dense_features=DENSE_FEATURES), 40, 10).sdim_inputs is None
+    with pytest.raises(ValueError, match="unknown model 'dien'; known: din, long_attention, avg_pool, sdim"):
+        model_class("dien")

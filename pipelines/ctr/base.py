@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
+
+from pipelines.ctr.labels import model_label
+
+if TYPE_CHECKING:
+    from pipelines.config import Settings
 
 Batch = dict[str, torch.Tensor]
 
@@ -38,6 +44,21 @@ class ModelConfig:
     signatures: int = 16
     bits: int = 3
     bse_mode: bool = False
+
+    @classmethod
+    def for_vocabulary(cls, model: str, sizes: dict[str, int], dense_features: int, settings: Settings,
+                       bse_mode: bool = False) -> ModelConfig:
+        """The configuration a night trains `model` with: vocabulary `sizes`, the
+        embedding width and SimHash shape of bse, the layers of train."""
+        return cls(
+            model=model, dense_features=dense_features, embedding_dim=settings.bse.embedding_dim,
+            attention_hidden=settings.train.attention_hidden, mlp_hidden=settings.train.mlp_hidden,
+            signatures=settings.bse.signatures, bits=settings.bse.bits, bse_mode=bse_mode, **sizes,
+        )
+
+    @property
+    def label(self) -> str:
+        return model_label(self.model, self.bse_mode)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -79,6 +100,21 @@ class CtrModel(nn.Module):
     head over [user, target, position, dense, short interest, long interest]."""
 
     long_parts = 1  # how many d-wide vectors long_interest returns (0: none)
+    # What a model needs and can do, read by training, batches and scoring
+    # instead of its name: hashing with the stored SimHash projection, and a
+    # BSE mode that reads the long side as precomputed bucket sums.
+    uses_projection: ClassVar[bool] = False
+    has_bse_mode: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, config: ModelConfig, projection: np.ndarray | None = None) -> CtrModel:
+        """A fresh model of `config`; `projection` for a model that uses one."""
+        return cls(config)
+
+    @classmethod
+    def long_inputs(cls, config: ModelConfig) -> str | None:
+        """The long-side inputs its batches carry besides the behaviors (BatchShape.sdim_inputs)."""
+        return None
 
     def __init__(self, config: ModelConfig):
         super().__init__()

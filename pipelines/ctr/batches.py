@@ -17,6 +17,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from pipelines.ctr.base import ModelConfig
+from pipelines.ctr.zoo import model_class
+
 DENSE_FEATURES = 11
 EXAMPLE_COLUMNS = [
     "user_id", "item_id", "category_id", "position", "label", "impression_ts",
@@ -61,11 +64,10 @@ class BatchShape:
     embedding_dim: int = 32
 
 
-def shape_for(config: Any, long_len: int, short_len: int) -> BatchShape:
-    """The batch a model of `config` (a ModelConfig) reads: SDIM's long side as
-    distinct items end to end, or as bucket sums in BSE mode."""
-    sdim_inputs = ("bse" if config.bse_mode else "e2e") if config.model == "sdim" else None
-    return BatchShape(long_len=long_len, short_len=short_len, sdim_inputs=sdim_inputs,
+def shape_for(config: ModelConfig, long_len: int, short_len: int) -> BatchShape:
+    """The batch a model of `config` reads: the long inputs its class asks for
+    (SDIM: distinct items end to end, or bucket sums in BSE mode)."""
+    return BatchShape(long_len=long_len, short_len=short_len, sdim_inputs=model_class(config.model).long_inputs(config),
                       signatures=config.signatures, embedding_dim=config.embedding_dim)
 
 

@@ -8,6 +8,7 @@ so all of them reach the same stopping decision without exchanging it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -29,25 +30,46 @@ from pipelines.ctr.zoo import build_model
 _STATE = "state.pt"
 
 
-def train_worker(config: dict[str, Any]) -> dict[str, Any]:
-    """TorchTrainer's train_loop_per_worker. `config`: model (ModelConfig as
-    JSON), vocab (dict of arrays), shape (BatchShape fields), projection,
-    epochs, patience, batch_size, learning_rate, seed, threads, progress_every and, for
-    position_dropout and, for resilience tests, kill_worker_at_epoch (the last
-    worker dies once there)."""
+@dataclasses.dataclass(frozen=True)
+class TrainLoop:
+    """What every training worker gets: the model, its batches and the loop's settings."""
+
+    model: ModelConfig
+    vocab: Vocabulary
+    shape: BatchShape
+    # SimHash hyperplanes for a model that uses them (ModelConfig's class says).
+    projection: np.ndarray | None
+    epochs: int
+    patience: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    progress_every: int
+    position_dropout: float
+    # As many torch threads as the CPUs the worker asked for: a 0.5-CPU worker
+    # with torch's default (every core) would fight its neighbours for them.
+    threads: int
+    run_folder: str
+    # Resilience tests: the last worker dies once at this epoch.
+    kill_worker_at_epoch: int | None = None
+
+    def as_loop_config(self) -> dict[str, TrainLoop]:
+        """TorchTrainer's train_loop_config, which must be a dict."""
+        return {"loop": self}
+
+
+def train_worker(config: dict[str, TrainLoop]) -> dict[str, Any]:
+    """TorchTrainer's train_loop_per_worker over `config["loop"]`."""
+    loop = config["loop"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    # As many threads as the CPUs the worker asked for: a 0.5-CPU worker with
-    # torch's default (every core) would fight its neighbours for them.
-    torch.set_num_threads(config["threads"])
-    torch.manual_seed(config["seed"])
-    np.random.seed(config["seed"])
-    model_config = ModelConfig.from_json(config["model"])
-    model = build_model(model_config, config.get("projection"))
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
-    vocab = Vocabulary(**config["vocab"])
-    shape = BatchShape(**config["shape"])
-    stopping, history, start_epoch = EarlyStopping(config["patience"]), [], 0
+    torch.set_num_threads(loop.threads)
+    torch.manual_seed(loop.seed)
+    np.random.seed(loop.seed)
+    model = build_model(loop.model, loop.projection)
+    optimizer = torch.optim.Adam(model.parameters(), lr=loop.learning_rate)
+    vocab, shape = loop.vocab, loop.shape
+    stopping, history, start_epoch = EarlyStopping(loop.patience), [], 0
     best_state = None
 
     checkpoint = ray.train.get_checkpoint()
@@ -59,31 +81,31 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any]:
         best_state = state["best_model"]
         progress = state["progress"]
         start_epoch = int(progress["epoch"]) + 1
-        stopping = EarlyStopping(config["patience"], float(progress["best_auc"]), int(progress["best_epoch"]), int(progress["bad_epochs"]))
+        stopping = EarlyStopping(loop.patience, float(progress["best_auc"]), int(progress["best_epoch"]), int(progress["bad_epochs"]))
         history = list(progress["history"])
     model = prepare_model(model)
     plain = model.module if hasattr(model, "module") else model
 
     def batches(name: str):
         shard = ray.train.get_dataset_shard(name)
-        for rows in shard.iter_batches(batch_size=config["batch_size"], batch_format="pyarrow"):
+        for rows in shard.iter_batches(batch_size=loop.batch_size, batch_format="pyarrow"):
             yield to_batch(rows, vocab, shape)
 
-    dropout = torch.Generator().manual_seed(config["seed"] * 1_000 + rank)
+    dropout = torch.Generator().manual_seed(loop.seed * 1_000 + rank)
 
     def training_batches():
         for batch in batches("train"):
-            yield with_position_dropout(batch, config["position_dropout"], dropout)
+            yield with_position_dropout(batch, loop.position_dropout, dropout)
 
-    for epoch in range(start_epoch, config["epochs"]):
-        if config.get("kill_worker_at_epoch") == epoch and rank == world - 1:
-            marker = Path(config["run_folder"]) / f"killed-at-epoch-{epoch}"
+    for epoch in range(start_epoch, loop.epochs):
+        if loop.kill_worker_at_epoch == epoch and rank == world - 1:
+            marker = Path(loop.run_folder) / f"killed-at-epoch-{epoch}"
             if not marker.exists():
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.touch()
                 ray.train.get_all_reported_checkpoints()  # the last epoch's checkpoint is registered first
                 os._exit(1)
-        trained = train_epoch(model, optimizer, training_batches(), config.get("progress_every", 0) if rank == 0 else 0)
+        trained = train_epoch(model, optimizer, training_batches(), loop.progress_every if rank == 0 else 0)
         _, labels, scores = predictions(model, batches("valid"))
         valid_auc = auc(labels, scores)
         improved = stopping.update(epoch, valid_auc if valid_auc is not None else -trained["train_loss"])

@@ -41,7 +41,7 @@ def model_quality(settings: Settings, version: str, day: dt.date) -> dict[str, o
     shape = shape_for(model.config, settings.examples.train_len, settings.examples.short_len)
     scored = scored_examples(model, vocab, shape, settings, day)
     figures: dict[str, object] = {
-        "version": version, "model": model.config.model + ("-bse" if model.config.bse_mode else ""), "date": day.isoformat(),
+        "version": version, "model": model.config.label, "date": day.isoformat(),
         "trained_on": metadata.get("data_range"),
         **click_metrics(scored["user_id"].to_numpy(), scored["label"].to_numpy(), scored["probability"].to_numpy()),
     }

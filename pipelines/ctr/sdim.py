@@ -20,6 +20,18 @@ from pipelines.ctr.base import Batch, CtrModel, ModelConfig
 
 
 class Sdim(CtrModel):
+    uses_projection = True
+    has_bse_mode = True
+
+    @classmethod
+    def build(cls, config: ModelConfig, projection: np.ndarray | None = None) -> Sdim:
+        return cls(config, projection)
+
+    @classmethod
+    def long_inputs(cls, config: ModelConfig) -> str:
+        """Bucket sums in BSE mode; end to end, the distinct long items and their pairs."""
+        return "bse" if config.bse_mode else "e2e"
+
     def __init__(self, config: ModelConfig, projection: np.ndarray | None = None):
         super().__init__(config)
         shape = (config.embedding_dim, config.signatures, config.bits)

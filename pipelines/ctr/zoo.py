@@ -1,9 +1,11 @@
-"""The model zoo: a name in the configuration -> its class."""
+"""The model zoo: a name in the configuration -> its class. A new model is one
+file with its class (stating what it needs on the class) and one line here."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from pipelines.config import MODEL_NAMES
 from pipelines.ctr.avg_pool import AvgPool
 from pipelines.ctr.base import CtrModel, ModelConfig
 from pipelines.ctr.din import Din
@@ -11,11 +13,15 @@ from pipelines.ctr.long_attention import LongAttention
 from pipelines.ctr.sdim import Sdim
 
 MODELS: dict[str, type[CtrModel]] = {"din": Din, "long_attention": LongAttention, "avg_pool": AvgPool, "sdim": Sdim}
+if sorted(MODELS) != sorted(MODEL_NAMES):
+    raise ImportError(f"pipelines.config.MODEL_NAMES lists {sorted(MODEL_NAMES)}, the zoo has {sorted(MODELS)}")
+
+
+def model_class(name: str) -> type[CtrModel]:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return MODELS[name]
 
 
 def build_model(config: ModelConfig, projection: np.ndarray | None = None) -> CtrModel:
-    if config.model not in MODELS:
-        raise ValueError(f"unknown model {config.model!r}; known: {', '.join(MODELS)}")
-    if config.model == "sdim":
-        return Sdim(config, projection)
-    return MODELS[config.model](config)
+    return model_class(config.model).build(config, projection)

@@ -23,6 +23,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from pipelines.config import Settings
+from pipelines.ctr.labels import model_label
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.tables import (
@@ -215,7 +216,7 @@ def registered_versions(settings: Settings) -> list[ModelVersion]:
     for v in found:
         tags = v.tags or {}
         versions.append(ModelVersion(
-            str(v.version), v.run_id, tags.get("model", "?") + ("-bse" if tags.get("bse_mode") == "true" else ""),
+            str(v.version), v.run_id, model_label(tags.get("model", "?"), tags.get("bse_mode") == "true"),
             tags.get("data_range"), tuple(sorted(a for a, target in aliases.items() if str(target) == str(v.version))),
             tags.get("night"),
         ))

@@ -36,7 +36,7 @@ SCORE_SCHEMA = pa.schema([
 
 def bse_twin(model: CtrModel) -> CtrModel:
     """`model` itself, or for an SDIM trained end to end the same weights in BSE mode."""
-    if model.config.model != "sdim" or model.config.bse_mode:
+    if not model.has_bse_mode or model.config.bse_mode:
         return model
     twin = build_model(dataclasses.replace(model.config, bse_mode=True))
     twin.load_state_dict(model.state_dict())
@@ -74,7 +74,7 @@ def scoring_plan(model: CtrModel, bse_versions: pa.Array | pa.ChunkedArray, embe
     """The plan for candidates whose sums carry `bse_versions` (null: none
     published), for a model that scores from sums under `embedding_version`."""
     rows = len(bse_versions)
-    if model.config.model != "sdim" or embedding_version is None:
+    if not model.has_bse_mode or embedding_version is None:
         return ScoringPlan(None, 0, rows)
     from_bse = int(pc.sum(pc.fill_null(pc.equal(bse_versions, embedding_version), False)).as_py() or 0)
     if model.config.bse_mode and from_bse < rows:
@@ -134,8 +134,8 @@ def bse_parity(candidates: pa.Table, history_lengths: pa.Table, model_folder: st
     sequences, over all of them and over the users whose history
     (`history_lengths`: user_id, length) runs past the long side."""
     model, _, _ = load_model(Path(model_folder))
-    if model.config.model != "sdim" or model.config.bse_mode:
-        raise MissingInputError(f"model v{version} ({model.config.model}{'-bse' if model.config.bse_mode else ''}) "
+    if not model.has_bse_mode or model.config.bse_mode:
+        raise MissingInputError(f"model v{version} ({model.config.label}) "
                                 "has no end-to-end and BSE forms to compare")
     rows = candidates.filter(pc.fill_null(pc.equal(candidates.column("bse_version"), embedding_version), False))
     if not rows.num_rows:

@@ -80,7 +80,7 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
         uris, candidates = candidate_files(settings.lakehouse, day)
         sums = delta_rows(candidates, columns=["bse_version", "bse_projection_sha256"], partitions=[("score_date", "=", day.isoformat())])
         plan = scoring_plan(model, sums.column("bse_version"), scoring_embedding_version(settings, version))
-        if model.config.model == "sdim":
+        if model.uses_projection:
             require_model_projection(model, stored_projection(settings.lakehouse, settings.bse), sums.column("bse_projection_sha256"))
 
         ray_runtime(settings.ray)

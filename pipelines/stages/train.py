@@ -25,7 +25,7 @@ from pipelines.bse.projection import stored_projection
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import save_model
 from pipelines.ctr.base import ModelConfig
-from pipelines.ctr.batches import DENSE_FEATURES, EXAMPLE_COLUMNS, BatchShape
+from pipelines.ctr.batches import DENSE_FEATURES, EXAMPLE_COLUMNS, shape_for
 from pipelines.ctr.cadence import NoTraining, nightly_training_range
 from pipelines.ctr.datasets import (
     bse_sums_version,
@@ -34,9 +34,9 @@ from pipelines.ctr.datasets import (
     user_split,
     vocabulary,
 )
-from pipelines.ctr.distributed import load_checkpoint_state, train_worker
+from pipelines.ctr.distributed import TrainLoop, load_checkpoint_state, train_worker
 from pipelines.ctr.registry import log_and_register
-from pipelines.ctr.zoo import build_model
+from pipelines.ctr.zoo import MODELS, build_model, model_class
 from pipelines.errors import NothingToDo
 from pipelines.lakehouse.files import partitions
 from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
@@ -60,18 +60,13 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
         train = settings.train
         (train_first, train_last), held_out = training_split(start, end)
         vocab = vocabulary(lakehouse, end)
-        sdim = model == "sdim"
-        projection = stored_projection(lakehouse, settings.bse) if sdim else None
-        config = ModelConfig(
-            model=model, dense_features=DENSE_FEATURES, embedding_dim=settings.bse.embedding_dim,
-            attention_hidden=train.attention_hidden, mlp_hidden=train.mlp_hidden,
-            signatures=settings.bse.signatures, bits=settings.bse.bits, bse_mode=bse, **vocab.sizes(),
-        )
-        shape = BatchShape(
-            long_len=settings.examples.train_len, short_len=settings.examples.short_len,
-            sdim_inputs=("bse" if bse else "e2e") if sdim else None,
-            signatures=settings.bse.signatures, embedding_dim=settings.bse.embedding_dim,
-        )
+        kind = model_class(model)
+        if bse and not kind.has_bse_mode:
+            raise ValueError(f"{model} has no BSE mode (models that have one: "
+                             f"{', '.join(name for name, cls in MODELS.items() if cls.has_bse_mode)})")
+        projection = stored_projection(lakehouse, settings.bse) if kind.uses_projection else None
+        config = ModelConfig.for_vocabulary(model, vocab.sizes(), DENSE_FEATURES, settings, bse_mode=bse)
+        shape = shape_for(config, settings.examples.train_len, settings.examples.short_len)
         columns = EXAMPLE_COLUMNS + (["long_bse"] if bse else [])
         train_files = example_files(lakehouse, train_first, train_last)
         bse_version = bse_sums_version(lakehouse, example_files(lakehouse, start, end), projection.sha256) if bse else None
@@ -86,18 +81,17 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             valid_ds = train_ds.map_batches(lambda t: user_split(t, share, True), batch_format="pyarrow")
             train_ds = train_ds.map_batches(lambda t: user_split(t, share, False), batch_format="pyarrow")
 
-        run_name = f"{model}{'-bse' if bse else ''}-{end}-{uuid.uuid4().hex[:8]}"
+        run_name = f"{config.label}-{end}-{uuid.uuid4().hex[:8]}"
+        loop = TrainLoop(
+            model=config, vocab=vocab, shape=shape, projection=None if projection is None else projection.matrix,
+            epochs=train.epochs, patience=train.patience, batch_size=train.batch_size, learning_rate=train.learning_rate,
+            seed=train.seed, progress_every=train.progress_every, position_dropout=train.position_dropout,
+            threads=max(1, round(train.cpus_per_worker)), run_folder=f"{lakehouse}/_train/{run_name}",
+            kill_worker_at_epoch=kill_worker_at_epoch,
+        )
         trainer = TorchTrainer(
             train_worker,
-            train_loop_config={
-                "model": config.to_json(), "vocab": {k: getattr(vocab, k) for k in ("items", "categories", "users")},
-                "shape": shape.__dict__, "projection": None if projection is None else projection.matrix,
-                "epochs": train.epochs, "patience": train.patience, "batch_size": train.batch_size,
-                "learning_rate": train.learning_rate, "seed": train.seed, "progress_every": train.progress_every,
-                "position_dropout": train.position_dropout,
-                "threads": max(1, round(train.cpus_per_worker)),
-                "kill_worker_at_epoch": kill_worker_at_epoch, "run_folder": f"{lakehouse}/_train/{run_name}",
-            },
+            train_loop_config=loop.as_loop_config(),
             datasets={"train": train_ds, "valid": valid_ds},
             dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
             scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=False, resources_per_worker={"CPU": train.cpus_per_worker}),
@@ -135,7 +129,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             )
         history = progress["history"]
         figures.update({
-            "model": model + ("-bse" if bse else ""),
+            "model": config.label,
             "version": registered["version"],
             **({"bse_embedding_version": bse_version} if bse else {}),
             "run_id": registered["run_id"],
