@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
+
+import pyarrow as pa
 
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_STATS,
@@ -56,6 +59,21 @@ class FeatureView:
     @property
     def join_keys(self) -> tuple[str, ...]:
         return tuple(e.join_key for e in self.entities)
+
+    def feature_type(self, name: str) -> pa.DataType:
+        """A feature's Arrow type as a read returns it: its source column's, or
+        the list of the column's values where a snapshot holds several rows per entity."""
+        kind = self.source.schema.field(name).type
+        return pa.list_(kind) if self.order_by else kind
+
+    def key_type(self, join_key: str) -> pa.DataType:
+        return self.source.schema.field(join_key).type
+
+    def summary(self) -> dict[str, object]:
+        """What `seqlake features list` shows of the view."""
+        return {"view": self.name, "entities": list(self.join_keys), "source": self.source.name,
+                "event_time": self.event_time, "ttl_hours": self.ttl / dt.timedelta(hours=1), "owner": self.owner,
+                "features": list(self.features)}
 
 
 user = Entity("user", "user_id", "a reader of the feed")
@@ -107,3 +125,8 @@ def resolve(references: list[str]) -> dict[FeatureView, list[str]]:
             if name not in wanted[view]:
                 wanted[view].append(name)
     return wanted
+
+
+def views_for(keys: Mapping[str, object]) -> list[str]:
+    """The views that the given entity keys address (all their join keys among them)."""
+    return [v.name for v in VIEWS.values() if set(v.join_keys) <= set(keys)]

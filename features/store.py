@@ -216,3 +216,23 @@ def _per_entity(rows: pa.Table, view: FeatureView, names: list[str]) -> pa.Table
         **{k: firsts.column(k) for k in keys},
         **{n: pa.ListArray.from_arrays(offsets, ordered.column(n).combine_chunks()) for n in names},
     })
+
+
+def unanswered_views(lakehouse: str, row: Mapping[str, object], references: list[str],
+                     at: dt.datetime) -> dict[str, dict[str, object] | None]:
+    """The views of `references` that answered nothing in `row` (a latest_features
+    row), each with its newest snapshot before `at`, so that it can say why:
+    nothing published before the instant, or that snapshot past its TTL."""
+    return {
+        view.name: newest_snapshot(lakehouse, view, at)
+        for view, names in resolve(references).items() if all(row[column_name(view, n)] is None for n in names)
+    }
+
+
+def why_null(snapshot: dict[str, object] | None) -> str:
+    if snapshot is None:
+        return "nothing published before this instant"
+    if snapshot["in_reach"]:
+        return f"no row for these keys in the snapshot as of {snapshot['date']} (published {snapshot['published_at']})"
+    return (f"every snapshot is past its TTL: the newest, as of {snapshot['date']} (published {snapshot['published_at']}), "
+            f"expired at {snapshot['expires_at']} (TTL {snapshot['ttl_hours']:g} h)")

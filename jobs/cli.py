@@ -150,6 +150,15 @@ def iso_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from exc
 
 
+def iso_instant(text: str) -> dt.datetime:
+    """An ISO 8601 instant, UTC unless it says otherwise."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an ISO 8601 time, got {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def summary_line(job: str, figures: dict[str, Any], as_json: bool) -> str:
     """The one closing line of a job: `job: k=v ...`, or a JSON object."""
     if as_json:

@@ -34,8 +34,8 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
         versions = model_versions(settings)
         if not args.json:
             for v in versions:
-                print(f"  v{v['version']:<4} {v.get('model', ''):<16} {v.get('data_range', ''):<24} {', '.join(v['aliases'])}")
-        return {"versions": versions}
+                print(f"  v{v.version:<4} {v.tags.get('model', ''):<16} {v.data_range or '':<24} {', '.join(v.aliases)}")
+        return {"versions": [v.as_json() for v in versions]}
     if args.action == "promote":
         if not args.target:
             raise UsageError("models promote needs a version")

@@ -1,5 +1,5 @@
 """The night's steps, in order: one list for the DAG (dags/nightly.py makes a
-task of each) and for `seqlake run` (jobs/night.py runs them in a process).
+task of each) and for `seqlake run` (`run_night` runs them in a process).
 
 A step with nothing to do tonight (no training on this night's cadence, no
 champion yet) is skipped and so are the steps after it, except those marked
@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Literal
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from pipelines.errors import NothingToDo, PipelineError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,3 +60,47 @@ BACKFILL: tuple[Step, ...] = tuple(
     Step(f"backfill_{command}", command, ("--start", "{start}", "--end", "{end}"), "spark")
     for command in ("ingest", "clean", "sequences", "signatures", "examples")
 )
+
+
+class NightFailed(PipelineError):
+    """A step of the night failed; the steps after it did not run."""
+
+    def __init__(self, night: dt.date, step: str, states: dict[str, str], cause: BaseException):
+        not_run = [task for task, state in states.items() if state == "upstream_failed"]
+        super().__init__(f"night of {night}: {step} failed: {cause}\nnot run: {', '.join(not_run) or '-'}")
+        self.states = states
+
+
+def run_night(night: dt.date, run_step: Callable[[str, list[str]], Mapping[str, Any]],
+              from_step: str | None = None) -> dict[str, str]:
+    """Run NIGHT for `night` in order (from `from_step` on), each step as
+    `run_step(command, argv)`; {task_id: "success" | "skipped"}. A failed step
+    raises NightFailed: the steps after it are not run."""
+    steps = [s.task_id for s in NIGHT]
+    states: dict[str, str] = {}
+    previous = "success"
+    for step in NIGHT[steps.index(from_step) if from_step else 0:]:
+        argv = step.argv(night.isoformat(), (night + dt.timedelta(days=1)).isoformat())
+        began = time.perf_counter()
+        if previous == "skipped" and not step.after_skip:
+            states[step.task_id] = previous = "skipped"
+            print(f"   {step.task_id:<18} skipped (a step before it was)", flush=True)
+            continue
+        try:
+            figures = run_step(step.command, argv)
+            states[step.task_id] = previous = "success"
+            print(f"   {step.task_id:<18} done in {time.perf_counter() - began:6.1f} s  {_brief(figures)}", flush=True)
+        except NothingToDo as reason:
+            states[step.task_id] = previous = "skipped"
+            print(f"   {step.task_id:<18} skipped: {reason}", flush=True)
+        except Exception as failure:
+            states[step.task_id] = "failed"
+            states.update({later: "upstream_failed" for later in steps[steps.index(step.task_id) + 1:]})
+            print(f"   {step.task_id:<18} FAILED after {time.perf_counter() - began:.1f} s", flush=True)
+            raise NightFailed(night, step.task_id, states, failure) from failure
+    return states
+
+
+def _brief(figures: Mapping[str, Any]) -> str:
+    shown = {k: v for k, v in figures.items() if not isinstance(v, dict | list) and k not in ("seconds", "date")}
+    return " ".join(f"{k}={v}" for k, v in list(shown.items())[:6])

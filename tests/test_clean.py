@@ -331,8 +331,8 @@ def test_quantiles_of_large_groups_come_from_a_histogram_and_ignore_row_order(sp
     forward = spark.createDataFrame(rows, "day string, x double, y double")
     backward = spark.createDataFrame(list(reversed(rows)), "day string, x double, y double").repartition(7)
     expected = {
-        "a": {"x_q0": 25.005, "x_q1": 50.005, "y_q0": -75.995, "y_q1": -50.995},
-        "b": {"x_q0": 25.005, "x_q1": 50.005, "y_q0": -75.995, "y_q1": -50.995},
+        "a": {"x_p25": 25.005, "x_p50": 50.005, "y_p25": -75.995, "y_p50": -50.995},
+        "b": {"x_p25": 25.005, "x_p50": 50.005, "y_p25": -75.995, "y_p50": -50.995},
     }
     for frame in (forward, backward):
         got = {r["day"]: {k: round(v, 6) for k, v in r.asDict().items() if k != "day"}

@@ -250,7 +250,7 @@ def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_g
     decision = gate(settings, "1", days[-1])
     assert decision["promoted"] and decision["champion"] is None and decision["embedding_version"] == "seqlake-ctr-v1"
     assert champion_version(settings) == "1" and current_embedding_version(settings) == "seqlake-ctr-v1"
-    assert [v["aliases"] for v in model_versions(settings)] == [["champion"]]
+    assert [v.aliases for v in model_versions(settings)] == [("champion",)]
     # Using the registry must not pin this process (and the jobs it launches) to its store.
     assert "MLFLOW_TRACKING_URI" not in os.environ
     exported = spark.read.format("delta").load(table_uri(settings.lakehouse, GOLD_ITEM_EMBEDDINGS)).where(F.col("version") == "seqlake-ctr-v1")

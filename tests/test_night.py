@@ -69,7 +69,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     import numpy as np
     from deltalake import DeltaTable
 
-    from jobs.night import run_night
+    from jobs.cli import invoke
     from pipelines.ctr.registry import champion_version, downloaded_model
     from pipelines.lakehouse.ledger import ledger_rows
     from pipelines.lakehouse.tables import (
@@ -87,7 +87,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     settings = _copy_of_nights(generated_nights, tmp_path, model="sdim")
     night = generated_nights.days[-1]
-    states = run_night(settings, night, from_step="train_model")
+    states = invoke("run", ["--date", str(night), "--from", "train_model"], settings)["states"][str(night)]
     assert set(states.values()) == {"success"} and list(states)[0] == "train_model"
     assert champion_version(settings) == "1"  # the first model beats no champion
 
@@ -222,14 +222,31 @@ def _later_reads_see_what_the_nights_published(spark, settings, night, model_fol
     with pytest.raises(ProjectionMismatchError, match="the model was built with projection hash"):
         score_day(other, night + dt.timedelta(days=1), "1")
 
+    # Every table the nights wrote is what the catalog declares: columns, types and partitioning.
+    import os
+
+    import pyarrow as pa
+
+    from pipelines.lakehouse.tables import TABLES, spark_type_name
+
+    written = {name: DeltaTable(table_uri(settings.lakehouse, spec)) for name, spec in TABLES.items()
+               if os.path.isdir(table_uri(settings.lakehouse, spec))}
+    assert {"bronze/events", "silver/events", "gold/user_sequences", "gold/user_bse", "gold/training_examples",
+            "gold/candidates", "scores/ctr", "ops/runs", "ops/quality"} <= set(written)
+    for name, table in written.items():
+        schema = pa.schema(table.schema().to_arrow())
+        assert {f.name: spark_type_name(f.type) for f in schema} == TABLES[name].columns, name
+        assert table.metadata().partition_columns == [TABLES[name].partition_column], name
+
 
 def test_half_the_dwell_values_negative_in_bronze_stop_the_night_at_the_silver_gate(spark, generated_nights, tmp_path):
     from deltalake import DeltaTable
     from pyspark.sql import functions as F
 
-    from jobs.night import NightFailed, run_night
+    from jobs.cli import invoke
     from pipelines.lakehouse.tables import BRONZE_EVENTS, OPS_QUALITY, SILVER_EVENTS, table_uri
     from pipelines.lakehouse.writes import read_date_partitions, replace_date_partitions
+    from pipelines.night import NightFailed
 
     settings = _copy_of_nights(generated_nights, tmp_path)
     night = generated_nights.days[-1]
@@ -240,7 +257,7 @@ def test_half_the_dwell_values_negative_in_bronze_stop_the_night_at_the_silver_g
     published = {t: DeltaTable(table_uri(settings.lakehouse, t)).version() for t in (SILVER_EVENTS,)}
 
     with pytest.raises(NightFailed, match="clean_events failed") as failure:
-        run_night(settings, night, from_step="clean_events")
+        invoke("run", ["--date", str(night), "--from", "clean_events"], settings)
     assert failure.value.states["clean_events"] == "failed"
     assert {s for t, s in failure.value.states.items() if t != "clean_events"} == {"upstream_failed"}
     assert "dwell_ms >= 0" in str(failure.value) and "nothing was published to silver/events" in str(failure.value)

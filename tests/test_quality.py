@@ -9,10 +9,18 @@ import json
 import pytest
 
 from pipelines.lakehouse.files import delta_rows
-from pipelines.quality import suites
+from pipelines.lakehouse.tables import (
+    BRONZE_EVENTS,
+    GOLD_TRAINING_EXAMPLES,
+    GOLD_USER_BSE,
+    GOLD_USER_SEQUENCES,
+    SCORES_CTR,
+    SILVER_EVENTS,
+)
+from pipelines.quality import bands, suites
 from pipelines.quality.validation import validate, validate_suite
 
-Band, DayRate, rate_band = suites.Band, suites.DayRate, suites.rate_band
+Band, DayRate, rate_band = bands.Band, bands.DayRate, bands.rate_band
 
 DAY = dt.date(2026, 11, 2)
 T0 = int(dt.datetime(2026, 11, 2, 8, tzinfo=dt.UTC).timestamp() * 1000)
@@ -106,7 +114,7 @@ def test_a_constant_history_is_held_to_binomial_noise():
 
 def test_a_good_silver_batch_passes(spark):
     suite = suites.silver_events_suite(history([0.25] * 7, rows=4))
-    result = validate_suite(frame(spark, suites.SILVER_SCHEMA, silver_rows()), suite)
+    result = validate_suite(frame(spark, SILVER_EVENTS.columns, silver_rows()), suite)
     assert result.success, result.summary()
     assert (result.evaluated, result.failed, result.rows) == (len(suite.expectations), 0, 8)
     noise = next(o for o in result.outcomes if o.column == "dq_noise")
@@ -118,7 +126,7 @@ def test_negative_dwell_on_half_the_clicks_fails_silver_naming_dwell(spark):
     for row in rows:
         if row["event_type"] == "click" and row["event_id"] in ("c1", "c3"):
             row["dwell_ms"] = -row["dwell_ms"]
-    result = validate_suite(frame(spark, suites.SILVER_SCHEMA, rows), suites.silver_events_suite())
+    result = validate_suite(frame(spark, SILVER_EVENTS.columns, rows), suites.silver_events_suite())
     assert not result.success
     assert failed(result) == ["dwell_ms >= 0"]
     (dwell,) = result.failures
@@ -129,7 +137,7 @@ def test_negative_dwell_on_half_the_clicks_fails_silver_naming_dwell(spark):
 
 
 def test_a_changed_column_type_fails_the_schema(spark):
-    schema = {**suites.SILVER_SCHEMA, "dwell_ms": "int"}
+    schema = {**SILVER_EVENTS.columns, "dwell_ms": "int"}
     result = validate_suite(frame(spark, schema, silver_rows()), suites.silver_events_suite())
     assert failed(result) == ["columns and types as published"]
     assert result.failures[0].observed["mismatched"] == {"dwell_ms": {"expected": "bigint", "observed": "int"}}
@@ -138,9 +146,9 @@ def test_a_changed_column_type_fails_the_schema(spark):
 def test_a_label_rate_of_zero_fails_the_examples_suite(spark):
     history = [DayRate(DAY - dt.timedelta(days=d), rate, 400) for d, rate in ((3, 0.24), (2, 0.26), (1, 0.25))]
     suite = suites.training_examples_suite(train_len=8, short_len=4, label_history=history, newest=DAY + dt.timedelta(days=1))
-    good = validate_suite(frame(spark, suites.EXAMPLES_SCHEMA, example_rows([1, 0, 0, 0])), suite)
+    good = validate_suite(frame(spark, GOLD_TRAINING_EXAMPLES.columns, example_rows([1, 0, 0, 0])), suite)
     assert good.success, good.summary()
-    bad = validate_suite(frame(spark, suites.EXAMPLES_SCHEMA, example_rows([0, 0, 0, 0])), suite)
+    bad = validate_suite(frame(spark, GOLD_TRAINING_EXAMPLES.columns, example_rows([0, 0, 0, 0])), suite)
     assert [o.column for o in bad.failures] == ["dq_label"]
     assert bad.failures[0].text.startswith("label rate of 2026-11-03 in (0, 1)") and bad.failures[0].observed == 0.0
 
@@ -153,19 +161,19 @@ def test_bse_sums_from_embeddings_that_saw_the_examples_own_labels_fail_the_exam
     suite = suites.training_examples_suite(train_len=8, short_len=4)
     sums = {"long_bse": [0.5] * 4, "bse_version": "seqlake-ctr-v3", "bse_projection_sha256": "ab" * 32}
     earlier = [{**row, **sums, "bse_trained_through": DAY} for row in example_rows([1, 0])]
-    assert validate_suite(frame(spark, suites.EXAMPLES_SCHEMA, earlier), suite).success
+    assert validate_suite(frame(spark, GOLD_TRAINING_EXAMPLES.columns, earlier), suite).success
     same_day = [{**row, **sums, "bse_trained_through": day} for row in example_rows([1, 0])]
-    result = validate_suite(frame(spark, suites.EXAMPLES_SCHEMA, same_day), suite)
+    result = validate_suite(frame(spark, GOLD_TRAINING_EXAMPLES.columns, same_day), suite)
     assert failed(result) == ["the embeddings behind the BSE sums were trained on dates before the example's"]
     assert result.failures[0].observed["unexpected"] == 2
     # Sums without the version they were published under (or a version without sums) fail too.
     unnamed = [{**row, "long_bse": [0.5] * 4} for row in example_rows([1, 0])]
-    assert failed(validate_suite(frame(spark, suites.EXAMPLES_SCHEMA, unnamed), suite)) == [
+    assert failed(validate_suite(frame(spark, GOLD_TRAINING_EXAMPLES.columns, unnamed), suite)) == [
         "BSE sums carry the embedding version they were published under"]
 
 
 def test_a_date_without_clicks_passes_while_there_is_no_history_and_fails_once_the_days_before_had_a_rate(spark):
-    rows = frame(spark, suites.SILVER_SCHEMA, [r for r in silver_rows(clicks=4, noisy=1) if r["event_type"] != "click"])
+    rows = frame(spark, SILVER_EVENTS.columns, [r for r in silver_rows(clicks=4, noisy=1) if r["event_type"] != "click"])
     assert validate_suite(rows, suites.silver_events_suite([], newest=DAY)).success
     history = [DayRate(DAY - dt.timedelta(days=d), 0.2, 1_000) for d in (3, 2, 1)]
     result = validate_suite(rows, suites.silver_events_suite(history, newest=DAY))
@@ -184,16 +192,16 @@ def test_a_volume_band_is_a_prediction_interval_of_log_rows():
 
     from scipy.stats import t
 
-    band = suites.volume_band(volumes([10_000, 11_000, 9_000, 10_500]))
+    band = bands.volume_band(volumes([10_000, 11_000, 9_000, 10_500]))
     logs = [math.log(n) for n in (10_000, 11_000, 9_000, 10_500)]
     mean, sd = sum(logs) / 4, (sum((x - sum(logs) / 4) ** 2 for x in logs) / 3) ** 0.5
     half = t.ppf(1 - 0.0005, 3) * sd * math.sqrt(1 + 1 / 4)
     assert (band.low, band.high) == (math.floor(math.exp(mean - half)), math.ceil(math.exp(mean + half)))
     assert band.basis.startswith("4 days 2026-10-29..2026-11-01: median 10,247 rows")
     # Without three days of history: no bound.
-    assert (suites.volume_band(volumes([100, 100])).low, suites.volume_band(volumes([100, 100])).high) == (0, math.inf)
+    assert (bands.volume_band(volumes([100, 100])).low, bands.volume_band(volumes([100, 100])).high) == (0, math.inf)
     # Steady small counts are held to their Poisson noise, not to a zero spread.
-    steady = suites.volume_band(volumes([80] * 7))
+    steady = bands.volume_band(volumes([80] * 7))
     assert 30 < steady.low < 60 and 100 < steady.high < 200
 
 
@@ -201,29 +209,29 @@ def test_a_newest_date_with_a_tenth_of_the_usual_rows_fails_silver(spark):
     day_before = [DayRate(DAY - dt.timedelta(days=d), 0.25, 40) for d in (4, 3, 2, 1)]
     usual = volumes([80, 84, 78, 82])
     suite = suites.silver_events_suite(day_before, newest=DAY, volume_history=usual)
-    result = validate_suite(frame(spark, suites.SILVER_SCHEMA, silver_rows(clicks=4)), suite)
-    assert failed(result) == [f"rows of {DAY} in [{suites.volume_band(usual).low}, {suites.volume_band(usual).high}] "
-                              f"({suites.volume_band(usual).basis})"]
+    result = validate_suite(frame(spark, SILVER_EVENTS.columns, silver_rows(clicks=4)), suite)
+    assert failed(result) == [f"rows of {DAY} in [{bands.volume_band(usual).low}, {bands.volume_band(usual).high}] "
+                              f"({bands.volume_band(usual).basis})"]
     assert result.failures[0].observed == 8
-    assert validate_suite(frame(spark, suites.SILVER_SCHEMA, silver_rows(clicks=40, noisy=10)), suite).success
+    assert validate_suite(frame(spark, SILVER_EVENTS.columns, silver_rows(clicks=40, noisy=10)), suite).success
 
 
 def test_a_batch_that_would_leave_a_published_date_empty_fails_unless_the_stage_says_it_is_empty_by_right(spark, tmp_path):
     from deltalake import DeltaTable
 
     from pipelines.errors import QualityGateFailed
-    from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES, table_uri
+    from pipelines.lakehouse.tables import table_uri
     from pipelines.quality.gate import audit_and_publish_dates
 
     lakehouse, suite = str(tmp_path / "lakehouse"), suites.training_examples_suite(train_len=8, short_len=4)
     day, next_day = DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
     both = example_rows([1, 0, 0]) + [{**r, "event_date": next_day, "features_as_of": day, "impression_ts": r["impression_ts"] + 86_400_000}
                                       for r in example_rows([0, 1])]
-    audit_and_publish_dates(spark, frame(spark, suites.EXAMPLES_SCHEMA, both), lakehouse, GOLD_TRAINING_EXAMPLES, day, next_day, suite)
+    audit_and_publish_dates(spark, frame(spark, GOLD_TRAINING_EXAMPLES.columns, both), lakehouse, GOLD_TRAINING_EXAMPLES, day, next_day, suite)
     version = DeltaTable(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)).version()
 
-    only_next = frame(spark, suites.EXAMPLES_SCHEMA, both[3:])
-    empty = frame(spark, suites.EXAMPLES_SCHEMA, [])
+    only_next = frame(spark, GOLD_TRAINING_EXAMPLES.columns, both[3:])
+    empty = frame(spark, GOLD_TRAINING_EXAMPLES.columns, [])
     for batch in (only_next, empty):
         with pytest.raises(QualityGateFailed, match=rf"the batch leaves no published date without rows .*\{{\"{day}\": 3"):
             audit_and_publish_dates(spark, batch, lakehouse, GOLD_TRAINING_EXAMPLES, day, next_day, suite)
@@ -235,14 +243,14 @@ def test_a_batch_that_would_leave_a_published_date_empty_fails_unless_the_stage_
 
 
 def test_duplicate_keys_fail(spark):
-    sequences = frame(spark, suites.SEQUENCES_SCHEMA, [sequence_row(1), sequence_row(1), sequence_row(2)])
+    sequences = frame(spark, GOLD_USER_SEQUENCES.columns, [sequence_row(1), sequence_row(1), sequence_row(2)])
     result = validate_suite(sequences, suites.user_sequences_suite(max_len=8))
     assert failed(result) == ["(user_id, as_of_date) is unique"]
     assert result.failures[0].observed["unexpected"] == 2
 
     events = silver_rows()
     events[3]["event_id"] = events[1]["event_id"]  # two clicks, one id
-    result = validate_suite(frame(spark, suites.SILVER_SCHEMA, events), suites.silver_events_suite())
+    result = validate_suite(frame(spark, SILVER_EVENTS.columns, events), suites.silver_events_suite())
     assert failed(result) == ["event_id is unique"]
 
 
@@ -252,7 +260,7 @@ def test_an_unsorted_or_too_long_sequence_fails(spark):
         sequence_row(2, timestamps=(T0 - 1_000, T0 - 5_000, T0 - 3_000)),
         sequence_row(3, timestamps=tuple(T0 - 1_000 * i for i in range(9, 0, -1))),
     ]
-    result = validate_suite(frame(spark, suites.SEQUENCES_SCHEMA, rows), suites.user_sequences_suite(max_len=8))
+    result = validate_suite(frame(spark, GOLD_USER_SEQUENCES.columns, rows), suites.user_sequences_suite(max_len=8))
     assert failed(result) == ["1 <= length <= 8", "timestamps non-decreasing (newest last)"]
     assert [o.observed["unexpected"] for o in result.failures] == [1, 1]
     assert [e["user_id"] for o in result.failures for e in o.observed["examples"]] == [3, 2]
@@ -264,7 +272,7 @@ def test_scores_are_checked_against_their_candidates(spark):
     )
 
     def scores(pairs):
-        return frame(spark, suites.SCORES_SCHEMA, [
+        return frame(spark, SCORES_CTR.columns, [
             {"user_id": u, "item_id": i, "candidate_source": "recent", "score": 0.3, "model_version": "3", "score_date": DAY}
             for u, i in pairs
         ])
@@ -283,7 +291,7 @@ def test_scores_are_checked_against_their_candidates(spark):
 
 def test_good_bronze_and_bse_batches_pass(spark):
     bronze_rows = [{k: v for k, v in r.items() if k not in ("dwell_source", "session_id", "noise_reason")} for r in silver_rows()]
-    bronze = frame(spark, suites.schema_of(suites.BRONZE_EVENTS_SCHEMA), bronze_rows)
+    bronze = frame(spark, BRONZE_EVENTS.columns, bronze_rows)
     assert validate_suite(bronze, suites.bronze_events_suite(3, 60)).success
 
     buckets = [
@@ -292,15 +300,15 @@ def test_good_bronze_and_bse_batches_pass(spark):
         for h in range(2) for c, n in ((h, 2), (h + 2, 1))  # 3 behaviors under each of the 2 functions
     ]
     suite = suites.user_bse_suite(signatures=2, bits=2, embedding_dim=2)
-    assert validate_suite(frame(spark, suites.USER_BSE_COLUMNS, buckets), suite).success
+    assert validate_suite(frame(spark, GOLD_USER_BSE.columns, buckets), suite).success
     buckets[-1]["count"] = 2  # the second function now hashes 4 behaviors
-    assert failed(validate_suite(frame(spark, suites.USER_BSE_COLUMNS, buckets), suite)) == [
+    assert failed(validate_suite(frame(spark, GOLD_USER_BSE.columns, buckets), suite)) == [
         "each user has all 2 hash functions, each hashing every behavior once"
     ]
 
 
 def test_results_are_readable_and_flat(spark):
-    raw = frame(spark, suites.SEQUENCES_SCHEMA, [sequence_row(1, timestamps=(T0, T0 - 1))])
+    raw = frame(spark, GOLD_USER_SEQUENCES.columns, [sequence_row(1, timestamps=(T0, T0 - 1))])
     df = raw.withColumn("dq_is_sorted", raw["timestamps"].isNotNull())  # a dq_ column: not part of the schema
     result = validate(df, "gold/user_sequences", suites.user_sequences_suite(max_len=8).expectations[:4], details="all")
     assert result.success and result.outcomes[1].observed == 1
@@ -315,16 +323,16 @@ def test_a_batch_that_fails_its_gate_is_never_published_and_its_result_is_kept(s
     from deltalake import DeltaTable
 
     from pipelines.errors import QualityGateFailed
-    from pipelines.lakehouse.tables import GOLD_USER_SEQUENCES, OPS_QUALITY, table_uri
+    from pipelines.lakehouse.tables import OPS_QUALITY, table_uri
     from pipelines.quality.gate import audit_and_publish_dates
 
     lakehouse, suite = str(tmp_path / "lakehouse"), suites.user_sequences_suite(max_len=8)
-    good = frame(spark, suites.SEQUENCES_SCHEMA, [sequence_row(1), sequence_row(2)])
+    good = frame(spark, GOLD_USER_SEQUENCES.columns, [sequence_row(1), sequence_row(2)])
     assert audit_and_publish_dates(spark, good, lakehouse, GOLD_USER_SEQUENCES, DAY, DAY, suite).success
     published = DeltaTable(table_uri(lakehouse, GOLD_USER_SEQUENCES))
     version, rows = published.version(), sorted(delta_rows(published).column("user_id").to_pylist())
 
-    unsorted = frame(spark, suites.SEQUENCES_SCHEMA, [sequence_row(1), sequence_row(3, timestamps=(T0, T0 - 5_000))])
+    unsorted = frame(spark, GOLD_USER_SEQUENCES.columns, [sequence_row(1), sequence_row(3, timestamps=(T0, T0 - 5_000))])
     with pytest.raises(QualityGateFailed, match="timestamps non-decreasing") as failure:
         audit_and_publish_dates(spark, unsorted, lakehouse, GOLD_USER_SEQUENCES, DAY, DAY, suite)
     assert "nothing was published to gold/user_sequences" in str(failure.value)

@@ -19,7 +19,7 @@ from deltalake import write_deltalake
 from jobs.cli import invoke
 from pipelines.config import Settings, load_settings
 from pipelines.ctr.metrics import auc
-from pipelines.lakehouse.ledger import RUNS_SCHEMA
+from pipelines.ctr.registry import ModelVersion
 from pipelines.lakehouse.tables import (
     GOLD_USER_BSE,
     GOLD_USER_SEQUENCES,
@@ -33,7 +33,7 @@ from pipelines.lakehouse.tables import (
 )
 from pipelines.reporting.figures import PNG_SIGNATURE, roc_points
 from pipelines.reporting.html import Image, Section, Table, render_report
-from pipelines.reporting.inputs import ModelVersion, report_versions
+from pipelines.reporting.inputs import report_versions
 from pipelines.reporting.sections import TITLES
 from pipelines.stages.report import report_uri, write_report
 
@@ -155,7 +155,7 @@ def _night(settings: Settings, rng: np.random.Generator) -> None:
         rows.append({"stage": stage, "run_id": stage, "source": None, "dates": dates, "written_ts": None,
                      "table_versions": [], "figures": "{}", "started_at": at, "finished_at": at + dt.timedelta(seconds=seconds)})
         at += dt.timedelta(seconds=seconds + 2)
-    write_deltalake(table_uri(settings.lakehouse, OPS_RUNS), pa.Table.from_pylist(rows, schema=RUNS_SCHEMA),
+    write_deltalake(table_uri(settings.lakehouse, OPS_RUNS), pa.Table.from_pylist(rows, schema=OPS_RUNS.schema),
                     partition_by=["stage"], mode="append")
 
 

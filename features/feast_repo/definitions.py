@@ -1,19 +1,26 @@
-"""seqlake's entities and feature views (features/definitions.py) for Feast.
+"""seqlake's entities and feature views for Feast, generated from
+features.definitions.VIEWS at import, so that they cannot drift from it.
 
-Same views, features, keys, TTLs and validity delays as seqlake's own
-store, over the same Delta tables under $SEQLAKE_LAKEHOUSE (read at `feast
-apply`; the registry keeps the resolved paths). The event timestamp
-`visible_from` is not a column of the tables: seqlake_offline_store derives it
-from the run ledger (the instant the snapshot's night published it + 1 µs),
-and the expiry from the snapshot's date + valid_after + ttl, so that Feast's
-point-in-time rule gives exactly seqlake's (see that module).
+Same views, features, keys, TTLs and validity delays as seqlake's own store,
+typed from the catalog's Arrow schemas (pipelines.lakehouse.tables), over the
+same Delta tables under $SEQLAKE_LAKEHOUSE (read at `feast apply`; the
+registry keeps the resolved paths). The event timestamp `visible_from` is not
+a column of the tables: seqlake_offline_store derives it from the run ledger
+(the instant the snapshot's night published it + 1 µs), and the expiry from
+the snapshot's date + valid_after + ttl, so that Feast's point-in-time rule
+gives exactly seqlake's (see that module).
+
+Feast finds the objects of a repo among each module's globals: every entity
+and view is bound to a global of its own name below.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
+import sys
+from pathlib import Path
 
+import pyarrow as pa
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.data_format import DeltaFormat
 from feast.types import Array, Float32, Float64, Int32, Int64, String
@@ -26,8 +33,12 @@ from seqlake_offline_store import (
     VALID_AT,
 )
 
-DAY = dt.timedelta(days=1)
-OWNER = "seqlake"
+# `feast apply` runs with this folder on the path; seqlake's packages are two levels up
+# (the Feast venv also has them installed, without their dependencies).
+sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
+
+from features import definitions as seqlake  # noqa: E402
+
 VISIBLE_FROM = "visible_from"
 
 _lakehouse = os.environ.get("SEQLAKE_LAKEHOUSE")
@@ -38,62 +49,51 @@ if not os.environ.get("SEQLAKE_FEAST_DIR"):  # else Feast writes to a folder nam
 # delta-rs names Hadoop's s3a:// s3://; a local folder is made absolute (the registry outlives the cwd).
 LAKEHOUSE = _lakehouse.replace("s3a://", "s3://", 1) if "://" in _lakehouse else os.path.abspath(_lakehouse)
 
-user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="a reader of the feed",
-              owner=OWNER)
-item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.INT64, description="an article or product",
-              owner=OWNER)
+_SCALARS = {pa.int32(): Int32, pa.int64(): Int64, pa.float32(): Float32, pa.float64(): Float64, pa.string(): String}
+_VALUE_TYPES = {pa.int32(): ValueType.INT32, pa.int64(): ValueType.INT64, pa.string(): ValueType.STRING}
 
 
-def _source(table: str, partition: str, keys: list[str], valid_after: dt.timedelta, order_by: tuple[str, ...] = ()):
-    tags = {TABLE: table, PARTITION_COLUMN: partition, VALID_AFTER_S: str(int(valid_after.total_seconds())),
-            JOIN_KEYS: ",".join(keys)}
-    if order_by:
-        tags[ORDER_BY] = ",".join(order_by)
-    return FileSource(
+def feast_type(kind: pa.DataType):
+    """Feast's type of an Arrow type (lists of lists included: BSE sums per bucket)."""
+    if pa.types.is_list(kind):
+        return Array(feast_type(kind.value_type))
+    if kind not in _SCALARS:
+        raise TypeError(f"no Feast type for Arrow {kind}")
+    return _SCALARS[kind]
+
+
+def feast_entity(entity: seqlake.Entity, key_type: pa.DataType, owner: str) -> Entity:
+    return Entity(name=entity.name, join_keys=[entity.join_key], value_type=_VALUE_TYPES[key_type],
+                  description=entity.description, owner=owner)
+
+
+def feast_view(view: seqlake.FeatureView, entities: dict[str, Entity]) -> FeatureView:
+    table = view.source.name
+    valid_after_s = str(int(view.valid_after.total_seconds()))
+    tags = {TABLE: table, PARTITION_COLUMN: view.event_time, VALID_AFTER_S: valid_after_s,
+            JOIN_KEYS: ",".join(view.join_keys)}
+    if view.order_by:
+        tags[ORDER_BY] = ",".join(view.order_by)
+    source = FileSource(
         name=table.replace("/", "_"), path=f"{LAKEHOUSE.rstrip('/')}/{table}", file_format=DeltaFormat(),
         # A range run publishes several dates at one instant: Feast breaks the tie by the
         # created timestamp, the snapshot's own instant, so that the newest date wins as in seqlake.
-        timestamp_field=VISIBLE_FROM, created_timestamp_column=VALID_AT, owner=OWNER, tags=tags,
-        description=f"Delta table {table}, one snapshot per {partition}, valid {valid_after} after it, as its night published it",
+        timestamp_field=VISIBLE_FROM, created_timestamp_column=VALID_AT, owner=view.owner, tags=tags,
+        description=f"Delta table {table}, one snapshot per {view.event_time}, valid {view.valid_after} after it, "
+                    "as its night published it",
     )
-
-
-def _view(name, entities, table, partition, features, ttl, description, valid_after=DAY, order_by=()):
-    keys = [e.join_key for e in entities]
     return FeatureView(
-        name=name, entities=entities, ttl=ttl, owner=OWNER, description=description,
-        schema=[*(Field(name=k, dtype=Int64) for k in keys), *(Field(name=f, dtype=t) for f, t in features)],
-        source=_source(table, partition, keys, valid_after, order_by), online=True,
-        tags={TABLE: table, VALID_AFTER_S: str(int(valid_after.total_seconds()))},
+        name=view.name, entities=[entities[e.name] for e in view.entities], ttl=view.ttl, owner=view.owner,
+        description=view.description,
+        schema=[*(Field(name=k, dtype=feast_type(view.key_type(k))) for k in view.join_keys),
+                *(Field(name=f, dtype=feast_type(view.feature_type(f))) for f in view.features)],
+        source=source, online=True, tags={TABLE: table, VALID_AFTER_S: valid_after_s},
     )
 
 
-user_sequence = _view(
-    "user_sequence", [user], "gold/user_sequences", "as_of_date",
-    [("item_ids", Array(Int64)), ("category_ids", Array(Int32)), ("timestamps", Array(Int64)), ("length", Int32)],
-    7 * DAY, "genuine behaviors, oldest first, capped at sequences.max_len",
-)
-# Several rows per user and snapshot (one per occupied bucket): each feature is
-# the list of its values over the buckets, ordered by (version, hash_index, code).
-user_bse = _view(
-    "user_bse", [user], "gold/user_bse", "as_of_date",
-    [("version", Array(String)), ("hash_index", Array(Int32)), ("code", Array(Int32)), ("count", Array(Int64)),
-     ("vector_sum", Array(Array(Float32)))],
-    7 * DAY, "occupied BSE buckets and their embedding sums", order_by=("version", "hash_index", "code"),
-)
-user_stats = _view(
-    "user_stats", [user], "gold/user_stats", "as_of_date",
-    [("user_impressions", Int64), ("user_clicks", Int64), ("user_ctr", Float64), ("user_dwell_mean_ms", Float64)],
-    7 * DAY, "genuine engagement over examples.stats_days",
-)
-item_stats = _view(
-    "item_stats", [item], "gold/item_stats", "as_of_date",
-    [("item_impressions", Int64), ("item_clicks", Int64), ("item_actions", Int64), ("item_ctr", Float64),
-     ("item_dwell_mean_ms", Float64), ("category_id", Int32)],
-    7 * DAY, "genuine engagement over examples.stats_days",
-)
-ctr_scores = _view(
-    "ctr_scores", [user, item], "scores/ctr", "score_date",
-    [("score", Float64), ("model_version", String)],
-    DAY, "offline CTR of the day's candidates", valid_after=dt.timedelta(0),
-)
+_entities = {
+    entity.name: feast_entity(entity, view.key_type(entity.join_key), view.owner)
+    for view in reversed(seqlake.VIEWS.values()) for entity in view.entities
+}
+globals().update(_entities)
+globals().update({name: feast_view(view, _entities) for name, view in seqlake.VIEWS.items()})

@@ -14,19 +14,14 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from pipelines.bse.projection import ProjectionMismatchError
 from pipelines.config import BseSettings
 from pipelines.errors import MissingInputError
+from pipelines.lakehouse.spark_schema import spark_schema
+from pipelines.lakehouse.tables import GOLD_ITEM_EMBEDDINGS
 
-EMBEDDINGS_SCHEMA = T.StructType(
-    [
-        T.StructField("item_id", T.LongType(), nullable=False),
-        T.StructField("version", T.StringType(), nullable=False),
-        T.StructField("vector", T.ArrayType(T.FloatType(), containsNull=False), nullable=False),
-    ]
-)
+EMBEDDINGS_SCHEMA = spark_schema(GOLD_ITEM_EMBEDDINGS.schema)
 _ITEM_NOISE = 0.6
 
 

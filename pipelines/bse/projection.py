@@ -24,18 +24,6 @@ from pipelines.errors import MissingInputError, PipelineError
 from pipelines.lakehouse.files import delta_rows
 from pipelines.lakehouse.tables import GOLD_BSE_PROJECTIONS, table_uri
 
-_SCHEMA = pa.schema(
-    [
-        ("version", pa.string()),
-        ("dim", pa.int32()),
-        ("signatures", pa.int32()),
-        ("bits", pa.int32()),
-        ("seed", pa.int64()),
-        ("values", pa.list_(pa.float32())),
-        ("sha256", pa.string()),
-    ]
-)
-
 
 class ProjectionMismatchError(PipelineError):
     """The stored projection is not the one the configuration or a table expects."""
@@ -99,7 +87,7 @@ def persisted_projection(lakehouse: str, rules: BseSettings) -> Projection:
             "sha256": [projection_sha256(matrix)],
         }
         write_deltalake(
-            table_uri(lakehouse, GOLD_BSE_PROJECTIONS), pa.table(row, schema=_SCHEMA), mode="append",
+            table_uri(lakehouse, GOLD_BSE_PROJECTIONS), pa.table(row, schema=GOLD_BSE_PROJECTIONS.schema), mode="append",
             partition_by=["version"],
         )
     return stored_projection(lakehouse, rules)

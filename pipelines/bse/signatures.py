@@ -8,30 +8,16 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from pipelines.bse.projection import Projection
 from pipelines.bse.simhash import bucket_sums, simhash_codes
 from pipelines.config import BseSettings
+from pipelines.lakehouse.spark_schema import spark_schema
+from pipelines.lakehouse.tables import GOLD_ITEM_SIGNATURES, GOLD_USER_BSE
 
-SIGNATURES_SCHEMA = T.StructType(
-    [
-        T.StructField("item_id", T.LongType(), nullable=False),
-        T.StructField("version", T.StringType(), nullable=False),
-        T.StructField("codes", T.ArrayType(T.IntegerType(), containsNull=False), nullable=False),
-        T.StructField("projection_sha256", T.StringType(), nullable=False),
-    ]
-)
-USER_BSE_SCHEMA = T.StructType(
-    [
-        T.StructField("user_id", T.LongType(), nullable=False),
-        T.StructField("as_of_date", T.DateType(), nullable=False),
-        T.StructField("hash_index", T.IntegerType(), nullable=False),
-        T.StructField("code", T.IntegerType(), nullable=False),
-        T.StructField("count", T.LongType(), nullable=False),
-        T.StructField("vector_sum", T.ArrayType(T.FloatType(), containsNull=False), nullable=False),
-    ]
-)
+SIGNATURES_SCHEMA = spark_schema(GOLD_ITEM_SIGNATURES.schema)
+# The buckets one user's behaviors fill; the publishing job adds the version and projection.
+USER_BSE_SCHEMA = spark_schema(GOLD_USER_BSE.arrow("user_id", "as_of_date", "hash_index", "code", "count", "vector_sum"))
 
 
 def item_signatures(embeddings: DataFrame, projection: Projection) -> DataFrame:

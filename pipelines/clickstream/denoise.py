@@ -30,7 +30,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from scipy.stats import chi2
 
-from pipelines.clickstream.quantiles import binned_quantiles
+from pipelines.clickstream.quantiles import binned_quantiles, quantile_column
 from pipelines.clickstream.schema import EventType
 from pipelines.config import CleanSettings
 
@@ -115,7 +115,7 @@ def reading_profiles(clicks: DataFrame, first: dt.date, last: dt.date, rules: Cl
         F.count("*").alias("_item_reads"),
         F.max("log_length").alias("log_length"),
     )
-    population = binned_quantiles(reads, "profile_date", ["log_dwell"], [0.5]).withColumnRenamed("log_dwell_q0", "_population")
+    population = binned_quantiles(reads, "profile_date", ["log_dwell"], [0.5]).withColumnRenamed(quantile_column("log_dwell", 0.5), "_population")
     line = (
         items.where((F.col("_item_reads") >= _LINE_MIN_READS) & F.col("log_length").isNotNull())
         .groupBy("profile_date")
@@ -169,7 +169,8 @@ def short_dwell(judged: DataFrame, rules: CleanSettings) -> DataFrame:
     q = binned_quantiles(with_residual, "event_date", ["_residual"], [0.25, 0.5, 0.75])
     cut = q.select(
         "event_date",
-        (F.col("_residual_q1") - z * (F.col("_residual_q2") - F.col("_residual_q0")) / _IQR_SIGMAS).alias("_cut"),
+        (F.col(quantile_column("_residual", 0.5))
+         - z * (F.col(quantile_column("_residual", 0.75)) - F.col(quantile_column("_residual", 0.25))) / _IQR_SIGMAS).alias("_cut"),
     )
     return with_residual.join(F.broadcast(cut), "event_date", "left").withColumn(
         "_short", F.coalesce(F.col("_residual") < F.col("_cut"), F.lit(False))
@@ -251,8 +252,8 @@ def robust_z_scores(rows: DataFrame, group: str, columns: tuple[str, ...]) -> Da
     scored = rows.join(F.broadcast(binned_quantiles(rows, group, columns, [0.25, 0.5, 0.75])), group)
 
     def z(c: str) -> Column:
-        sigma = (F.col(f"{c}_q2") - F.col(f"{c}_q0")) / _IQR_SIGMAS
-        return F.when(sigma > 0, (F.col(c) - F.col(f"{c}_q1")) / sigma)
+        sigma = (F.col(quantile_column(c, 0.75)) - F.col(quantile_column(c, 0.25))) / _IQR_SIGMAS
+        return F.when(sigma > 0, (F.col(c) - F.col(quantile_column(c, 0.5))) / sigma)
 
     return scored.select(*[c for c in rows.columns if c not in columns], *[z(c).alias(c) for c in columns])
 

@@ -19,7 +19,7 @@ def binned_quantiles(
     rows: DataFrame, group: str, columns: Sequence[str], probabilities: Sequence[float], resolution: float = 0.01
 ) -> DataFrame:
     """Per `group`: for each of `columns` and each probability p, the column
-    `{column}_q{i}` (i = index of p) holding the p-quantile of its non-null
+    `quantile_column(column, p)` (`x_p25` for the 0.25-quantile of x) holding the p-quantile of its non-null
     values, the middle of the first `resolution`-wide bin whose cumulative
     count reaches p of the group's count."""
     values = rows.select(
@@ -36,12 +36,17 @@ def binned_quantiles(
         F.sum("_n").over(per_column).alias("_total"),
     )
     quantiles = cumulative.groupBy(group, "_column").agg(
-        *[F.min(F.when(F.col("_cum") >= p * F.col("_total"), F.col("_bin"))).alias(f"_q{i}") for i, p in enumerate(probabilities)]
+        *[F.min(F.when(F.col("_cum") >= p * F.col("_total"), F.col("_bin"))).alias(quantile_column("", p)) for p in probabilities]
     )
     return quantiles.groupBy(group).agg(
         *[
-            ((F.max(F.when(F.col("_column") == c, F.col(f"_q{i}"))) + 0.5) * resolution).alias(f"{c}_q{i}")
+            ((F.max(F.when(F.col("_column") == c, F.col(quantile_column("", p)))) + 0.5) * resolution).alias(quantile_column(c, p))
             for c in columns
-            for i in range(len(probabilities))
+            for p in probabilities
         ]
     )
+
+
+def quantile_column(column: str, probability: float) -> str:
+    """The name binned_quantiles gives the `probability`-quantile of `column`."""
+    return f"{column}_p{probability * 100:g}"

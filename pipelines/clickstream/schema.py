@@ -1,5 +1,5 @@
-"""The landing record contract shared by upstream writers (the generator, the
-adapters) and ingest, and the bronze table schemas derived from it."""
+"""The landing record as ingest reads it, event types and reject reasons, and the
+bronze tables' Spark schemas (from the catalog, pipelines.lakehouse.tables)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import dataclasses
 import enum
 
 from pyspark.sql import types as T
+
+from pipelines.lakehouse.spark_schema import spark_schema, spark_type
+from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, LANDING_RECORD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,20 +23,9 @@ class Field:
 # datasets are sources of their own (named after the dataset by default).
 LANDING_SOURCE = "landing"
 
-# One landing record is one JSON object per line. `ts` is event time in epoch
-# milliseconds (UTC); `dwell_ms` is the upstream's dwell where it measures one.
-LANDING_FIELDS: tuple[Field, ...] = (
-    Field("event_id", T.StringType(), required=True),
-    Field("event_type", T.StringType(), required=True),
-    Field("user_id", T.LongType(), required=True),
-    Field("item_id", T.LongType(), required=True),
-    Field("ts", T.LongType(), required=True),
-    Field("category_id", T.IntegerType(), required=False),
-    Field("impression_id", T.StringType(), required=False),
-    Field("position", T.IntegerType(), required=False),
-    Field("dwell_ms", T.LongType(), required=False),
-    Field("content_length", T.IntegerType(), required=False),
-)
+# The landing record's fields, as ingest parses them (the contract itself is
+# pipelines.lakehouse.tables.LANDING_RECORD).
+LANDING_FIELDS: tuple[Field, ...] = tuple(Field(f.name, spark_type(f.type), required=not f.nullable) for f in LANDING_RECORD)
 REQUIRED_FIELDS = tuple(f.name for f in LANDING_FIELDS if f.required)
 
 
@@ -58,26 +50,5 @@ class RejectReason(enum.StrEnum):
     STALE_TIMESTAMP = "stale_timestamp"
 
 
-BRONZE_EVENTS_SCHEMA = T.StructType(
-    [T.StructField(f.name, f.spark_type, nullable=not f.required) for f in LANDING_FIELDS]
-    + [
-        T.StructField("event_ts", T.TimestampType(), nullable=False),
-        T.StructField("event_date", T.DateType(), nullable=False),
-        T.StructField("source", T.StringType(), nullable=False),
-        T.StructField("source_file", T.StringType(), nullable=False),
-        T.StructField("ingest_ts", T.TimestampType(), nullable=False),
-        T.StructField("landing_date", T.DateType(), nullable=False),
-    ]
-)
-
-BRONZE_REJECTED_SCHEMA = T.StructType(
-    [
-        T.StructField("raw", T.StringType()),
-        T.StructField("reason", T.StringType(), nullable=False),
-        T.StructField("reason_detail", T.StringType()),
-        T.StructField("source", T.StringType(), nullable=False),
-        T.StructField("source_file", T.StringType(), nullable=False),
-        T.StructField("ingest_ts", T.TimestampType(), nullable=False),
-        T.StructField("landing_date", T.DateType(), nullable=False),
-    ]
-)
+BRONZE_EVENTS_SCHEMA = spark_schema(BRONZE_EVENTS.schema)
+BRONZE_REJECTED_SCHEMA = spark_schema(BRONZE_EVENTS_REJECTED.schema)

@@ -50,18 +50,6 @@ def model_quality(settings: Settings, version: str, day: dt.date) -> dict[str, o
     return figures
 
 
-EVALUATIONS_SCHEMA = pa.schema([
-    pa.field("eval_date", pa.date32(), nullable=False),
-    pa.field("model_version", pa.string(), nullable=False),
-    pa.field("model", pa.string()),
-    pa.field("user_id", pa.int64()),
-    pa.field("impression_id", pa.string()),
-    pa.field("item_id", pa.int64()),
-    pa.field("label", pa.int32()),
-    pa.field("probability", pa.float32()),
-    pa.field("evaluated_at", pa.timestamp("us")),
-])
-
 
 def write_evaluation(lakehouse: str, version: str, model: str, day: dt.date, scored: pd.DataFrame) -> None:
     """Replace the (day, version) predictions in ops/evaluations, one commit: the
@@ -77,7 +65,7 @@ def write_evaluation(lakehouse: str, version: str, model: str, day: dt.date, sco
         "label": pa.array(scored["label"].to_numpy().round().astype("int32"), pa.int32()),
         "probability": pa.array(scored["probability"].to_numpy().astype("float32"), pa.float32()),
         "evaluated_at": pa.array([dt.datetime.now(dt.UTC).replace(tzinfo=None)] * n, pa.timestamp("us")),
-    }, schema=EVALUATIONS_SCHEMA)
+    }, schema=OPS_EVALUATIONS.schema)
     write_deltalake(
         native_uri(table_uri(lakehouse, OPS_EVALUATIONS)), rows, mode="overwrite", partition_by=["eval_date"],
         predicate=f"eval_date = '{day.isoformat()}' AND model_version = '{version}'",

@@ -10,14 +10,16 @@ database beside a local lakehouse and follows MLFLOW_TRACKING_URI when set.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.config import RegistrySettings, Settings
+from pipelines.config import Settings
+from pipelines.ctr.labels import model_label
 from pipelines.errors import MissingInputError
 
 
@@ -86,22 +88,32 @@ def log_and_register(
     return {"run_id": run.info.run_id, "version": str(version.version)}
 
 
+def reader(settings: Settings) -> Any | None:
+    """An MlflowClient that reads the registry, None where no local registry
+    exists yet (nothing was ever registered): reading creates none."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(settings)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def champion_version(settings: Settings) -> str | None:
     """The version the champion alias points to; None when no model is
     registered or the alias is unset. Any other registry error propagates:
     read as "no champion", it would promote the next model unconditionally."""
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri(settings)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None  # no local registry yet: nothing was ever registered
-    with client(settings) as mlflow_client:
-        try:
-            return str(mlflow_client.get_model_version_by_alias(settings.registry.model_name, settings.registry.champion_alias).version)
-        except MlflowException as exc:
-            if _no_such_alias(exc):
-                return None
-            raise
+    mlflow_client = reader(settings)
+    if mlflow_client is None:
+        return None
+    try:
+        return str(mlflow_client.get_model_version_by_alias(settings.registry.model_name, settings.registry.champion_alias).version)
+    except MlflowException as exc:
+        if _no_such_alias(exc):
+            return None
+        raise
 
 
 def _no_such_alias(exc: Exception) -> bool:
@@ -116,20 +128,65 @@ def promote(settings: Settings, version: str) -> None:
         mlflow_client.set_registered_model_alias(settings.registry.model_name, settings.registry.champion_alias, version)
 
 
-def model_versions(settings: Settings) -> list[dict[str, Any]]:
-    """Every registered version, newest first, with its tags and aliases."""
-    registry: RegistrySettings = settings.registry
-    with client(settings) as mlflow_client:
+@dataclasses.dataclass(frozen=True)
+class ModelVersion:
+    """A registered version as the gate, the report and `models list` read it."""
+
+    version: str
+    run_id: str
+    # Its label: the model's name, "-bse" for an SDIM trained on bucket sums.
+    model: str
+    data_range: str | None
+    aliases: tuple[str, ...]
+    # The night whose run trained it (`seqlake train --night D`), None for a manual run.
+    night: str | None = None
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    created_ms: int | None = None
+
+    @property
+    def last_trained_date(self) -> dt.date | None:
+        """The last date of the model's training data (its data_range's end)."""
+        if not self.data_range:
+            return None
         try:
-            aliases = mlflow_client.get_registered_model(registry.model_name).aliases
-        except Exception:
+            return dt.date.fromisoformat(self.data_range.split("..")[-1])
+        except ValueError:
+            return None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"version": self.version, "aliases": list(self.aliases), "created": self.created_ms, "run_id": self.run_id,
+                **self.tags}
+
+
+def model_versions(settings: Settings) -> list[ModelVersion]:
+    """Every registered version, newest first, with its tags and aliases; none
+    before a model was ever registered."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = reader(settings)
+    if mlflow_client is None:
+        return []
+    name = settings.registry.model_name
+    try:
+        aliases = mlflow_client.get_registered_model(name).aliases
+    except MlflowException as exc:
+        if _no_such_alias(exc):
             return []
-        found = mlflow_client.search_model_versions(f"name='{registry.model_name}'", order_by=["version_number DESC"])
-        return [
-            {"version": str(v.version), "aliases": sorted(a for a, target in aliases.items() if str(target) == str(v.version)),
-             "created": v.creation_timestamp, "run_id": v.run_id, **v.tags}
-            for v in found
-        ]
+        raise
+    found = mlflow_client.search_model_versions(f"name='{name}'", order_by=["version_number DESC"])
+    return [
+        ModelVersion(
+            str(v.version), v.run_id, model_label(v.tags.get("model", "?"), v.tags.get("bse_mode") == "true"),
+            v.tags.get("data_range"), tuple(sorted(a for a, target in aliases.items() if str(target) == str(v.version))),
+            v.tags.get("night"), dict(v.tags), v.creation_timestamp,
+        )
+        for v in found
+    ]
+
+
+def trained_on_night(versions: Sequence[ModelVersion], night: dt.date) -> ModelVersion | None:
+    """The newest of `versions` that the night of `night` trained and registered."""
+    return next((v for v in versions if v.night == night.isoformat()), None)
 
 
 def downloaded_model(settings: Settings, version: str) -> Path:
@@ -178,6 +235,6 @@ def embeddings_trained_through(settings: Settings, version: str) -> dt.date | No
     if version == settings.bse.bootstrap_version:
         return None
     for registered in model_versions(settings):
-        if embedding_version(settings.registry.model_name, registered["version"]) == version:
-            return dt.date.fromisoformat(registered["data_range"].split("..")[-1])
+        if embedding_version(settings.registry.model_name, registered.version) == version:
+            return registered.last_trained_date
     raise MissingInputError(f"embedding version {version!r}: no registered model exported it, so what it was trained on is unknown")

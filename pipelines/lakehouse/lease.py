@@ -46,23 +46,6 @@ from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.ledger import now_utc
 from pipelines.lakehouse.tables import OPS_LEASES, table_uri
 
-LEASES_SCHEMA = pa.schema(
-    [
-        # The day of the row's event: readers look only at the days a live claim can be from.
-        pa.field("day", pa.date32(), nullable=False),
-        pa.field("lease_id", pa.string(), nullable=False),
-        pa.field("event", pa.string(), nullable=False),  # claim | renew | release
-        pa.field("command", pa.string(), nullable=False),
-        pa.field("host", pa.string(), nullable=False),
-        pa.field("pid", pa.int64(), nullable=False),
-        pa.field("process_started_at", pa.timestamp("us"), nullable=False),
-        pa.field("at", pa.timestamp("us"), nullable=False),
-        pa.field("expires_at", pa.timestamp("us")),  # claims and renewals
-        # finished | skipped: why | failed: why | refused: held by whom (releases)
-        pa.field("outcome", pa.string()),
-    ]
-)
-
 _TAG = "seqlake lease: "
 # How far back in the log a claim's commit version is looked for; a live claim
 # not found there is older than every claim that is, and so holds the lease.
@@ -172,7 +155,7 @@ def append_event(lakehouse: str, claim: Claim, event: str, at: dt.datetime, outc
         "expires_at": [None if event == "release" else claim.expires_at], "outcome": [outcome],
     }
     write_deltalake(
-        native_uri(table_uri(lakehouse, OPS_LEASES)), pa.table(row, schema=LEASES_SCHEMA), mode="append",
+        native_uri(table_uri(lakehouse, OPS_LEASES)), pa.table(row, schema=OPS_LEASES.schema), mode="append",
         partition_by=["day"], commit_properties=CommitProperties(custom_metadata={"userMetadata": f"{_TAG}{event} {claim.lease_id}"}),
     )
 

@@ -34,26 +34,6 @@ from pipelines.lakehouse.tables import OPS_RUNS, TableSpec, table_uri
 if TYPE_CHECKING:  # the ledger is read without Spark too (the feature store, Feast)
     from pyspark.sql import DataFrame, SparkSession
 
-RUNS_SCHEMA = pa.schema(
-    [
-        pa.field("stage", pa.string(), nullable=False),
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("source", pa.string()),
-        # Every date the run rewrote, and those it was run for (a night D rewrites
-        # D - lookback .. D and is run for D): the others it only restated.
-        pa.field("dates", pa.list_(pa.date32()), nullable=False),
-        pa.field("nights", pa.list_(pa.date32())),
-        # The item embeddings behind the rows it wrote (BSE tables hold one version per run).
-        pa.field("embedding_version", pa.string()),
-        # The ingest_ts a publishing run stamped on every row it wrote.
-        pa.field("written_ts", pa.timestamp("us")),
-        pa.field("table_versions", pa.map_(pa.string(), pa.int64()), nullable=False),
-        pa.field("figures", pa.string(), nullable=False),
-        pa.field("started_at", pa.timestamp("us"), nullable=False),
-        pa.field("finished_at", pa.timestamp("us"), nullable=False),
-    ]
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class Run:
@@ -101,7 +81,7 @@ def record_run(lakehouse: str, run: Run, figures: dict[str, object], finished_at
         "started_at": [run.started_at], "finished_at": [finished_at or now_utc()],
     }
     write_deltalake(
-        native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=RUNS_SCHEMA), mode="append", partition_by=["stage"],
+        native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=OPS_RUNS.schema), mode="append", partition_by=["stage"],
         schema_mode="merge",  # a ledger written before `nights` existed gains the column
     )
 
@@ -172,7 +152,7 @@ def ledger_rows(lakehouse: str, stage: str | None = None) -> pa.Table:
     try:
         table = DeltaTable(native_uri(table_uri(lakehouse, OPS_RUNS)))
     except TableNotFoundError:
-        return RUNS_SCHEMA.empty_table()
+        return OPS_RUNS.schema.empty_table()
     return delta_rows(table, filters=[("stage", "=", stage)] if stage else None)
 
 

@@ -28,23 +28,9 @@ from pipelines.errors import QualityGateFailed
 from pipelines.lakehouse.files import filesystem, native_uri
 from pipelines.lakehouse.tables import OPS_QUALITY, TableSpec, table_uri
 from pipelines.lakehouse.writes import date_range_predicate, read_table, replace_where, table_exists
-from pipelines.quality.suites import DayRate, Suite, trailing_rates
+from pipelines.quality.bands import DayRate, trailing_rates
+from pipelines.quality.suites import Suite
 from pipelines.quality.validation import ExpectationOutcome, QualityResult, validate_suite
-
-QUALITY_SCHEMA = pa.schema([
-    pa.field("date", pa.date32(), nullable=False),
-    pa.field("table", pa.string(), nullable=False),
-    pa.field("first_date", pa.date32()),
-    pa.field("run_id", pa.string()),
-    pa.field("validated_at", pa.timestamp("us")),
-    pa.field("success", pa.bool_()),
-    pa.field("evaluated", pa.int64()),
-    pa.field("failed", pa.int64()),
-    pa.field("rows", pa.int64()),
-    pa.field("seconds", pa.float64()),
-    pa.field("failed_expectations", pa.string()),
-    pa.field("outcomes", pa.string()),
-])
 
 
 class EveryDate:
@@ -175,5 +161,5 @@ def record_quality(lakehouse: str, result: QualityResult, first: dt.date, last: 
         "evaluated": [row["evaluated"]], "failed": [row["failed"]], "rows": [row["rows"]], "seconds": [row["seconds"]],
         "failed_expectations": [row["failed_expectations"]], "outcomes": [row["outcomes"]],
     }
-    write_deltalake(native_uri(table_uri(lakehouse, OPS_QUALITY)), pa.table(record, schema=QUALITY_SCHEMA),
+    write_deltalake(native_uri(table_uri(lakehouse, OPS_QUALITY)), pa.table(record, schema=OPS_QUALITY.schema),
                     mode="append", partition_by=["date"])

@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,7 +22,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from pipelines.config import Settings
-from pipelines.ctr.labels import model_label
+from pipelines.ctr.registry import ModelVersion, model_versions, reader, trained_on_night
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.tables import (
@@ -171,58 +170,20 @@ def night_runs(lakehouse: str, night: dt.date, last_dates: Mapping[str, dt.date]
 # --- models: the MLflow registry, read-only --------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelVersion:
-    version: str
-    run_id: str
-    model: str
-    data_range: str | None
-    aliases: tuple[str, ...]
-    # The night whose run trained it (`seqlake train --night D`), None for a manual run.
-    night: str | None = None
-
-    @property
-    def last_trained_date(self) -> dt.date | None:
-        """The last date of the model's training data (its data_range's end)."""
-        if not self.data_range:
-            return None
-        try:
-            return dt.date.fromisoformat(self.data_range.split("..")[-1])
-        except ValueError:
-            return None
-
-
 def _mlflow_client(settings: Settings):
-    from pipelines.ctr.registry import tracking_uri
-
-    uri = tracking_uri(settings)
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    client = reader(settings)
+    if client is None:
         raise MissingInputError("no model registry yet (no model was ever trained)")
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return client
 
 
 def registered_versions(settings: Settings) -> list[ModelVersion]:
     """Every version of the registered model, newest first."""
-    client = _mlflow_client(settings)
-    name = settings.registry.model_name
-    try:
-        aliases = client.get_registered_model(name).aliases
-    except Exception:
-        raise MissingInputError(f"no model registered as {name!r} yet") from None
-    found = client.search_model_versions(f"name='{name}'")
-    versions = []
-    for v in found:
-        tags = v.tags or {}
-        versions.append(ModelVersion(
-            str(v.version), v.run_id, model_label(tags.get("model", "?"), tags.get("bse_mode") == "true"),
-            tags.get("data_range"), tuple(sorted(a for a, target in aliases.items() if str(target) == str(v.version))),
-            tags.get("night"),
-        ))
+    _mlflow_client(settings)
+    versions = model_versions(settings)
     if not versions:
-        raise MissingInputError(f"no version of {name!r} registered yet")
-    return sorted(versions, key=lambda v: int(v.version), reverse=True)
+        raise MissingInputError(f"no version of {settings.registry.model_name!r} registered yet")
+    return versions
 
 
 def report_versions(versions: Sequence[ModelVersion], day: dt.date, champion_alias: str,
@@ -246,9 +207,8 @@ def report_versions(versions: Sequence[ModelVersion], day: dt.date, champion_ali
 
 def newest_version(versions: Sequence[ModelVersion], day: dt.date) -> ModelVersion | None:
     """The newest version the night of `day` trained, else the newest trained on dates before `day`."""
-    tonight = [v for v in versions if v.night == day.isoformat()]
     held_out = [v for v in versions if v.last_trained_date is not None and v.last_trained_date < day]
-    return (tonight or held_out or [None])[0]
+    return trained_on_night(versions, day) or (held_out or [None])[0]
 
 
 def metric_histories(settings: Settings, versions: Sequence[ModelVersion],

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.ctr.metrics import auc, gauc, logloss
+from pipelines.ctr.registry import ModelVersion
 from pipelines.reporting import figures
 from pipelines.reporting.html import Image, Section, Table
-from pipelines.reporting.inputs import GENUINE, ModelVersion, Predictions
+from pipelines.reporting.inputs import GENUINE, Predictions
 from pipelines.synth.oracle import PREDICTION_KEYS
 
 # (key, title) of every section, in the report's order.

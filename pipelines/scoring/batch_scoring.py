@@ -27,11 +27,7 @@ from pipelines.ctr.base import CtrModel
 from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, shape_for, to_batch
 from pipelines.ctr.zoo import build_model
 from pipelines.errors import MissingInputError
-
-SCORE_SCHEMA = pa.schema([
-    ("user_id", pa.int64()), ("item_id", pa.int64()), ("candidate_source", pa.string()),
-    ("score", pa.float64()), ("model_version", pa.string()), ("score_date", pa.date32()),
-])
+from pipelines.lakehouse.tables import SCORES_CTR
 
 
 def bse_twin(model: CtrModel) -> CtrModel:
@@ -124,7 +120,7 @@ class ModelReplica:
             "score": pa.array(scores, pa.float64()),
             "model_version": pa.array([self.version] * rows.num_rows, pa.string()),
             "score_date": rows.column("score_date").cast(pa.date32()),
-        }, schema=SCORE_SCHEMA)
+        }, schema=SCORES_CTR.schema)
 
 
 def bse_parity(candidates: pa.Table, history_lengths: pa.Table, model_folder: str, version: str, long_len: int,

@@ -4,6 +4,8 @@ against the generator's truth, and BSE scoring against end-to-end scoring."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
@@ -50,3 +52,23 @@ def denoise_quality(spark: SparkSession, settings: Settings, day: dt.date) -> di
     )
     return {"date": day.isoformat(), **flag_quality(confusion_counts(flags, truth_clicks(spark, settings.truth, day)))}
 
+
+def evaluation_lines(stage: str, figures: Mapping[str, Any]) -> list[str]:
+    """What `seqlake evaluate STAGE` prints of its figures (without --json)."""
+    if stage == "model":
+        return [f"model {figures['version']} ({figures['model']}) on {figures['date']}: AUC {figures['auc']}, "
+                f"GAUC {figures['gauc']}, logloss {figures['logloss']}, oracle AUC {figures['oracle_auc']}, "
+                f"model / oracle {figures['model_over_oracle']}"]
+    if stage == "bse":
+        return [f"BSE vs end to end on the candidates of {figures['date']} (v{figures['version']}, sums under "
+                f"{figures['embedding_version']}): max |diff| {figures['max_abs_diff']:.2e} over {figures['candidates']:,} rows; "
+                f"{figures['users_past_long_side']} users past the long side of {figures['long_side']}: "
+                f"max |diff| {figures['max_abs_diff_past_long_side']}"]
+    o, b, h = figures["overall"], figures["baseline_fixed_5s"], figures["hindsight_fixed"]
+    return [
+        f"denoise {figures['date']}: {figures['clicks']} clicks",
+        f"  flags                         precision={o['precision']} recall={o['recall']} f1={o['f1']}",
+        f"  dwell < 5 s                   precision={b['precision']} recall={b['recall']} f1={b['f1']}",
+        f"  dwell < {h['threshold_s']} s (hindsight best) precision={h['precision']} recall={h['recall']} f1={h['f1']}",
+        *(f"  {kind:<12} precision={s['precision']} recall={s['recall']} f1={s['f1']}" for kind, s in figures["per_kind"].items()),
+    ]

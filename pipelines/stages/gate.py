@@ -6,7 +6,7 @@ import datetime as dt
 
 from pipelines.config import Settings
 from pipelines.ctr.evaluation import Contender, Decision, model_quality, promotion_decision
-from pipelines.ctr.registry import champion_version, model_versions, promote
+from pipelines.ctr.registry import champion_version, model_versions, promote, trained_on_night
 from pipelines.errors import NothingToDo
 from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
 from pipelines.stages.export import export_embeddings
@@ -14,9 +14,9 @@ from pipelines.stages.export import export_embeddings
 
 def trained_for_night(settings: Settings, night: dt.date) -> str:
     """The newest version the night of `night` trained and registered."""
-    for v in model_versions(settings):
-        if v.get("night") == night.isoformat():
-            return v["version"]
+    trained = trained_on_night(model_versions(settings), night)
+    if trained is not None:
+        return trained.version
     raise NothingToDo(f"the night of {night} trained no model")
 
 

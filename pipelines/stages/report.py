@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from pipelines.config import Settings
+from pipelines.ctr.registry import ModelVersion
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import write_atomically
 from pipelines.night import NIGHT
@@ -77,7 +78,7 @@ def report_sections(settings: Settings, day: dt.date, versions: Sequence[str],
 
     models: dict[str, object] = {}
 
-    def chosen() -> list[inputs.ModelVersion]:
+    def chosen() -> list[ModelVersion]:
         if "versions" not in models:
             try:
                 every = inputs.registered_versions(settings)
@@ -102,7 +103,7 @@ def report_sections(settings: Settings, day: dt.date, versions: Sequence[str],
     return built
 
 
-def _model_sections(settings: Settings, day: dt.date, versions: list[inputs.ModelVersion],
+def _model_sections(settings: Settings, day: dt.date, versions: list[ModelVersion],
                     labels: dict[str, str]) -> tuple[Section, Section]:
     predictions = {labels[v.version]: inputs.day_predictions(settings, v, day) for v in versions}
     try:

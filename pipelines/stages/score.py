@@ -31,14 +31,10 @@ from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
 from pipelines.lakehouse.session import ray_runtime, spark_session
 from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, TableSpec, table_uri
 from pipelines.lakehouse.writes import date_range_predicate, read_table, table_exists
+from pipelines.quality.bands import trailing_rates
 from pipelines.quality.gate import publish_staged, staging_uri
-from pipelines.quality.suites import (
-    SCORE_COVERAGE,
-    scored_candidates,
-    scores_ctr_suite,
-    trailing_rates,
-)
-from pipelines.scoring.batch_scoring import SCORE_SCHEMA, ModelReplica, scoring_plan
+from pipelines.quality.suites import SCORE_COVERAGE, scored_candidates, scores_ctr_suite
+from pipelines.scoring.batch_scoring import ModelReplica, scoring_plan
 
 
 def candidate_files(lakehouse: str, day: dt.date) -> tuple[list[str], DeltaTable]:
@@ -93,7 +89,7 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
             batch_size=rules.batch_size, batch_format="pyarrow", concurrency=rules.replicas, num_cpus=rules.cpus_per_replica,
         )
         batches = (batch for table in scored.iter_batches(batch_size=None, batch_format="pyarrow") for batch in table.to_batches())
-        reader = pa.RecordBatchReader.from_batches(SCORE_SCHEMA, batches)
+        reader = pa.RecordBatchReader.from_batches(SCORES_CTR.schema, batches)
         # Write, audit, publish: the scores are staged, checked against the candidates, then published.
         staged_at = staging_uri(settings.lakehouse, SCORES_CTR, day, day)
         write_deltalake(native_uri(staged_at), reader, mode="overwrite", schema_mode="overwrite", partition_by=["score_date"])

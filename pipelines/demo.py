@@ -1,0 +1,194 @@
+"""The demo (`seqlake demo`): its settings, its nights run through the real DAG,
+and what it prints after them.
+
+Every generated day's night runs as Airflow runs it - `dag.test()` of
+seqlake_nightly with SQLite, embedded profile, each task its job's CLI in a
+subprocess - triggered at 02:00 of the day after. Some users are heavy
+(DEMO_SETTINGS), so that their histories run past the long side the models
+and the BSE sums read. The figures printed after the runs are those the jobs
+recorded in the run ledger (ops/runs), the denoising and the BSE parity
+measured as `seqlake evaluate` measures them, a feature read as `seqlake
+features get` reads it, and where every output landed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from deltalake import DeltaTable
+
+from features.definitions import views_for
+from features.store import latest_features
+from pipelines.config import Settings, home
+from pipelines.ctr.registry import champion_version, tracking_uri
+from pipelines.lakehouse.files import delta_dataset, delta_rows
+from pipelines.lakehouse.ledger import ledger_rows
+from pipelines.lakehouse.session import spark_session
+from pipelines.lakehouse.tables import SCORES_CTR, TABLES, table_uri
+from pipelines.stages.evaluate import bse_parity_of_day, denoise_quality
+
+DAY = dt.timedelta(days=1)
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+# The demo's own settings, for this process and (as SEQLAKE_* variables) the
+# DAG's tasks: 1% of the users come back 30 times as often a day, and the long
+# side is 128 behaviors, which the longest histories run past by the third night.
+DEMO_SETTINGS = {"examples": {"train_len": 128}, "generator": {"heavy_user_share": 0.01, "heavy_user_activity": 30.0}}
+
+
+def demo_settings(settings: Settings, root: Path, today: dt.date) -> Settings:
+    """`settings` with the demo's roots under `root`, DEMO_SETTINGS, and
+    generated days that end yesterday (so that a feature read now sees what
+    the nights published)."""
+    roots = {"lakehouse": root / "lakehouse", "landing": root / "landing", "truth": root / "truth", "reports": root / "reports"}
+    start = today - settings.generator.days * DAY
+    sections = {**DEMO_SETTINGS, "generator": {**DEMO_SETTINGS["generator"], "start_date": start}}
+    return settings.model_copy(update={
+        **{k: str(v) for k, v in roots.items()},
+        **{name: getattr(settings, name).model_copy(update=values) for name, values in sections.items()},
+    })
+
+
+def print_demo_summary(settings: Settings, nights: list[dt.date], states: dict[dt.date, dict[str, str]]) -> dict[str, object]:
+    """Print the nights' figures; the landed / bronze / rejected totals, whether
+    they add up, and the last night's report."""
+    lakehouse = settings.lakehouse
+    spark = spark_session(settings.spark, "seqlake-demo")
+    print("== ingest: landing -> bronze/events + bronze/events_rejected (write, audit, publish)")
+    print(f"   {'night':<12} {'landed':>9} {'bronze':>9} {'rejected':>9}  adds up  rejected by reason")
+    totals = {"landed": 0, "bronze": 0, "rejected": 0}
+    for night in nights:
+        f = night_figures(lakehouse, "ingest", night)
+        for key in totals:
+            totals[key] += f[key]
+        reasons = ", ".join(f"{k}={v}" for k, v in f["rejected_by_reason"].items()) or "-"
+        check = "yes" if f["landed"] == f["bronze"] + f["rejected"] else "NO"
+        print(f"   {night!s:<12} {f['landed']:>9,} {f['bronze']:>9,} {f['rejected']:>9,}  {check:<7}  {reasons}")
+
+    print("== clean: noise flags measured against the generator's truth (seqlake evaluate denoise)")
+    print(f"   {'night':<12} {'events':>9}  clicks by noise reason{'':<40} flags P / R / F1        "
+          "best fixed threshold (hindsight) P / R / F1   F1 gain")
+    for night in nights:
+        c = night_figures(lakehouse, "clean", night)
+        q = denoise_quality(spark, settings, night)
+        reasons = ", ".join(f"{k}={v}" for k, v in c["clicks_by_reason"].items())
+        o, h = q["overall"], q["hindsight_fixed"]
+        print(f"   {night!s:<12} {c['events_of_date']:>9,}  {reasons:<62} "
+              f"{o['precision']:.3f} / {o['recall']:.3f} / {o['f1']:.3f}   "
+              f"{h['threshold_s']:>4} s: {h['precision']:.3f} / {h['recall']:.3f} / {h['f1']:.3f}      "
+              f"{q['f1_gain_over_hindsight']:+.3f}")
+
+    print("== sequences, signatures (BSE) and examples of each night")
+    print(f"   {'night':<12} {'users':>7} {'behaviors':>10}  length p50/p90/p99/max  {'BSE version':<22} {'occupancy':>9}  "
+          f"{'examples':>9} {'label rate':>10}")
+    for night in nights:
+        q, s, e = (night_figures(lakehouse, stage, night) for stage in ("sequences", "signatures", "examples"))
+        lengths = "/".join(str(v) for v in q["length_p50_p90_p99_max"])
+        print(f"   {night!s:<12} {q['users']:>7,} {q['behaviors']:>10,}  {lengths:<22} {s['version']:<22} "
+              f"{s['bucket_occupancy']:>9.1%}  {e['examples']:>9,} {e['label_rate']:>10.2%}")
+
+    print(f"== train ({settings.night.model} on Ray Train, {settings.night.train_window_days}-day window), gate on the "
+          "night's own day, score the next day on Ray Data")
+    for night in nights:
+        t, gate = night_figures(lakehouse, "train", night), night_figures(lakehouse, "models", night)
+        s = night_figures(lakehouse, "score", night + DAY)
+        trained = (f"v{t['version']} ({t['epochs']} epochs, valid AUC {t['best_valid_auc']:.4f})" if t
+                   else f"not trained (train_model {states[night].get('train_model', '-')})")
+        gated = ("-" if not gate else f"AUC {gate['candidate_auc']:.4f} vs champion "
+                 f"{gate['champion_auc'] if gate['champion_auc'] is not None else '-'}: "
+                 f"{'promoted' if gate['promoted'] else 'kept v' + str(gate['champion'])}")
+        scored = (f"{s['scores']:,} scores of {s['date']} by v{s['version']} ({s['scored_from_bse']:,} from BSE sums, "
+                  f"{s['scored_end_to_end']:,} end to end)" if s else "no champion to score with")
+        print(f"   {night!s:<12} {trained:<44} {gated:<46} {scored}")
+    print(f"   champion: v{champion_version(settings)}; MLflow store {tracking_uri(settings)}")
+    print("== candidates of each next day, from what the night published only (no event of the scored day)")
+    for night in nights:
+        c = night_figures(lakehouse, "candidates", night + DAY)
+        if c:
+            sources = ", ".join(f"{k}={v:,}" for k, v in c["by_source"].items())
+            print(f"   {c['date']:<12} {c['candidates']:>8,} for {c['users']:,} users: {sources}; "
+                  f"BSE sums under {c['embedding_version']}: {c['with_bse']:,}, none: {c['without_bse']:,}")
+    print("== BSE vs end to end (seqlake evaluate bse): each scored day's candidates from their bucket sums and from the raw sequences")
+    for night in nights:
+        s = night_figures(lakehouse, "score", night + DAY)
+        if s:
+            b = bse_parity_of_day(settings, dt.date.fromisoformat(s["date"]), str(s["version"]))
+            past = b["max_abs_diff_past_long_side"]
+            print(f"   {b['date']:<12} v{b['version']} on {b['candidates']:,} rows: max |diff| {b['max_abs_diff']:.1e}; "
+                  f"{b['users_past_long_side']} users past the long side of {b['long_side']} ({b['rows_past_long_side']:,} rows): "
+                  f"max |diff| {'-' if past is None else f'{past:.1e}'}")
+
+    scored = delta_rows(DeltaTable(table_uri(lakehouse, SCORES_CTR)), columns=["user_id"]) if Path(
+        table_uri(lakehouse, SCORES_CTR)).is_dir() else None
+    if scored is not None and scored.num_rows:
+        user = int(min(scored.column("user_id").to_pylist()))
+        print(f"== features get --user {user} (now: what the last night published; delta-rs, no Spark)")
+        keys = {"user_id": [user]}
+        f = latest_features(lakehouse, keys, views_for(keys)).to_pylist()[0]
+        for name in ("user_stats__user_clicks", "user_stats__user_ctr", "user_sequence__length", "user_bse__version"):
+            value = f.get(name)
+            print(f"   {name:<28} {value[0] if isinstance(value, list) and value else value}")
+
+    print("== outputs (Delta tables, read back with deltalake)")
+    for name, spec in TABLES.items():
+        uri = table_uri(lakehouse, spec)
+        if not Path(uri).is_dir():
+            continue
+        table = DeltaTable(uri)
+        rows = sum(a.num_rows for a in delta_dataset(table).to_batches(columns=[]))
+        print(f"   {name:<24} version {table.version():>2}  {rows:>9,} rows  {uri}")
+    print(f"   landing files: {settings.landing}/events/date=*/   truth (never read by the pipeline): {settings.truth}")
+    reports = sorted(Path(settings.reports).glob("report-*.html"))
+    print(f"== nightly reports (open in a browser): {', '.join(p.name for p in reports)} in {settings.reports}")
+    print(f"   the last night's: {reports[-1] if reports else '-'}")
+    return {**totals, "adds_up": totals["landed"] == totals["bronze"] + totals["rejected"],
+            "report": str(reports[-1]) if reports else None}
+
+
+def use_repository_airflow() -> str:
+    """Point Airflow at the repository's DAGs and an AIRFLOW_HOME of its own
+    (.cache/airflow, as the Makefile does) unless the caller chose others:
+    `seqlake demo` run outside make would otherwise test DAGs that Airflow's
+    default home does not hold. Must run before Airflow is imported."""
+    os.environ.setdefault("AIRFLOW_HOME", str(home() / ".cache" / "airflow"))
+    os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(DAGS))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    return os.environ["AIRFLOW_HOME"]
+
+
+def run_nights_through_airflow(settings: Settings, nights: list[dt.date]) -> dict[dt.date, dict[str, str]]:
+    """dag.test() of seqlake_nightly for each night, oldest first; {night: {task: state}}.
+    The tasks are subprocesses: the demo's roots reach them through SEQLAKE_* variables."""
+    for key in ("lakehouse", "landing", "truth", "reports"):
+        os.environ[f"SEQLAKE_{key.upper()}"] = getattr(settings, key)
+    for section, values in DEMO_SETTINGS.items():
+        for key, value in values.items():
+            os.environ[f"SEQLAKE_{section.upper()}__{key.upper()}"] = str(value)
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["seqlake_nightly"]
+    states = {}
+    for night in nights:
+        began = time.perf_counter()
+        run = dag.test(logical_date=dt.datetime.combine(night + DAY, dt.time(2), tzinfo=dt.UTC))
+        states[night] = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        skipped = [t for t, s in states[night].items() if s == "skipped"]
+        print(f"   night of {night}: {run.state} in {time.perf_counter() - began:5.0f} s; "
+              f"{sum(s == 'success' for s in states[night].values())} tasks ran, skipped: {', '.join(skipped) or '-'}",
+              flush=True)
+        if run.state != "success":
+            failed = [t for t, s in states[night].items() if s == "failed"]
+            raise RuntimeError(f"the night of {night} failed at {', '.join(failed)}: see the task logs above")
+    return states
+
+
+def night_figures(lakehouse: str, stage: str, day: dt.date) -> dict | None:
+    """The figures of the newest finished run of `stage` whose last date is `day`."""
+    rows = [r for r in ledger_rows(lakehouse, stage).to_pylist() if r["dates"] and max(r["dates"]) == day]
+    return json.loads(max(rows, key=lambda r: r["finished_at"])["figures"]) if rows else None
