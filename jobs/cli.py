@@ -19,6 +19,7 @@ run the same code through `run_command`.
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import dataclasses
 import datetime as dt
@@ -26,6 +27,8 @@ import importlib
 import json
 import signal
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -103,14 +106,40 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
-    # Airflow ends a task past its timeout with SIGTERM: unwind (a writer
-    # releases its lease, recording the failure) instead of vanishing.
-    signal.signal(signal.SIGTERM, _terminated)
+    exit_on_sigterm()
     sys.exit(_execute(args))
 
 
-def _terminated(signum: int, frame: object) -> NoReturn:
-    raise SystemExit(128 + signum)
+def exit_on_sigterm() -> None:
+    """SIGTERM as SystemExit(143) in the main thread, so the job unwinds (a
+    writer releases its lease, recording the failure) instead of vanishing:
+    Airflow ends a task past its timeout so. A handler's exception raised while
+    a finalizer runs is swallowed by the interpreter (py4j frees JVM objects in
+    weakref callbacks, where a Spark job's main thread spends much time under
+    load) and the job would go on as if never told to stop: such an exit is
+    delivered again, from a watcher thread, once the finalizer has returned."""
+    terminated = 128 + signal.SIGTERM
+    swallowed = threading.Event()
+    report_unraisable = sys.unraisablehook
+
+    def raise_exit(signum: int, frame: object) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    def note_swallowed(report: Any) -> None:
+        if isinstance(report.exc_value, SystemExit) and report.exc_value.code == terminated:
+            swallowed.set()
+        else:
+            report_unraisable(report)
+
+    def deliver_again() -> None:
+        while swallowed.wait():
+            time.sleep(0.05)  # past the finalizer that swallowed it
+            swallowed.clear()
+            _thread.interrupt_main(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, raise_exit)
+    sys.unraisablehook = note_swallowed
+    threading.Thread(target=deliver_again, name="sigterm-redelivery", daemon=True).start()
 
 
 def run_command(name: str) -> NoReturn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,37 @@ def test_jobs_run_as_modules_through_the_same_command_line(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("generate: events=")
+
+
+_TERMINATED_IN_A_FINALIZER = """
+import sys, time, weakref
+from jobs.cli import exit_on_sigterm
+
+class JavaObject:  # py4j frees a JVM object from a weakref callback, as here
+    pass
+
+def free_on_the_jvm(_ref):
+    print("freeing", flush=True)
+    time.sleep(1.0)  # the SIGTERM lands here
+
+exit_on_sigterm()
+held = JavaObject()
+ref = weakref.ref(held, free_on_the_jvm)
+try:
+    del held
+    for _ in range(100):
+        time.sleep(0.05)
+    print("went on as if never told to stop", flush=True)
+finally:
+    print("unwound", flush=True)
+"""
+
+
+def test_a_sigterm_that_lands_in_a_finalizer_still_ends_the_job_with_143():
+    """The interpreter swallows an exception raised in a finalizer: without
+    delivering it again, a job told to stop while py4j frees objects finishes."""
+    job = subprocess.Popen([sys.executable, "-c", _TERMINATED_IN_A_FINALIZER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert job.stdout.readline() == "freeing\n"
+    job.send_signal(signal.SIGTERM)
+    out, err = job.communicate(timeout=60)
+    assert (job.returncode, out) == (128 + signal.SIGTERM, "unwound\n"), err
