@@ -7,13 +7,15 @@ INSTALLED := $(VENV)/.seqlake-installed
 FEAST_VENV := .venv-feast
 FEAST_INSTALLED := $(FEAST_VENV)/.installed
 JARS := .cache/ivy/.resolved
+OBJECT_STORE_JARS := .cache/ivy/.resolved-object-store
+DIST := dist/seqlake-executor-env.tar.gz
 
 export PYSPARK_PYTHON := $(abspath $(PY))
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW_HOME := $(abspath .cache/airflow)
 export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo test test-fast test-cluster dist bench lint clean
 
 setup: $(INSTALLED) $(JARS) $(FEAST_INSTALLED)
 
@@ -35,16 +37,31 @@ $(FEAST_INSTALLED): pyproject.toml
 $(JARS): $(INSTALLED)
 	$(PY) infra/setup/resolve_spark_jars.py
 
+$(OBJECT_STORE_JARS): $(INSTALLED)
+	$(PY) infra/setup/resolve_spark_jars.py --object-store
+
+# The wheel (code, configuration, entry point) and the executors' packed environment, under dist/.
+dist: $(INSTALLED)
+	$(PY) infra/dist/package.py
+
+$(DIST): $(INSTALLED) $(shell git ls-files pipelines jobs features)
+	$(PY) infra/dist/package.py
+
 demo: setup
 	$(VENV)/bin/seqlake demo
 
 # Every test, the DAG run and spark-submit included (CI runs this).
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 -m "not cluster"
 
 # The quick loop while developing: everything but the slow end-to-end runs.
 test-fast: setup
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow and not cluster" -q
+
+# A Spark standalone master, two workers and an S3-compatible store on loopback,
+# started and stopped by the tests themselves (CI runs this after make test).
+test-cluster: setup $(OBJECT_STORE_JARS) $(DIST)
+	$(PY) -m pytest -q -m cluster tests/cluster --durations=10
 
 bench: setup
 	$(PY) bench/ingest.py --json

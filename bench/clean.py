@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,10000000", help="events per run, comma-separated")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
-    spark = spark_session(load_settings().spark, "seqlake-bench-clean")
+    spark = spark_session(load_settings(), "seqlake-bench-clean")
     results: dict[str, dict[str, float]] = {}
     for size in (int(s) for s in args.sizes.split(",")):
         work = Path(tempfile.mkdtemp(prefix="seqlake-bench-clean-"))

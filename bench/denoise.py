@@ -57,7 +57,7 @@ def main() -> None:
                 f"generator.users={args.users}", f"generator.days={args.days}", *overrides,
             ])
             generate(settings.generator, settings.landing, settings.truth)
-            spark = spark or spark_session(settings.spark, "seqlake-bench-denoise")
+            spark = spark or spark_session(settings, "seqlake-bench-denoise")
             days = landing_dates(settings.landing)
             for day in days:
                 ingest_date(spark, settings, day)

@@ -47,7 +47,7 @@ def main() -> None:
         print(f"generator: {generated['events']:,} events in {generated['seconds']} s "
               f"= {generated['events_per_minute']:,} events/min ({settings.generator.workers} workers)")
 
-        spark = spark_session(settings.spark, "seqlake-bench-ingest")
+        spark = spark_session(settings, "seqlake-bench-ingest")
         parquet_copy = str(work / "as_parquet")
         spark.read.json(landing_folder(settings.landing, day)).write.parquet(parquet_copy)
 

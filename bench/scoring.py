@@ -34,7 +34,7 @@ import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
 from pipelines.bse.simhash import random_projection  # noqa: E402
-from pipelines.ctr.artifacts import save_model  # noqa: E402
+from pipelines.ctr.artifacts import ModelFiles, save_model  # noqa: E402
 from pipelines.ctr.base import ModelConfig  # noqa: E402
 from pipelines.ctr.batches import DENSE_FEATURES, Vocabulary  # noqa: E402
 from pipelines.ctr.zoo import build_model  # noqa: E402
@@ -80,11 +80,11 @@ def plan(bse: bool, rows: int) -> ScoringPlan:
     return ScoringPlan("v1", rows, 0) if bse else ScoringPlan(None, 0, rows)
 
 
-def plain_rows_per_s(folder: str, path: Path, batch: int, bse: bool) -> float:
+def plain_rows_per_s(files: ModelFiles, path: Path, batch: int, bse: bool) -> float:
     """Rows/s of one process with 2 threads, reading the columns `seqlake score` reads."""
     torch.set_num_threads(2)
     scoring = plan(bse, 1)
-    replica = ModelReplica(folder, "1", TRAIN_LEN, SHORT_LEN, embedding_version=scoring.embedding_version)
+    replica = ModelReplica(files, "1", TRAIN_LEN, SHORT_LEN, embedding_version=scoring.embedding_version)
     started, rows = time.perf_counter(), 0
     for part in ds.dataset(str(path)).to_batches(batch_size=batch, columns=scoring.columns()):
         rows += replica(pa.Table.from_batches([part])).num_rows
@@ -103,12 +103,12 @@ def main() -> None:
         vocab = Vocabulary.of(np.arange(1, ITEMS), np.arange(0, CATEGORIES), np.arange(1, USERS))
         torch.manual_seed(0)
         model = build_model(ModelConfig(model="sdim", dense_features=DENSE_FEATURES, **vocab.sizes()), random_projection(DIM, HASHES, 3, seed=1))
-        folder = str(save_model(work / "model", model, vocab, {}))
+        files = ModelFiles.read(save_model(work / "model", model, vocab, {}))
         figures: dict[str, object] = {"rows": args.rows}
 
         path = work / "candidates.parquet"
         pq.write_table(candidate_rows(args.rows, 200, rng), path, row_group_size=8192)
-        plain = plain_rows_per_s(folder, path, args.batch, bse=True)
+        plain = plain_rows_per_s(files, path, args.batch, bse=True)
         print(f"plain torch loop (2 threads):            {plain:,.0f} rows/s", flush=True)
 
         import ray
@@ -118,7 +118,7 @@ def main() -> None:
         ray.data.DataContext.get_current().enable_progress_bars = False
         dataset = ray.data.read_parquet(str(path), columns=plan(True, 1).columns()).materialize()  # reading is not what is compared
         scored = dataset.map_batches(
-            ModelReplica, fn_constructor_kwargs={"model_folder": folder, "version": "1", "long_len": TRAIN_LEN,
+            ModelReplica, fn_constructor_kwargs={"model_files": files, "version": "1", "long_len": TRAIN_LEN,
                                                  "short_len": SHORT_LEN, "embedding_version": "v1", "threads": 1},
             batch_size=args.batch, batch_format="pyarrow", concurrency=2, num_cpus=0.5,
         )
@@ -136,7 +136,7 @@ def main() -> None:
             path = work / f"candidates-{history}.parquet"
             pq.write_table(candidate_rows(20_000, history, rng), path, row_group_size=8192)
             for bse in (True, False):
-                per_row_us = 1e6 / plain_rows_per_s(folder, path, args.batch, bse=bse)
+                per_row_us = 1e6 / plain_rows_per_s(files, path, args.batch, bse=bse)
                 name = "bse" if bse else "e2e"
                 figures[f"us_per_row_{name}_L{history}"] = round(per_row_us, 1)
             print(f"L = {history:>6,}: SDIM from BSE buckets {figures[f'us_per_row_bse_L{history}']:>7.1f} us/row, "

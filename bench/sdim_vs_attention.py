@@ -120,7 +120,7 @@ def accuracy(users: int, days: int, epochs: int, work: Path) -> dict[str, object
     ])
     started = time.perf_counter()
     generate(settings.generator, settings.landing, settings.truth)
-    spark = spark_session(settings.spark, "seqlake-bench-sdim")
+    spark = spark_session(settings, "seqlake-bench-sdim")
     dates = landing_dates(settings.landing)
     for day in dates:
         ingest_date(spark, settings, day)

@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=400, help="behaviors per user")
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
-    spark = spark_session(load_settings().spark, "seqlake-bench-sequences-bse")
+    spark = spark_session(load_settings(), "seqlake-bench-sequences-bse")
     results = {}
     for scale in (1, 4):
         users = args.users * scale

@@ -31,6 +31,7 @@ marked after_skip run after a skipped one (none_failed).
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import re
 import sys
@@ -41,22 +42,23 @@ from typing import NoReturn
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.sensors.python import PythonSensor
-from airflow.sdk import Param, chain, dag, task
+from airflow.sdk import BaseOperator, Param, chain, dag
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.task.trigger_rule import TriggerRule
 
 from jobs.cli import COMMANDS, NOT_RETRIED, SKIPPED
-from pipelines.config import NightSettings, load_settings
+from pipelines.config import NightSettings, Settings, load_settings
 from pipelines.lakehouse.files import landing_ready
+from pipelines.lakehouse.submit import submission
 from pipelines.night import BACKFILL, NIGHT, Step
 
 REPO = Path(__file__).resolve().parents[1]
-DELTA_PACKAGES = "io.delta:delta-spark_2.13:4.0.1"
 # The run's day: its logical date, or when it was triggered for a manual run without one.
 RUN_DAY = "(dag_run.logical_date or dag_run.run_after) | ds"
 DAY_THAT_ENDED = "{{ macros.ds_add(" + RUN_DAY + ", -1) }}"
 NEXT_DAY = "{{ " + RUN_DAY + " }}"
-RULES = load_settings().night
+SETTINGS = load_settings()
+RULES = SETTINGS.night
 
 
 def task_defaults(rules: NightSettings) -> dict[str, object]:
@@ -84,16 +86,21 @@ def landing_is_complete(day: str) -> bool:
                          dt.timedelta(minutes=rules.landing_settle_minutes))
 
 
-def step_operator(step: Step, rules: NightSettings, argv: list[str]):
+def step_operator(step: Step, settings: Settings, argv: list[str]):
+    rules = settings.night
     trigger = TriggerRule.NONE_FAILED if step.after_skip else TriggerRule.ALL_SUCCESS
     if rules.profile == "cluster" and step.engine == "spark":
+        # Client mode: the driver's exit status is the task's (cluster mode reports only FAILED).
+        submit = submission(settings)
         return JobSparkSubmitOperator(
-            task_id=step.task_id, conn_id=rules.spark_conn_id, trigger_rule=trigger,
-            application=str(REPO / (COMMANDS[step.command].module.replace(".", "/") + ".py")),
-            application_args=argv, packages=DELTA_PACKAGES, env_vars={"SEQLAKE_ENV": "cluster"},
+            task_id=step.task_id, conn_id=rules.spark_conn_id, trigger_rule=trigger, deploy_mode="client",
+            application=importlib.util.find_spec(COMMANDS[step.command].module).origin,
+            application_args=argv, packages=",".join(submit.packages), archives=submit.archives, conf=submit.conf,
+            env_vars={"SEQLAKE_ENV": settings.env},
         )
     if rules.profile == "cluster" and step.engine == "ray":
-        return submit_ray_job.override(task_id=step.task_id, trigger_rule=trigger)(rules.ray_jobs_address, [step.command, *argv])
+        return RayJobOperator(task_id=step.task_id, trigger_rule=trigger, address=rules.ray_jobs_address,
+                              argv=[step.command, *argv], env=settings.env, wheel=rules.ray_wheel)
     return JobBashOperator(
         task_id=step.task_id, trigger_rule=trigger, cwd=str(REPO),
         bash_command=" ".join([sys.executable, "-m", "jobs.cli", step.command, *argv]), skip_on_exit_code=SKIPPED,
@@ -138,24 +145,65 @@ class JobSparkSubmitOperator(JobExitStatus, SparkSubmitOperator):
     exit_status_pattern = r"Error code is: (\d+)"
 
 
-@task
-def submit_ray_job(address: str, argv: list[str]) -> dict:
-    """Run `seqlake ARGV --json` as a Ray job and wait for it; its summary is the task's result."""
-    from ray.job_submission import JobStatus, JobSubmissionClient
+class RayJobOperator(BaseOperator):
+    """`seqlake ARGV --json` as a Ray job, waited for; its summary is the task's
+    result. One submission id per task try: a worker that runs the same try
+    again attaches to the job instead of submitting a second one, and a task
+    ended by Airflow (timeout, mark failed) stops its job. The job runs the
+    wheel that `make dist` built (night.ray_wheel) when one is configured."""
 
-    client = JobSubmissionClient(address)
-    # The job's own exit status, in its log: 99 (nothing to do) ends the Ray job as a success.
-    entrypoint = (f"python -m jobs.cli {' '.join(argv)} --json; status=$?; echo {EXIT_MARK}$status; "
-                  f"test $status -eq 0 -o $status -eq {SKIPPED}")
-    job = client.submit_job(entrypoint=entrypoint, runtime_env={"env_vars": {"SEQLAKE_ENV": "cluster"}})
-    while (status := client.get_job_status(job)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
-        time.sleep(10)
-    logs = client.get_job_logs(job).strip().splitlines()
+    template_fields = ("argv",)
+
+    def __init__(self, *, address: str, argv: list[str], env: str, wheel: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.address, self.argv, self.env, self.wheel = address, argv, env, wheel
+        self.submission_id: str | None = None
+
+    def execute(self, context):
+        from ray.job_submission import JobStatus, JobSubmissionClient
+
+        client = JobSubmissionClient(self.address)
+        self.submission_id = ray_submission_id(self.dag_id, self.task_id, context["run_id"], context["ti"].try_number)
+        if not _ray_job_exists(client, self.submission_id):
+            # The job's own exit status, in its log: 99 (nothing to do) ends the Ray job as a success.
+            entrypoint = (f"python -m jobs.cli {' '.join(self.argv)} --json; status=$?; echo {EXIT_MARK}$status; "
+                          f"test $status -eq 0 -o $status -eq {SKIPPED}")
+            runtime_env = {"env_vars": {"SEQLAKE_ENV": self.env}, **({"py_modules": [self.wheel]} if self.wheel else {})}
+            client.submit_job(entrypoint=entrypoint, submission_id=self.submission_id, runtime_env=runtime_env)
+        while (status := client.get_job_status(self.submission_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
+            time.sleep(5)
+        return ray_job_summary(self.argv[0], status, client.get_job_logs(self.submission_id))
+
+    def on_kill(self):
+        if self.submission_id:
+            from ray.job_submission import JobSubmissionClient
+
+            JobSubmissionClient(self.address).stop_job(self.submission_id)
+
+
+def ray_submission_id(dag_id: str, task_id: str, run_id: str, try_number: int) -> str:
+    """The Ray job id of one try of one task of one run (Ray refuses a second job with an id it has)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"seqlake-{dag_id}-{task_id}-{run_id}-try{try_number}")
+
+
+def _ray_job_exists(client, submission_id: str) -> bool:
+    try:
+        client.get_job_info(submission_id)
+    except RuntimeError:  # the job-submission client's "job not found"
+        return False
+    return True
+
+
+def ray_job_summary(job: str, status, log: str) -> dict:
+    """The job's closing JSON line; its failure raised as Airflow should treat it, its skip as a skip."""
+    from ray.job_submission import JobStatus
+
+    logs = log.strip().splitlines()
     marks = [line.removeprefix(EXIT_MARK) for line in logs if line.startswith(EXIT_MARK)]
     lines = [line for line in logs if not line.startswith(EXIT_MARK)]
     if status != JobStatus.SUCCEEDED:
-        failure = RuntimeError(f"Ray job {job} {status}: " + "\n".join(lines[-20:]))
-        fail_by_exit_status(argv[0], int(marks[-1]) if marks and marks[-1].isdigit() else None, failure)
+        failure = RuntimeError(f"Ray job {status}: " + "\n".join(lines[-20:]))
+        fail_by_exit_status(job, int(marks[-1]) if marks and marks[-1].isdigit() else None, failure)
     summary = json.loads(lines[-1]) if lines else {}
     if "skipped" in summary:
         raise AirflowSkipException(summary["skipped"])
@@ -177,7 +225,7 @@ EXIT_MARK = "seqlake-exit-status: "
 def seqlake_nightly():
     chain(
         landing_sensor(RULES, DAY_THAT_ENDED),
-        *(step_operator(step, RULES, step.argv(DAY_THAT_ENDED, NEXT_DAY)) for step in NIGHT),
+        *(step_operator(step, SETTINGS, step.argv(DAY_THAT_ENDED, NEXT_DAY)) for step in NIGHT),
     )
 
 
@@ -195,7 +243,7 @@ def seqlake_nightly():
 )
 def seqlake_backfill():
     rendered = {"start": "{{ params.start }}", "end": "{{ params.end }}"}
-    chain(*(step_operator(step, RULES, [a.format(**rendered) for a in step.args]) for step in BACKFILL))
+    chain(*(step_operator(step, SETTINGS, [a.format(**rendered) for a in step.args]) for step in BACKFILL))
 
 
 seqlake_nightly()

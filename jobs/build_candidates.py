@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    return build_candidates(spark_session(settings.spark, "seqlake-candidates"), settings, args.date, args.embeddings)
+    return build_candidates(spark_session(settings, "seqlake-candidates"), settings, args.date, args.embeddings)
 
 
 if __name__ == "__main__":

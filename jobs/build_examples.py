@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    return build_examples(spark_session(settings.spark, "seqlake-examples"), settings, *nights(args))
+    return build_examples(spark_session(settings, "seqlake-examples"), settings, *nights(args))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    return build_sequences(spark_session(settings.spark, "seqlake-sequences"), settings, *nights(args), args.full_rebuild)
+    return build_sequences(spark_session(settings, "seqlake-sequences"), settings, *nights(args), args.full_rebuild)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    return build_signatures(spark_session(settings.spark, "seqlake-signatures"), settings, *nights(args), version=args.embeddings)
+    return build_signatures(spark_session(settings, "seqlake-signatures"), settings, *nights(args), version=args.embeddings)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    return clean_dates(spark_session(settings.spark, "seqlake-clean"), settings, *nights(args))
+    return clean_dates(spark_session(settings, "seqlake-clean"), settings, *nights(args))
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ def _execute(args: argparse.Namespace) -> int:
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--env", help="configuration environment (infra/conf/<env>.toml); default SEQLAKE_ENV or local")
+    parser.add_argument("--env", help="configuration environment (pipelines/conf/<env>.toml); default SEQLAKE_ENV or local")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one configuration key, e.g. --set spark.master=local[2]",

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
             raise UsageError("evaluate bse: no champion yet; pass --version")
         figures = bse_parity_of_day(settings, args.date, version)
     else:
-        figures = denoise_quality(spark_session(settings.spark, "seqlake-evaluate"), settings, args.date)
+        figures = denoise_quality(spark_session(settings, "seqlake-evaluate"), settings, args.date)
     if not args.json:
         print("\n".join(evaluation_lines(args.stage, figures)))
     return figures

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    spark = spark_session(settings.spark, f"seqlake-import-{args.format}")
+    spark = spark_session(settings, f"seqlake-import-{args.format}")
     return import_source(spark, settings, args.format, args.input, args.source)
 
 

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
-    return ingest_dates(spark_session(settings.spark, "seqlake-ingest"), settings, *nights(args))
+    return ingest_dates(spark_session(settings, "seqlake-ingest"), settings, *nights(args))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The one typed configuration of seqlake, on pydantic-settings.
 
 Precedence, lowest first: the defaults below, the environment's TOML file
-(`infra/conf/<env>.toml`, or the file named by SEQLAKE_CONFIG), SEQLAKE_*
+(`pipelines/conf/<env>.toml`, or the file named by SEQLAKE_CONFIG), SEQLAKE_*
 environment variables (nested keys joined by `__`, e.g.
 SEQLAKE_SPARK__MASTER), then `key=value` overrides from the command line
 (`--set spark.master=local[2]`). Every value is validated when the settings
@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # The model zoo's names (pipelines.ctr.zoo maps each to its class and checks
 # that the two agree): what night.model and the train command accept.
 MODEL_NAMES = ("sdim", "din", "long_attention", "avg_pool")
-CONF_DIR = REPO_ROOT / "infra" / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 _REMOTE_SCHEMES = ("s3a://", "s3://", "abfss://", "gs://", "hdfs://")
 _SPARK_MASTER = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|yarn|k8s://.+|spark://.+)$")
 
@@ -69,6 +69,9 @@ class SparkSettings(Section):
     conf: dict[str, str] = Field(default_factory=dict)
     # Ivy cache that `make setup` fills once, so later sessions start offline.
     jars_cache: str = ".cache/ivy"
+    # The packed environment executors run (`make dist`: dist/seqlake-executor-env.tar.gz),
+    # at a URI every node can read; None: executors run the driver's interpreter (local mode).
+    executor_env: str | None = None
 
     @field_validator("master")
     @classmethod
@@ -205,6 +208,9 @@ class TrainSettings(Section):
     workers: int = Field(default=2, ge=1)
     # Fractional CPUs per worker leave room for Ray Data's reads on a small machine.
     cpus_per_worker: float = Field(default=0.5, gt=0)
+    # PACK: workers share nodes (cheap, one machine); SPREAD: one per node where
+    # the cluster has them, so losing a node loses one worker (cluster profile).
+    placement_strategy: Literal["PACK", "SPREAD"] = "PACK"
     epochs: int = Field(default=4, ge=1)
     # Stop when the validation AUC has not improved for more than this many epochs.
     patience: int = Field(default=1, ge=0)
@@ -284,6 +290,9 @@ class NightSettings(Section):
     spark_conn_id: str = "spark_default"
     # Ray's job-submission (dashboard) address for the cluster profile.
     ray_jobs_address: str = "http://127.0.0.1:8265"
+    # The seqlake wheel (`make dist`) Ray jobs run, at a path or URI the submitting
+    # worker can read (Ray uploads it to the cluster); None: the Ray image's own install.
+    ray_wheel: str | None = None
     # nightly: train and gate every night; weekly: on `train_weekday`'s night
     # (Monday = 0), scoring every night with the champion.
     train_cadence: Literal["nightly", "weekly"] = "nightly"

@@ -57,7 +57,7 @@ def print_demo_summary(settings: Settings, nights: list[dt.date], states: dict[d
     """Print the nights' figures; the landed / bronze / rejected totals, whether
     they add up, and the last night's report."""
     lakehouse = settings.lakehouse
-    spark = spark_session(settings.spark, "seqlake-demo")
+    spark = spark_session(settings, "seqlake-demo")
     print("== ingest: landing -> bronze/events + bronze/events_rejected (write, audit, publish)")
     print(f"   {'night':<12} {'landed':>9} {'bronze':>9} {'rejected':>9}  adds up  rejected by reason")
     totals = {"landed": 0, "bronze": 0, "rejected": 0}

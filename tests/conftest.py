@@ -68,7 +68,7 @@ def spark(tmp_path_factory):
     from pipelines.lakehouse.session import spark_session
 
     settings = settings_in(tmp_path_factory.mktemp("spark"))
-    session = spark_session(settings.spark, "seqlake-tests")
+    session = spark_session(settings, "seqlake-tests")
     yield session
     session.stop()
 

@@ -5,7 +5,7 @@ import json
 from pipelines.config import load_settings
 from pipelines.lakehouse.session import launched_by_spark_submit, spark_session
 
-spark = spark_session(load_settings(env="local").spark, "probe")
+spark = spark_session(load_settings(env="local"), "probe")
 conf = spark.sparkContext.getConf()
 print(json.dumps({
     "launched_by_spark_submit": launched_by_spark_submit(),

@@ -70,6 +70,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     from deltalake import DeltaTable
 
     from jobs.cli import invoke
+    from pipelines.ctr.artifacts import ModelFiles
     from pipelines.ctr.registry import champion_version, downloaded_model
     from pipelines.lakehouse.ledger import ledger_rows
     from pipelines.lakehouse.tables import (
@@ -104,7 +105,7 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     assert [(f["long_side"], f["scores"]) for f in scored] == [("bse", candidates.num_rows)]
 
     lengths = (settings.examples.train_len, settings.examples.short_len)
-    folder = str(downloaded_model(settings, "1"))
+    folder = ModelFiles.read(downloaded_model(settings, "1"))
     from_buckets = ModelReplica(folder, "1", *lengths, embedding_version="seqlake-ctr-v1")(candidates)
     from_sequences = ModelReplica(folder, "1", *lengths, embedding_version=None)(candidates).column("score").to_numpy()
     assert candidates.column("long_bse").null_count == 0

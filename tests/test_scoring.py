@@ -94,7 +94,7 @@ def test_candidates_with_published_sums_score_from_them_and_the_others_end_to_en
     import torch
 
     from pipelines.bse.simhash import random_projection
-    from pipelines.ctr.artifacts import save_model
+    from pipelines.ctr.artifacts import ModelFiles, save_model
     from pipelines.ctr.base import ModelConfig
     from pipelines.ctr.batches import DENSE_FEATURES, Vocabulary, shape_for
     from pipelines.ctr.zoo import build_model
@@ -112,7 +112,7 @@ def test_candidates_with_published_sums_score_from_them_and_the_others_end_to_en
     assert (plan.from_bse, plan.end_to_end, plan.long_side) == (30, 30, "bse+sequence")
     assert {"long_item_ids", "long_bse", "short_item_ids", "long_length"} <= set(plan.columns())
     assert scoring_plan(model, pa.array(["v1"] * 3), "v1").columns().count("long_item_ids") == 0  # all from sums: no sequence read
-    scored = ModelReplica(str(tmp_path / "model"), "1", 40, 10, embedding_version="v1")(rows.select(plan.columns()))
+    scored = ModelReplica(ModelFiles.read(tmp_path / "model"), "1", 40, 10, embedding_version="v1")(rows.select(plan.columns()))
     end_to_end = click_probabilities(model, vocab, shape_for(model.config, 40, 10), rows.drop_columns(["long_bse"]))
     np.testing.assert_allclose(scored.column("score").to_numpy(), end_to_end, rtol=0, atol=1e-6)
 

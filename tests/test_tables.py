@@ -7,7 +7,13 @@ import pyarrow as pa
 import pytest
 
 from features.definitions import VIEWS
-from pipelines.lakehouse.tables import GOLD_ITEM_EMBEDDINGS, GOLD_USER_BSE, OPS_RUNS, TABLES, spark_type_name
+from pipelines.lakehouse.tables import (
+    GOLD_ITEM_EMBEDDINGS,
+    GOLD_USER_BSE,
+    OPS_RUNS,
+    TABLES,
+    spark_type_name,
+)
 
 
 def test_arrow_types_are_named_as_spark_names_them():

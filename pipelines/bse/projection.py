@@ -21,7 +21,7 @@ from deltalake.exceptions import TableNotFoundError
 from pipelines.bse.simhash import random_projection
 from pipelines.config import BseSettings
 from pipelines.errors import MissingInputError, PipelineError
-from pipelines.lakehouse.files import delta_rows
+from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.tables import GOLD_BSE_PROJECTIONS, table_uri
 
 
@@ -87,7 +87,7 @@ def persisted_projection(lakehouse: str, rules: BseSettings) -> Projection:
             "sha256": [projection_sha256(matrix)],
         }
         write_deltalake(
-            table_uri(lakehouse, GOLD_BSE_PROJECTIONS), pa.table(row, schema=GOLD_BSE_PROJECTIONS.schema), mode="append",
+            native_uri(table_uri(lakehouse, GOLD_BSE_PROJECTIONS)), pa.table(row, schema=GOLD_BSE_PROJECTIONS.schema), mode="append",
             partition_by=["version"],
         )
     return stored_projection(lakehouse, rules)
@@ -95,7 +95,7 @@ def persisted_projection(lakehouse: str, rules: BseSettings) -> Projection:
 
 def _rows(lakehouse: str, version: str) -> list[dict]:
     try:
-        table = DeltaTable(table_uri(lakehouse, GOLD_BSE_PROJECTIONS))
+        table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_BSE_PROJECTIONS)))
     except TableNotFoundError:
         return []
     return delta_rows(table, filters=[("version", "=", version)]).to_pylist()

@@ -3,12 +3,13 @@ safetensors file, the model's configuration and metadata in JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from pipelines.ctr.base import CtrModel, ModelConfig
 from pipelines.ctr.batches import Vocabulary
@@ -26,12 +27,26 @@ def save_model(folder: str | Path, model: CtrModel, vocab: Vocabulary, metadata:
     return folder
 
 
-def load_model(folder: str | Path) -> tuple[CtrModel, Vocabulary, dict[str, Any]]:
-    """(model in eval mode, its vocabulary, its metadata); nothing is unpickled."""
-    folder = Path(folder)
-    described = json.loads((folder / CONFIG).read_text())
+@dataclasses.dataclass(frozen=True)
+class ModelFiles:
+    """A saved model's two files as bytes: what a Ray actor on any node is
+    given, so none of them reads a folder that only the driver's node has."""
+
+    weights: bytes
+    config: bytes
+
+    @classmethod
+    def read(cls, folder: str | Path) -> ModelFiles:
+        return cls(weights=(Path(folder) / WEIGHTS).read_bytes(), config=(Path(folder) / CONFIG).read_bytes())
+
+
+def load_model(saved: str | Path | ModelFiles) -> tuple[CtrModel, Vocabulary, dict[str, Any]]:
+    """(model in eval mode, its vocabulary, its metadata) from a folder or its
+    files; nothing is unpickled."""
+    files = saved if isinstance(saved, ModelFiles) else ModelFiles.read(saved)
+    described = json.loads(files.config)
     config = ModelConfig.from_json(json.dumps(described["model"]))
-    tensors = load_file(str(folder / WEIGHTS))
+    tensors = load(files.weights)
     model = build_model(config)
     model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
     model.eval()

@@ -21,6 +21,7 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.ctr.labels import model_label
 from pipelines.errors import MissingInputError
+from pipelines.lakehouse.files import native_uri
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -35,7 +36,8 @@ def tracking_uri(settings: Settings) -> str:
 
 def artifact_root(settings: Settings) -> str:
     if "://" in settings.lakehouse:
-        return f"{settings.lakehouse.rstrip('/')}/_mlflow"
+        # MLflow's artifact stores know s3://, not Hadoop's s3a://.
+        return native_uri(f"{settings.lakehouse.rstrip('/')}/_mlflow")
     return (Path(settings.lakehouse).parent / "mlflow-artifacts").as_uri()
 
 

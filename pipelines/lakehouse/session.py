@@ -6,13 +6,15 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import pyspark
 from delta import configure_spark_with_delta_pip
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.storagelevel import StorageLevel
 
-from pipelines.config import RaySettings, SparkSettings
+from pipelines.config import RaySettings, Settings
 
 _DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -25,12 +27,29 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def spark_session(settings: SparkSettings, app_name: str) -> SparkSession:
+def spark_packages(settings: Settings) -> list[str]:
+    """The Maven packages a session needs, versions from what is installed:
+    Delta's (delta-spark's own list) and, when data lives on s3a://, the
+    hadoop-aws of pyspark's Hadoop client (another version fails at its first read)."""
+    packages = configure_spark_with_delta_pip(SparkSession.Builder())._options["spark.jars.packages"].split(",")
+    if any(uri.startswith("s3a://") for uri in (settings.lakehouse, settings.landing, settings.truth)):
+        packages.append(f"org.apache.hadoop:hadoop-aws:{hadoop_version()}")
+    return packages
+
+
+def hadoop_version() -> str:
+    """The version of the Hadoop client jars that pyspark ships."""
+    (client,) = (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")
+    return client.stem.removeprefix("hadoop-client-api-")
+
+
+def spark_session(settings: Settings, app_name: str) -> SparkSession:
     """A Delta-enabled session: embedded from settings, or the one spark-submit configured.
 
-    Under spark-submit the master and every --conf given there stay as given;
-    settings only fill the keys it left unset.
+    Under spark-submit the master, the packages and every --conf given there
+    stay as given; settings only fill the keys it left unset.
     """
+    spark_settings = settings.spark
     # Python workers must run the driver's interpreter (the venv), not the system one.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if launched_by_spark_submit():
@@ -39,15 +58,15 @@ def spark_session(settings: SparkSettings, app_name: str) -> SparkSession:
         SparkContext._ensure_initialized()
         submitted = SparkConf()
         builder = SparkSession.builder.appName(app_name)
-        for key, value in {**settings.conf, **_DELTA_CONF}.items():
+        for key, value in {**spark_settings.conf, **_DELTA_CONF}.items():
             if not submitted.contains(key):
                 builder = builder.config(key, value)
         return builder.getOrCreate()
-    builder = SparkSession.builder.appName(app_name).master(settings.master)
-    for key, value in {**settings.conf, **_DELTA_CONF}.items():
+    builder = SparkSession.builder.appName(app_name).master(spark_settings.master)
+    for key, value in {**spark_settings.conf, **_DELTA_CONF}.items():
         builder = builder.config(key, value)
-    builder = builder.config("spark.jars.ivy", settings.jars_cache)
-    spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    builder = builder.config("spark.jars.ivy", spark_settings.jars_cache)
+    spark = builder.config("spark.jars.packages", ",".join(spark_packages(settings))).getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

@@ -14,7 +14,6 @@ every candidate. Other models read the raw sequences.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from pipelines.ctr.artifacts import load_model
+from pipelines.ctr.artifacts import ModelFiles, load_model
 from pipelines.ctr.base import CtrModel
 from pipelines.ctr.batches import EXAMPLE_COLUMNS, BatchShape, Vocabulary, shape_for, to_batch
 from pipelines.ctr.zoo import build_model
@@ -95,11 +94,11 @@ class ModelReplica:
     rows with bucket sums under `embedding_version` through the model's BSE
     twin, the others end to end."""
 
-    def __init__(self, model_folder: str, version: str, long_len: int, short_len: int, embedding_version: str | None,
+    def __init__(self, model_files: ModelFiles, version: str, long_len: int, short_len: int, embedding_version: str | None,
                  threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)
-        model, self.vocab, _ = load_model(Path(model_folder))
+        model, self.vocab, _ = load_model(model_files)
         self.version, self.embedding_version = version, embedding_version
         self.end_to_end = None if model.config.bse_mode else (model, shape_for(model.config, long_len, short_len))
         twin = bse_twin(model) if embedding_version is not None else None
@@ -123,21 +122,21 @@ class ModelReplica:
         }, schema=SCORES_CTR.schema)
 
 
-def bse_parity(candidates: pa.Table, history_lengths: pa.Table, model_folder: str, version: str, long_len: int,
+def bse_parity(candidates: pa.Table, history_lengths: pa.Table, model_files: ModelFiles, version: str, long_len: int,
                short_len: int, embedding_version: str) -> dict[str, object]:
     """How far the scores of `candidates` from their bucket sums under
     `embedding_version` are from the same model end to end on the raw
     sequences, over all of them and over the users whose history
     (`history_lengths`: user_id, length) runs past the long side."""
-    model, _, _ = load_model(Path(model_folder))
+    model, _, _ = load_model(model_files)
     if not model.has_bse_mode or model.config.bse_mode:
         raise MissingInputError(f"model v{version} ({model.config.label}) "
                                 "has no end-to-end and BSE forms to compare")
     rows = candidates.filter(pc.fill_null(pc.equal(candidates.column("bse_version"), embedding_version), False))
     if not rows.num_rows:
         raise MissingInputError(f"no candidate carries bucket sums under {embedding_version}")
-    from_bse = ModelReplica(model_folder, version, long_len, short_len, embedding_version)(rows).column("score").to_numpy()
-    end_to_end = ModelReplica(model_folder, version, long_len, short_len, None)(rows).column("score").to_numpy()
+    from_bse = ModelReplica(model_files, version, long_len, short_len, embedding_version)(rows).column("score").to_numpy()
+    end_to_end = ModelReplica(model_files, version, long_len, short_len, None)(rows).column("score").to_numpy()
     diff = np.abs(from_bse - end_to_end)
     long_users = pc.filter(history_lengths.column("user_id"), pc.greater(history_lengths.column("length"), long_len))
     past = pc.is_in(rows.column("user_id"), value_set=long_users.combine_chunks()).to_numpy(zero_copy_only=False)

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from pipelines.clickstream.denoise_quality import confusion_counts, flag_quality
 from pipelines.config import Settings
+from pipelines.ctr.artifacts import ModelFiles
 from pipelines.ctr.registry import downloaded_model, scoring_embedding_version
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import delta_rows, native_uri
@@ -39,7 +40,7 @@ def bse_parity_of_day(settings: Settings, day: dt.date, version: str) -> dict[st
         raise MissingInputError(f"{GOLD_USER_SEQUENCES.name} as of {as_of} was never published")
     lengths = published_dataset(settings.lakehouse, GOLD_USER_SEQUENCES, published).to_table(
         filter=rows_filter(GOLD_USER_SEQUENCES, published), columns=["user_id", "length"])
-    figures = bse_parity(candidates, lengths, str(downloaded_model(settings, version)), version, settings.examples.train_len,
+    figures = bse_parity(candidates, lengths, ModelFiles.read(downloaded_model(settings, version)), version, settings.examples.train_len,
                          settings.examples.short_len, scoring_embedding_version(settings, version))
     return {"date": day.isoformat(), **figures}
 

@@ -18,7 +18,7 @@ def export_embeddings(settings: Settings, version: str) -> dict[str, object]:
     name = embedding_version(settings.registry.model_name, version)
     if model.config.embedding_dim != settings.bse.embedding_dim:
         raise ValueError(f"bse.embedding_dim: {settings.bse.embedding_dim}, but model v{version} embeds in {model.config.embedding_dim}")
-    spark = spark_session(settings.spark, "seqlake-models")
+    spark = spark_session(settings, "seqlake-models")
     rows = spark.createDataFrame(item_embedding_rows(model, vocab, name).to_pandas(), schema=EMBEDDINGS_SCHEMA)
     replace_where(rows, settings.lakehouse, GOLD_ITEM_EMBEDDINGS, f"version = '{name}'")
     return {"embedding_version": name, "items_exported": len(vocab.items)}

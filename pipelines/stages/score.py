@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 
 from pipelines.bse.projection import Projection, projection_sha256, stored_projection
 from pipelines.config import Settings
-from pipelines.ctr.artifacts import load_model
+from pipelines.ctr.artifacts import ModelFiles, load_model
 from pipelines.ctr.base import CtrModel
 from pipelines.ctr.registry import champion_version, downloaded_model, scoring_embedding_version
 from pipelines.errors import MissingInputError, NothingToDo
@@ -71,8 +71,8 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
         raise NothingToDo("no champion model yet: train one and promote it (`seqlake models promote V`), or pass --version")
     run = Run("score", [day], now_utc(), tables=(SCORES_CTR,))
     with recorded_run(settings.lakehouse, run) as figures:
-        folder = downloaded_model(settings, version)
-        model, _, _ = load_model(folder)
+        files = ModelFiles.read(downloaded_model(settings, version))
+        model, _, _ = load_model(files)
         uris, candidates = candidate_files(settings.lakehouse, day)
         sums = delta_rows(candidates, columns=["bse_version", "bse_projection_sha256"], partitions=[("score_date", "=", day.isoformat())])
         plan = scoring_plan(model, sums.column("bse_version"), scoring_embedding_version(settings, version))
@@ -83,7 +83,7 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
         rules = settings.scoring
         scored = ray.data.read_parquet([u.removeprefix("file://") for u in uris], columns=plan.columns()).map_batches(
             ModelReplica,
-            fn_constructor_kwargs={"model_folder": str(folder), "version": version, "long_len": settings.examples.train_len,
+            fn_constructor_kwargs={"model_files": files, "version": version, "long_len": settings.examples.train_len,
                                    "short_len": settings.examples.short_len, "embedding_version": plan.embedding_version,
                                    "threads": 1},
             batch_size=rules.batch_size, batch_format="pyarrow", concurrency=rules.replicas, num_cpus=rules.cpus_per_replica,
@@ -93,7 +93,7 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
         # Write, audit, publish: the scores are staged, checked against the candidates, then published.
         staged_at = staging_uri(settings.lakehouse, SCORES_CTR, day, day)
         write_deltalake(native_uri(staged_at), reader, mode="overwrite", schema_mode="overwrite", partition_by=["score_date"])
-        publish_scores(spark_session(settings.spark, "seqlake-score"), settings, staged_at, day, userMetadata=run.commit_tag)
+        publish_scores(spark_session(settings, "seqlake-score"), settings, staged_at, day, userMetadata=run.commit_tag)
         written = delta_rows(
             DeltaTable(native_uri(table_uri(settings.lakehouse, SCORES_CTR))),
             columns=["score"], partitions=[("score_date", "=", day.isoformat())]

@@ -38,7 +38,7 @@ from pipelines.ctr.distributed import TrainLoop, load_checkpoint_state, train_wo
 from pipelines.ctr.registry import log_and_register
 from pipelines.ctr.zoo import MODELS, build_model, model_class
 from pipelines.errors import NothingToDo
-from pipelines.lakehouse.files import partitions
+from pipelines.lakehouse.files import native_uri, partitions
 from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
 from pipelines.lakehouse.session import ray_runtime
 from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES
@@ -94,9 +94,11 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             train_loop_config=loop.as_loop_config(),
             datasets={"train": train_ds, "valid": valid_ds},
             dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
-            scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=False, resources_per_worker={"CPU": train.cpus_per_worker}),
+            scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=False, resources_per_worker={"CPU": train.cpus_per_worker},
+                                         placement_strategy=train.placement_strategy),
             run_config=RunConfig(
-                storage_path=f"{lakehouse}/_train", name=run_name,
+                # pyarrow's filesystems (Ray Train's storage) know s3://, not Hadoop's s3a://.
+                storage_path=native_uri(f"{lakehouse}/_train"), name=run_name,
                 failure_config=FailureConfig(max_failures=train.max_failures),
                 checkpoint_config=CheckpointConfig(num_to_keep=2),
             ),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from pipelines.errors import MissingInputError
+from pipelines.lakehouse.files import filesystem
 from pipelines.synth.layout import truth_events_folder
 
 # What identifies a scored impression, in the truth, the examples and ops/evaluations.
@@ -17,8 +19,10 @@ PREDICTION_KEYS = ["user_id", "impression_id", "item_id"]
 def impression_click_probabilities(truth: str, day: dt.date) -> pd.DataFrame:
     """(PREDICTION_KEYS, click_prob) of the impressions of `day`; MissingInputError
     where the truth has no such day (real data has no oracle)."""
+    # pyarrow's filesystems, not pandas' fsspec: the truth may be on s3a://, which fsspec does not know.
+    store, folder = filesystem(truth_events_folder(truth, day))
     try:
-        frame = pd.read_parquet(truth_events_folder(truth, day), columns=[*PREDICTION_KEYS, "event_type", "click_prob"])
+        frame = pq.read_table(folder, filesystem=store, columns=[*PREDICTION_KEYS, "event_type", "click_prob"]).to_pandas()
     except (FileNotFoundError, OSError):
         raise MissingInputError(f"no generator truth for {day} (real data has no oracle)") from None
     frame = frame[(frame["event_type"] == "impression") & frame["click_prob"].notna()]
