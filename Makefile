@@ -15,7 +15,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW_HOME := $(abspath .cache/airflow)
 export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
 
-.PHONY: setup demo test test-fast test-cluster dist bench lint clean
+.PHONY: setup demo test test-fast test-cluster test-ray-cluster dist bench lint clean
 
 setup: $(INSTALLED) $(JARS) $(FEAST_INSTALLED)
 
@@ -61,7 +61,12 @@ test-fast: setup
 # A Spark standalone master, two workers and an S3-compatible store on loopback,
 # started and stopped by the tests themselves (CI runs this after make test).
 test-cluster: setup $(OBJECT_STORE_JARS) $(DIST)
-	$(PY) -m pytest -q -m cluster tests/cluster --durations=10
+	$(PY) -m pytest -q -m cluster tests/cluster/test_spark_cluster.py --durations=10
+
+# The Ray steps (train, gate, score) as Ray jobs on a head and a second node, after
+# the Spark stages: not yet part of CI (see the README's "Running on a cluster").
+test-ray-cluster: setup $(OBJECT_STORE_JARS) $(DIST)
+	$(PY) -m pytest -q -m cluster tests/cluster/test_ray_cluster.py --durations=10
 
 bench: setup
 	$(PY) bench/ingest.py --json

@@ -168,7 +168,8 @@ class RayJobOperator(BaseOperator):
             # The job's own exit status, in its log: 99 (nothing to do) ends the Ray job as a success.
             entrypoint = (f"python -m jobs.cli {' '.join(self.argv)} --json; status=$?; echo {EXIT_MARK}$status; "
                           f"test $status -eq 0 -o $status -eq {SKIPPED}")
-            runtime_env = {"env_vars": {"SEQLAKE_ENV": self.env}, **({"py_modules": [self.wheel]} if self.wheel else {})}
+            env_vars = {"SEQLAKE_ENV": self.env, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+            runtime_env = {"env_vars": env_vars, **({"py_modules": [self.wheel]} if self.wheel else {})}
             client.submit_job(entrypoint=entrypoint, submission_id=self.submission_id, runtime_env=runtime_env)
         while (status := client.get_job_status(self.submission_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
             time.sleep(5)
@@ -198,19 +199,24 @@ def ray_job_summary(job: str, status, log: str) -> dict:
     """The job's closing JSON line; its failure raised as Airflow should treat it, its skip as a skip."""
     from ray.job_submission import JobStatus
 
-    logs = log.strip().splitlines()
+    # Progress bars redraw with terminal escapes; the job's own lines follow them.
+    logs = [ANSI_ESCAPE.sub("", line) for line in log.strip().splitlines()]
     marks = [line.removeprefix(EXIT_MARK) for line in logs if line.startswith(EXIT_MARK)]
     lines = [line for line in logs if not line.startswith(EXIT_MARK)]
     if status != JobStatus.SUCCEEDED:
         failure = RuntimeError(f"Ray job {status}: " + "\n".join(lines[-20:]))
         fail_by_exit_status(job, int(marks[-1]) if marks and marks[-1].isdigit() else None, failure)
-    summary = json.loads(lines[-1]) if lines else {}
+    summaries = [line for line in lines if line.startswith('{"job": ')]
+    if not summaries:
+        raise AirflowException(f"Ray job of {job} ended without its summary line: " + "\n".join(lines[-20:]))
+    summary = json.loads(summaries[-1])
     if "skipped" in summary:
         raise AirflowSkipException(summary["skipped"])
     return summary
 
 
 EXIT_MARK = "seqlake-exit-status: "
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dag(

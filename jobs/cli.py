@@ -265,4 +265,8 @@ def _job(name: str) -> ModuleType:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m jobs.cli` (the DAG's tasks): run the jobs.cli that the jobs
+    # import, not this __main__ copy, whose UsageError they would not raise.
+    from jobs import cli
+
+    cli.main()

@@ -112,3 +112,11 @@ def test_a_sigterm_that_lands_in_a_finalizer_still_ends_the_job_with_143():
     job.send_signal(signal.SIGTERM)
     out, err = job.communicate(timeout=60)
     assert (job.returncode, out) == (128 + signal.SIGTERM, "unwound\n"), err
+
+
+def test_python_dash_m_jobs_cli_exits_as_the_seqlake_command_does():
+    """The DAG's tasks run `python -m jobs.cli`: a usage error raised in a job is still exit 2, not a crash."""
+    done = subprocess.run([sys.executable, "-m", "jobs.cli", "train", "--start", "2026-11-01", "--end", "2026-11-02"],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert (done.returncode, done.stderr.strip().splitlines()[-1]) == (
+        2, "seqlake train: usage error: give --start D1 --end D2 --model M, or --night D")

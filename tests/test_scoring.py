@@ -119,3 +119,17 @@ def test_candidates_with_published_sums_score_from_them_and_the_others_end_to_en
     bse_mode = build_model(ModelConfig("sdim", dense_features=DENSE_FEATURES, bse_mode=True, **vocab.sizes()), projection)
     with pytest.raises(MissingInputError, match="of 60 candidates, 30 have other or none"):
         scoring_plan(bse_mode, rows.column("bse_version"), "v1")
+
+
+def test_candidates_whose_sums_are_under_other_embeddings_are_all_scored_end_to_end():
+    import pyarrow as pa
+
+    from pipelines.config import Settings
+    from pipelines.ctr.base import ModelConfig
+    from pipelines.ctr.zoo import build_model
+    from pipelines.scoring.batch_scoring import scoring_plan
+
+    config = ModelConfig.for_vocabulary("sdim", {"items": 10, "categories": 3, "users": 5}, 2, Settings())
+    plan = scoring_plan(build_model(config, None), pa.array(["bootstrap-v1", None]), "seqlake-ctr-v1")
+    assert (plan.embedding_version, plan.from_bse, plan.end_to_end) == (None, 0, 2)
+    assert "bse_version" not in plan.columns()

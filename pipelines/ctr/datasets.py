@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 from pipelines.bse.projection import ProjectionMismatchError
 from pipelines.ctr.batches import EXAMPLE_COLUMNS, Vocabulary
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.files import delta_rows, native_uri, parquet_dataset
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_STATS,
     GOLD_TRAINING_EXAMPLES,
@@ -109,7 +109,5 @@ def vocabulary(lakehouse: str, as_of: dt.date) -> Vocabulary:
 
 def example_batches(files: ExampleFiles, batch_size: int, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of `files`, batch by batch, in one process (evaluation, scoring tests)."""
-    import pyarrow.dataset as ds
-
-    dataset = ds.dataset([u.removeprefix("file://") for u in files.uris], format="parquet")
+    dataset = parquet_dataset(files.uris)
     yield from dataset.to_batches(columns=columns or EXAMPLE_COLUMNS, batch_size=batch_size)

@@ -24,6 +24,19 @@ def filesystem(uri: str) -> tuple[fs.FileSystem, str]:
     return fs.FileSystem.from_uri(native_uri(uri))
 
 
+def parquet_dataset(uris: list[str]) -> ds.Dataset:
+    """A dataset over Parquet files named by URI (a Delta table's file_uris),
+    on one filesystem: a local folder's or an object store's."""
+    import pyarrow.dataset as ds
+
+    if not uris:
+        raise ValueError("no files to read")
+    store, _ = filesystem(uris[0])
+    # The filesystem's paths: a local path, or an object store's bucket/key.
+    paths = [uri.removeprefix("file://") if uri.startswith("file://") else uri.split("://", 1)[-1] for uri in uris]
+    return ds.dataset(paths, format="parquet", filesystem=store)
+
+
 def write_atomically(uri: str, payload: bytes) -> None:
     """Write to a temporary name then rename, so a killed run never leaves half a file."""
     filesystem_, path = filesystem(uri)

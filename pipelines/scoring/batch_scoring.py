@@ -79,7 +79,9 @@ def scoring_plan(model: CtrModel, bse_versions: pa.Array | pa.ChunkedArray, embe
             f"{rows - from_bse} have other or none ({found}): "
             f"rerun `seqlake signatures --embeddings {embedding_version}` and `seqlake candidates` for the date"
         )
-    return ScoringPlan(embedding_version, from_bse, rows - from_bse)
+    # No candidate under the model's embeddings (their sums are under another
+    # version): every row end to end, and replicas read no bse_version column.
+    return ScoringPlan(embedding_version if from_bse else None, from_bse, rows - from_bse)
 
 
 def click_probabilities(model: CtrModel, vocab: Vocabulary, shape: BatchShape, rows: pa.Table) -> np.ndarray:

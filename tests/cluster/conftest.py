@@ -140,3 +140,24 @@ def cluster_nights(loopback, spark, tmp_path_factory) -> ClusterNights:
 def cluster_spark_conf(loopback: Loopback) -> str:
     """SEQLAKE_SPARK__CONF for a Spark session opened inside a Ray job on the loopback cluster."""
     return json.dumps({**TEST_SPARK_CONF, **loopback.s3a_conf()})
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(loopback, cluster_nights, tmp_path_factory):
+    """A Ray head and a second node on loopback (2 logical CPUs each), set up as
+    the cluster's nodes would be: the object store's credentials and the
+    lakehouse's settings in their environment, the venv's Python on PATH."""
+    from tests.cluster.services import BIN, Started, start_ray
+
+    started = Started(tmp_path_factory.mktemp("ray"))
+    env = {
+        **os.environ, **loopback.env, **settings_env(cluster_nights.cluster),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled",
+        "SEQLAKE_TRAIN__PLACEMENT_STRATEGY": "SPREAD",
+        # score and gate publish through a Spark session of their own on the head node.
+        "SEQLAKE_SPARK__MASTER": "local[1]", "SEQLAKE_SPARK__CONF": cluster_spark_conf(loopback),
+    }
+    try:
+        yield start_ray(started, env)
+    finally:
+        started.stop()

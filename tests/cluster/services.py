@@ -57,7 +57,14 @@ class Started:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """SIGTERM to each process group, then SIGKILL to what is left after 30 s."""
+        """SIGTERM to each process group, then SIGKILL to what is left after 30 s,
+        descendants that left the group included (Ray starts its daemons in sessions of their own)."""
+        import psutil
+
+        descendants = []
+        for process in self.processes.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                descendants += psutil.Process(process.pid).children(recursive=True)
         for process in self.processes.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -68,6 +75,10 @@ class Started:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        _, alive = psutil.wait_procs(descendants, timeout=10)
+        for straggler in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                straggler.kill()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,11 +147,14 @@ def start_ray(started: Started, env: dict[str, str], cpus_per_node: int = 2) -> 
     head = _ray_node("node_head", range(21000, 21400), cpus_per_node,
                      ["--head", "--port", str(gcs), "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
                       "--dashboard-port", str(dashboard), "--ray-client-server-port", str(free_port()),
-                      "--temp-dir", str(started.folder / "ray")])
+                      "--temp-dir", str(started.folder / "ray-head")])
     started.start("ray-head", head, env)
     cluster = RayCluster(address=f"127.0.0.1:{gcs}", dashboard=f"http://127.0.0.1:{dashboard}", nodes=("node_head", "node_second"))
     started.wait_for("ray-head", lambda: _answers(f"{cluster.dashboard}/api/version"), "serve its dashboard")
-    started.start("ray-second", _ray_node("node_second", range(21400, 21800), cpus_per_node, ["--address", cluster.address]), env)
+    # A temp folder of its own, as a second machine has: runtime environments unpack there.
+    second = _ray_node("node_second", range(21400, 21800), cpus_per_node,
+                       ["--address", cluster.address, "--temp-dir", str(started.folder / "ray-second")])
+    started.start("ray-second", second, env)
     started.wait_for("ray-second", lambda: _alive_ray_nodes(cluster) == 2, "join the head")
     return cluster
 
