@@ -95,6 +95,8 @@ class ClusterNights:
     seconds: dict[str, float]
 
 
+# Three nights through spark-submit on a shared 2-core machine take longer than the
+# suite's per-test limit: the cluster tests raise it (pytestmark in each module).
 @pytest.fixture(scope="session")
 def cluster_nights(loopback, spark, tmp_path_factory) -> ClusterNights:
     from pipelines.stages.candidates import build_candidates

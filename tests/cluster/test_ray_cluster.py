@@ -18,7 +18,7 @@ from pipelines.lakehouse.files import delta_rows, native_uri
 from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, table_uri
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
 
 
 def _wheel() -> str:

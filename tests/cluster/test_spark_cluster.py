@@ -16,7 +16,7 @@ from tests.cluster.conftest import cluster_settings, settings_env, spark_submit
 from tests.cluster.services import SPARK_HOME
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
 
 
 def test_executors_run_the_python_that_the_job_ships(loopback, tmp_path):
