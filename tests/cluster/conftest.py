@@ -31,17 +31,10 @@ GENERATED = ["generator.users=300", "generator.days=3", "generator.workers=1"]
 def loopback(tmp_path_factory) -> Loopback:
     if not EXECUTOR_ENV.exists():
         pytest.fail(f"{EXECUTOR_ENV} is missing: `make test-cluster` builds it (make dist)")
-    with loopback_cluster(tmp_path_factory.mktemp("loopback")) as cluster:
-        saved = {k: os.environ.get(k) for k in cluster.env}
-        os.environ.update(cluster.env)  # this process's delta-rs, pyarrow and boto3 reads of the store
-        try:
-            yield cluster
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    with loopback_cluster(tmp_path_factory.mktemp("loopback")) as cluster, pytest.MonkeyPatch.context() as patch:
+        for key, value in cluster.env.items():  # this process's delta-rs, pyarrow and boto3 reads of the store
+            patch.setenv(key, value)
+        yield cluster
 
 
 def cluster_settings(loopback: Loopback, registry: Path) -> Settings:
