@@ -9,6 +9,8 @@ FEAST_INSTALLED := $(FEAST_VENV)/.installed
 JARS := .cache/ivy/.resolved
 OBJECT_STORE_JARS := .cache/ivy/.resolved-object-store
 DIST := dist/seqlake-executor-env.tar.gz
+# The Compose specification's JSON schema, as docker-compose 1.29.2 ships it (tests/test_infra.py).
+COMPOSE_SCHEMA := .cache/schemas/docker-compose/compose/config/compose_spec.json
 
 export PYSPARK_PYTHON := $(abspath $(PY))
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
@@ -17,7 +19,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
 
 .PHONY: setup demo test test-fast test-cluster test-ray-cluster dist bench lint clean
 
-setup: $(INSTALLED) $(JARS) $(FEAST_INSTALLED)
+setup: $(INSTALLED) $(JARS) $(FEAST_INSTALLED) $(COMPOSE_SCHEMA)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +35,10 @@ $(FEAST_INSTALLED): pyproject.toml
 	$(FEAST_VENV)/bin/python -m pip install --quiet 'feast[duckdb]==0.67.*' 'duckdb>=1.1,<2' 'deltalake>=1.1,<2'
 	$(FEAST_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
+
+$(COMPOSE_SCHEMA): $(INSTALLED)
+	$(PY) -m pip download --quiet --no-deps --dest .cache/schemas docker-compose==1.29.2
+	$(PY) -m zipfile -e .cache/schemas/docker_compose-1.29.2-py2.py3-none-any.whl .cache/schemas/docker-compose
 
 $(JARS): $(INSTALLED)
 	$(PY) infra/setup/resolve_spark_jars.py

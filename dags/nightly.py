@@ -100,7 +100,8 @@ def step_operator(step: Step, settings: Settings, argv: list[str]):
         )
     if rules.profile == "cluster" and step.engine == "ray":
         return RayJobOperator(task_id=step.task_id, trigger_rule=trigger, address=rules.ray_jobs_address,
-                              argv=[step.command, *argv], env=settings.env, wheel=rules.ray_wheel)
+                              argv=[step.command, *argv], env=settings.env, spark_master=rules.ray_spark_master,
+                              wheel=rules.ray_wheel)
     return JobBashOperator(
         task_id=step.task_id, trigger_rule=trigger, cwd=str(REPO),
         bash_command=" ".join([sys.executable, "-m", "jobs.cli", step.command, *argv]), skip_on_exit_code=SKIPPED,
@@ -154,9 +155,10 @@ class RayJobOperator(BaseOperator):
 
     template_fields = ("argv",)
 
-    def __init__(self, *, address: str, argv: list[str], env: str, wheel: str | None = None, **kwargs):
+    def __init__(self, *, address: str, argv: list[str], env: str, spark_master: str, wheel: str | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.address, self.argv, self.env, self.wheel = address, argv, env, wheel
+        self.address, self.argv, self.env, self.spark_master, self.wheel = address, argv, env, spark_master, wheel
         self.submission_id: str | None = None
 
     def execute(self, context):
@@ -168,9 +170,8 @@ class RayJobOperator(BaseOperator):
             # The job's own exit status, in its log: 99 (nothing to do) ends the Ray job as a success.
             entrypoint = (f"python -m jobs.cli {' '.join(self.argv)} --json; status=$?; echo {EXIT_MARK}$status; "
                           f"test $status -eq 0 -o $status -eq {SKIPPED}")
-            env_vars = {"SEQLAKE_ENV": self.env, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
-            runtime_env = {"env_vars": env_vars, **({"py_modules": [self.wheel]} if self.wheel else {})}
-            client.submit_job(entrypoint=entrypoint, submission_id=self.submission_id, runtime_env=runtime_env)
+            client.submit_job(entrypoint=entrypoint, submission_id=self.submission_id,
+                              runtime_env=ray_job_runtime_env(self.env, self.spark_master, self.wheel))
         while (status := client.get_job_status(self.submission_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
             time.sleep(5)
         return ray_job_summary(self.argv[0], status, client.get_job_logs(self.submission_id))
@@ -180,6 +181,14 @@ class RayJobOperator(BaseOperator):
             from ray.job_submission import JobSubmissionClient
 
             JobSubmissionClient(self.address).stop_job(self.submission_id)
+
+
+def ray_job_runtime_env(env: str, spark_master: str, wheel: str | None) -> dict:
+    """What a Ray job of the night runs with: the environment's settings, the Spark
+    it publishes through on its own driver (night.ray_spark_master, never the
+    cluster's master), and the built wheel when there is one."""
+    env_vars = {"SEQLAKE_ENV": env, "SEQLAKE_SPARK__MASTER": spark_master, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    return {"env_vars": env_vars, **({"py_modules": [wheel]} if wheel else {})}
 
 
 def ray_submission_id(dag_id: str, task_id: str, run_id: str, try_number: int) -> str:

@@ -293,6 +293,10 @@ class NightSettings(Section):
     # The seqlake wheel (`make dist`) Ray jobs run, at a path or URI the submitting
     # worker can read (Ray uploads it to the cluster); None: the Ray image's own install.
     ray_wheel: str | None = None
+    # The Spark a Ray job (score, gate) audits and publishes through: in-process on
+    # the job's driver. A Ray job is no spark-submit job; the cluster's own master
+    # (yarn, k8s) would need that cluster's client configuration on the Ray head.
+    ray_spark_master: str = "local[2]"
     # nightly: train and gate every night; weekly: on `train_weekday`'s night
     # (Monday = 0), scoring every night with the champion.
     train_cadence: Literal["nightly", "weekly"] = "nightly"
@@ -318,6 +322,13 @@ class NightSettings(Section):
     retries: int = Field(default=2, ge=0)
     retry_delay_minutes: int = Field(default=10, ge=0)
     task_timeout_minutes: int = Field(default=180, ge=1)
+
+    @field_validator("ray_spark_master")
+    @classmethod
+    def _local_master(cls, master: str) -> str:
+        if not re.fullmatch(r"local\[(\d+|\*)\]", master):
+            raise ValueError("a Ray job's Spark runs in-process on its driver: local[N] or local[*]")
+        return master
 
     @field_validator("model")
     @classmethod
@@ -401,6 +412,15 @@ class Settings(BaseSettings):
                 f"clean.lookback_days: must be >= ingest.max_lateness_days ({self.ingest.max_lateness_days}), "
                 f"got {self.clean.lookback_days}; late events older than the look-back would never reach silver"
             )
+        if self.night.profile == "cluster":
+            # Each task of a cluster night runs on whichever node or pod takes it: a
+            # local root would be a different folder (or none) for each of them.
+            for key in ("lakehouse", "landing", "truth", "reports"):
+                if not getattr(self, key).startswith(_REMOTE_SCHEMES):
+                    raise _across_keys(
+                        f"{key}: the cluster profile needs a root every node shares ({', '.join(_REMOTE_SCHEMES)}), "
+                        f"got {getattr(self, key)}"
+                    )
         return self
 
     @classmethod

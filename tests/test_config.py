@@ -61,6 +61,15 @@ def test_cluster_example_keeps_object_store_uris():
     assert settings.lakehouse.startswith("s3a://")
     assert settings.spark.master == "yarn"
     assert settings.ray.address == "auto"
+    # The report outlives the worker pod that writes it; a Ray job publishes through a Spark of its own driver.
+    assert settings.reports.startswith("s3a://")
+    assert settings.night.ray_spark_master.startswith("local[")
+
+
+@pytest.mark.parametrize("root", ["lakehouse", "landing", "truth", "reports"])
+def test_the_cluster_profile_refuses_a_root_that_only_one_node_has(root):
+    with pytest.raises(ConfigError, match=f"^{root}: the cluster profile needs a root every node shares .*got /tmp/{root}$"):
+        load_settings(env="cluster", overrides=[f"{root}=/tmp/{root}"])
 
 
 @pytest.mark.parametrize(
@@ -73,6 +82,8 @@ def test_cluster_example_keeps_object_store_uris():
         ("spark.master=mesos://x", "spark.master: not local[N], yarn, k8s://... or spark://..., got 'mesos://x'"),
         ("ingest.max_lateness_days=-2", "ingest.max_lateness_days: Input should be greater than or equal to 0, got '-2'"),
         ("ray.num_cpus=0", "ray.num_cpus: Input should be greater than or equal to 1, got '0'"),
+        ("night.ray_spark_master=yarn",
+         "night.ray_spark_master: a Ray job's Spark runs in-process on its driver: local[N] or local[*], got 'yarn'"),
         ("generator.colour=blue", "generator.colour: unknown configuration key"),
         ("lakehouse=", "lakehouse: String should have at least 1 character, got ''"),
         ("examples.label_modes.kuairand=bad", "examples.label_modes.kuairand: Input should be 'impressions' or 'implicit', got 'bad'"),

@@ -137,6 +137,8 @@ def test_cluster_profile_submits_spark_and_ray_jobs(monkeypatch):
 
     monkeypatch.setenv("SEQLAKE_NIGHT__PROFILE", "cluster")
     monkeypatch.setenv("SEQLAKE_NIGHT__SPARK_CONN_ID", "spark_prod")
+    for root in ("lakehouse", "landing", "truth", "reports"):
+        monkeypatch.setenv(f"SEQLAKE_{root.upper()}", f"s3a://bucket/{root}")
     dag = DagBag(dag_folder=str(REPO / "dags")).dags["seqlake_nightly"]
     clean = dag.get_task("clean_events")
     assert isinstance(clean, SparkSubmitOperator)
@@ -146,6 +148,15 @@ def test_cluster_profile_submits_spark_and_ray_jobs(monkeypatch):
     assert (train.address, train.argv) == (
         "http://127.0.0.1:8265", ["train", "--night", "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}"])
     assert hasattr(dag.get_task("write_report"), "bash_command")  # the report is written on the worker
+
+
+def test_a_ray_job_publishes_through_a_spark_of_its_own_driver_not_the_clusters_master():
+    from dags.nightly import ray_job_runtime_env
+
+    assert ray_job_runtime_env("cluster", "local[2]", "s3://dist/seqlake-0.1.0-py3-none-any.whl") == {
+        "env_vars": {"SEQLAKE_ENV": "cluster", "SEQLAKE_SPARK__MASTER": "local[2]", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"},
+        "py_modules": ["s3://dist/seqlake-0.1.0-py3-none-any.whl"],
+    }
 
 
 def test_landing_sensor_waits_for_the_completion_marker_or_a_settled_folder(tmp_path):

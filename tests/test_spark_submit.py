@@ -18,10 +18,10 @@ from tests.conftest import REPO
 DELTA_PACKAGE = "io.delta:delta-spark_2.13:4.0.1"
 
 
-def _spark_submit(*args: str) -> subprocess.CompletedProcess:
+def _spark_submit(*args: str, properties: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     ivy = load_settings(env="local").spark.jars_cache
     command = [
-        str(Path(sys.executable).parent / "spark-submit"),
+        str(Path(sys.executable).parent / "spark-submit"), *properties,
         "--master", "local[1]",
         "--conf", "spark.sql.shuffle.partitions=3",
         "--conf", f"spark.jars.ivy={ivy}",
@@ -56,6 +56,7 @@ def test_ingest_job_runs_under_spark_submit(tmp_path):
     done = _spark_submit(
         "jobs/ingest_events.py", "--date", str(day), "--json",
         "--landing", str(tmp_path / "landing"), "--lakehouse", str(tmp_path / "lakehouse"),
+        properties=("--properties-file", str(REPO / "infra" / "spark" / "local.conf")),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])

@@ -41,7 +41,7 @@ def cluster_settings(loopback: Loopback, registry: Path) -> Settings:
     """The embedded rules, with every root on the object store."""
     root = f"s3a://{loopback.bucket}"
     return load_settings(env="local", overrides=[
-        f"lakehouse={root}/lakehouse", f"landing={root}/landing", f"truth={root}/truth",
+        f"lakehouse={root}/lakehouse", f"landing={root}/landing", f"truth={root}/truth", f"reports={root}/reports",
         f"spark.executor_env={EXECUTOR_ENV}", f"registry.tracking_uri=sqlite:///{registry}", *GENERATED,
     ])
 
@@ -49,7 +49,7 @@ def cluster_settings(loopback: Loopback, registry: Path) -> Settings:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings a job process on the cluster gets, as environment variables."""
     return {"SEQLAKE_ENV": "local", "SEQLAKE_LAKEHOUSE": settings.lakehouse, "SEQLAKE_LANDING": settings.landing,
-            "SEQLAKE_TRUTH": settings.truth, "SEQLAKE_SPARK__EXECUTOR_ENV": settings.spark.executor_env,
+            "SEQLAKE_TRUTH": settings.truth, "SEQLAKE_REPORTS": settings.reports, "SEQLAKE_SPARK__EXECUTOR_ENV": settings.spark.executor_env,
             "SEQLAKE_REGISTRY__TRACKING_URI": settings.registry.tracking_uri}
 
 
@@ -57,9 +57,8 @@ def spark_submit(loopback: Loopback, settings: Settings, application: str, *args
     """One job through spark-submit to the loopback master (client mode), its figures."""
     plan = submission(settings)
     command = [
-        str(Path(sys.executable).parent / "spark-submit"), "--master", loopback.master, "--deploy-mode", "client",
-        "--driver-memory", "2g", "--executor-memory", "1g", "--total-executor-cores", "2",
-        *plan.argv(), "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.log.level=WARN",
+        str(Path(sys.executable).parent / "spark-submit"), "--master", loopback.master, "--driver-memory", "2g",
+        "--properties-file", str(REPO / "infra" / "spark" / "standalone.conf"), *plan.argv(),
         *(f"--conf={k}={v}" for k, v in loopback.s3a_conf().items()),
         application, *args,
     ]
@@ -149,8 +148,10 @@ def ray_cluster(loopback, cluster_nights, tmp_path_factory):
         **os.environ, **loopback.env, **settings_env(cluster_nights.cluster),
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled",
         "SEQLAKE_TRAIN__PLACEMENT_STRATEGY": "SPREAD",
-        # score and gate publish through a Spark session of their own on the head node.
-        "SEQLAKE_SPARK__MASTER": "local[1]", "SEQLAKE_SPARK__CONF": cluster_spark_conf(loopback),
+        # As a node's own configuration would: how its Spark (a Ray job's, on its driver) reaches the store.
+        "SEQLAKE_SPARK__CONF": cluster_spark_conf(loopback),
+        # ...and where its Delta jars were resolved once (an image bakes them in: infra/docker).
+        "SEQLAKE_SPARK__JARS_CACHE": str(REPO / ".cache" / "ivy"),
     }
     try:
         yield start_ray(started, env)

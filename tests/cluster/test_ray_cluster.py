@@ -25,12 +25,15 @@ def _wheel() -> str:
     return str(wheel)
 
 
-def ray_step(ray_cluster, argv: list[str], try_number: int = 1, run_id: str = "scheduled__loopback") -> dict:
-    """One Ray step of the night through the DAG's operator, as one try of a task."""
-    from dags.nightly import RayJobOperator
+def ray_step(ray_cluster, settings, task_id: str, night: dt.date, try_number: int = 1) -> dict:
+    """One Ray step of the night as the nightly DAG's cluster profile builds it, run as one try of its task."""
+    from dags.nightly import step_operator
+    from pipelines.night import NIGHT
 
-    operator = RayJobOperator(task_id=f"{argv[0]}_step", address=ray_cluster.dashboard, argv=argv, env="local", wheel=_wheel())
-    return operator.execute({"run_id": run_id, "ti": types.SimpleNamespace(try_number=try_number)})
+    (step,) = [s for s in NIGHT if s.task_id == task_id]
+    rules = settings.night.model_copy(update={"profile": "cluster", "ray_jobs_address": ray_cluster.dashboard, "ray_wheel": _wheel()})
+    operator = step_operator(step, settings.model_copy(update={"night": rules}), step.argv(str(night), str(night + dt.timedelta(days=1))))
+    return operator.execute({"run_id": "scheduled__loopback", "ti": types.SimpleNamespace(try_number=try_number)})
 
 
 def _objects(loopback, prefix: str) -> list[str]:
@@ -50,7 +53,7 @@ def test_train_gate_and_score_run_as_ray_jobs_on_both_nodes(loopback, cluster_ni
     settings, night = cluster_nights.cluster, cluster_nights.days[-1]
     scored_day = night + dt.timedelta(days=1)
 
-    trained = ray_step(ray_cluster, ["train", "--night", str(night)])
+    trained = ray_step(ray_cluster, settings, "train_model", night)
     assert trained["version"] == "1" and trained["epochs"] >= 1
     # Two workers, one on each node (night.placement_strategy SPREAD), as Ray's own state says.
     actors = list_actors(address=ray_cluster.dashboard, detail=True, limit=1000)
@@ -60,10 +63,10 @@ def test_train_gate_and_score_run_as_ray_jobs_on_both_nodes(loopback, cluster_ni
     assert any(key.endswith(".pt") or "checkpoint" in key for key in _objects(loopback, "lakehouse/_train/"))
     assert any(key.endswith("model.safetensors") for key in _objects(loopback, "lakehouse/_mlflow/"))
 
-    gated = ray_step(ray_cluster, ["models", "gate", "--date", str(night)])
+    gated = ray_step(ray_cluster, settings, "gate_model", night)
     assert gated["promoted"] is True, gated
 
-    scores = ray_step(ray_cluster, ["score", "--date", str(scored_day)])
+    scores = ray_step(ray_cluster, settings, "score_candidates", night)
     assert scores["version"] == "1" and scores["scores"] == scores["candidates"] > 0
 
     # The same model scores the same candidates here, without Ray: the cluster's scores agree to 1e-5.
@@ -80,7 +83,7 @@ def test_train_gate_and_score_run_as_ray_jobs_on_both_nodes(loopback, cluster_ni
     assert np.max(np.abs(joined.column("score").to_numpy() - joined.column("published").to_numpy())) <= 1e-5
 
     # The same try submitted again (a worker that restarted) attaches to its job: no second job runs.
-    again = ray_step(ray_cluster, ["score", "--date", str(scored_day)])
+    again = ray_step(ray_cluster, settings, "score_candidates", night)
     assert again == scores
-    jobs = [j for j in JobSubmissionClient(ray_cluster.dashboard).list_jobs() if "score_step" in (j.submission_id or "")]
+    jobs = [j for j in JobSubmissionClient(ray_cluster.dashboard).list_jobs() if "score_candidates" in (j.submission_id or "")]
     assert len(jobs) == 1
