@@ -15,13 +15,13 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from pipelines.bse.simhash import random_projection
 from pipelines.config import BseSettings
 from pipelines.errors import MissingInputError, PipelineError
-from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.tables import GOLD_BSE_PROJECTIONS, table_uri
 
 
@@ -95,7 +95,7 @@ def persisted_projection(lakehouse: str, rules: BseSettings) -> Projection:
 
 def _rows(lakehouse: str, version: str) -> list[dict]:
     try:
-        table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_BSE_PROJECTIONS)))
+        table = delta_table(lakehouse, GOLD_BSE_PROJECTIONS)
     except TableNotFoundError:
         return []
     return delta_rows(table, filters=[("version", "=", version)]).to_pylist()

@@ -11,17 +11,15 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
 from pipelines.bse.projection import ProjectionMismatchError
 from pipelines.ctr.batches import EXAMPLE_COLUMNS, Vocabulary
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import delta_rows, native_uri, parquet_dataset
+from pipelines.lakehouse.files import delta_rows, delta_table, parquet_dataset
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_STATS,
     GOLD_TRAINING_EXAMPLES,
     GOLD_USER_STATS,
-    table_uri,
 )
 
 
@@ -36,7 +34,7 @@ class ExampleFiles:
 
 
 def example_files(lakehouse: str, first: dt.date, last: dt.date) -> ExampleFiles:
-    table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)))
+    table = delta_table(lakehouse, GOLD_TRAINING_EXAMPLES)
     uris = table.file_uris(file_pruning_predicate=f"event_date >= '{first}' AND event_date <= '{last}'")
     if not uris:
         raise MissingInputError(f"no training examples from {first} to {last}: run `seqlake examples` first")
@@ -48,7 +46,7 @@ def bse_sums_version(lakehouse: str, files: ExampleFiles, projection_sha256: str
     carries: a BSE-mode model learns from sums of one embedding and scores
     from sums of that one. A window that mixes versions, has rows without
     sums, or sums from another projection is refused."""
-    table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_TRAINING_EXAMPLES)), version=files.version)
+    table = delta_table(lakehouse, GOLD_TRAINING_EXAMPLES, version=files.version)
     found = delta_rows(
         table,
         columns=["event_date", "bse_version", "bse_projection_sha256"],
@@ -94,7 +92,7 @@ def user_split(table: pa.Table, share: float, validation: bool) -> pa.Table:
 def vocabulary(lakehouse: str, as_of: dt.date) -> Vocabulary:
     """Items, categories and users with activity in the statistics as of `as_of`."""
     def read(table, columns):
-        delta = DeltaTable(native_uri(table_uri(lakehouse, table)))
+        delta = delta_table(lakehouse, table)
         return delta_rows(delta, columns=columns, filters=[("as_of_date", "=", as_of)])
 
     items = read(GOLD_ITEM_STATS, ["item_id", "category_id"])

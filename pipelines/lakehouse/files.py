@@ -78,13 +78,19 @@ def landing_dates(landing: str) -> list[dt.date]:
     )
 
 
+def delta_table(lakehouse: str, table: TableSpec, version: int | None = None) -> DeltaTable:
+    """delta-rs's handle on the catalog table `table` of `lakehouse`, at `version` (default: the newest)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(native_uri(table_uri(lakehouse, table)), version=version)
+
+
 def partitions(lakehouse: str, table: TableSpec) -> list[dict[str, str | None]]:
     """The partition values of `table` (read from the Delta log); none when the table does not exist yet."""
-    from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        return DeltaTable(native_uri(table_uri(lakehouse, table))).partitions()
+        return delta_table(lakehouse, table).partitions()
     except TableNotFoundError:
         return []
 

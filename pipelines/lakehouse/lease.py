@@ -38,11 +38,11 @@ from collections.abc import Callable, Iterator
 
 import psutil
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from pipelines.errors import LakehouseBusy, NothingToDo
-from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.ledger import now_utc
 from pipelines.lakehouse.tables import OPS_LEASES, table_uri
 
@@ -140,7 +140,7 @@ def writer_lease(lakehouse: str, command: str, lease: dt.timedelta) -> Iterator[
 def lease_events(lakehouse: str) -> list[dict]:
     """Every row of ops/leases in the order they were written (empty before the first claim)."""
     try:
-        table = DeltaTable(native_uri(table_uri(lakehouse, OPS_LEASES)))
+        table = delta_table(lakehouse, OPS_LEASES)
     except TableNotFoundError:
         return []
     order = {"claim": 0, "renew": 1, "release": 2}
@@ -199,7 +199,7 @@ def _renewed(lakehouse: str, claim: Claim, lease: dt.timedelta) -> Iterator[None
 def _lease_log(lakehouse: str, since: dt.datetime) -> tuple[list[Claim], set[str], dict[str, int]]:
     """(claims, released lease ids, claim commit versions) from the rows
     written since `since`; a claim renewed expires with its latest renewal."""
-    table = DeltaTable(native_uri(table_uri(lakehouse, OPS_LEASES)))
+    table = delta_table(lakehouse, OPS_LEASES)
     rows = delta_rows(table, filters=[("day", ">=", since.date())]).to_pylist()
     held = [r for r in rows if r["event"] != "release"]
     first = {r["lease_id"]: r for r in sorted(held, key=lambda r: r["at"], reverse=True)}

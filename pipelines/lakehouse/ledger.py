@@ -25,10 +25,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
-from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.tables import OPS_RUNS, TableSpec, table_uri
 
 if TYPE_CHECKING:  # the ledger is read without Spark too (the feature store, Feast)
@@ -110,7 +110,7 @@ def recorded_run(lakehouse: str, run: Run) -> Iterator[dict[str, object]]:
 def committed_version(lakehouse: str, table: TableSpec, run: Run) -> int:
     """The version of `table` that `run`'s last tagged commit made; the table's
     current version when the run committed nothing to it under its tag."""
-    delta = DeltaTable(native_uri(table_uri(lakehouse, table)))
+    delta = delta_table(lakehouse, table)
     for commit in delta.history(_HISTORY_LOOKED_AT):
         if commit.get("userMetadata") == run.commit_tag:
             return int(commit["version"])
@@ -127,7 +127,7 @@ def unfinished_runs(lakehouse: str, stage: str, tables: tuple[TableSpec, ...]) -
     found = []
     for table in tables:
         try:
-            history = DeltaTable(native_uri(table_uri(lakehouse, table))).history(_HISTORY_LOOKED_AT)
+            history = delta_table(lakehouse, table).history(_HISTORY_LOOKED_AT)
         except TableNotFoundError:
             continue
         for commit in sorted(history, key=lambda c: c["version"], reverse=True):
@@ -150,7 +150,7 @@ def run_nights(row: dict) -> list[dt.date]:
 def ledger_rows(lakehouse: str, stage: str | None = None) -> pa.Table:
     """Every ledger row of `stage` (of every stage by default), empty when no run has finished yet."""
     try:
-        table = DeltaTable(native_uri(table_uri(lakehouse, OPS_RUNS)))
+        table = delta_table(lakehouse, OPS_RUNS)
     except TableNotFoundError:
         return OPS_RUNS.schema.empty_table()
     return delta_rows(table, filters=[("stage", "=", stage)] if stage else None)

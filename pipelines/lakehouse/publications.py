@@ -26,12 +26,11 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from deltalake import DeltaTable
 
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import delta_dataset, native_uri
+from pipelines.lakehouse.files import delta_dataset, delta_table
 from pipelines.lakehouse.ledger import ledger_rows, run_nights
-from pipelines.lakehouse.tables import TableSpec, table_uri
+from pipelines.lakehouse.tables import TableSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,4 +113,4 @@ def rows_filter(table: TableSpec, publication: Publication) -> ds.Expression:
 def published_dataset(lakehouse: str, table: TableSpec, publication: Publication) -> ds.Dataset:
     """The table as `publication` left it (delta-rs time travel), all its dates:
     filter with `rows_filter` for the publication's own."""
-    return delta_dataset(DeltaTable(native_uri(table_uri(lakehouse, table)), version=publication.table_version))
+    return delta_dataset(delta_table(lakehouse, table, version=publication.table_version))

@@ -6,12 +6,11 @@ import datetime as dt
 import functools
 from collections.abc import Sequence
 
-import deltalake
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.files import delta_table
 from pipelines.lakehouse.publications import Publication
 from pipelines.lakehouse.tables import TableSpec, table_uri
 
@@ -97,6 +96,6 @@ def delete_partitions_before(spark: SparkSession, lakehouse: str, table: TableSp
     """Delete the date partitions of `table` older than `oldest_kept`; nothing is
     committed when there are none (the partition list is read from the log)."""
     column = table.partition_column
-    dates = {p[column] for p in deltalake.DeltaTable(native_uri(table_uri(lakehouse, table))).partitions()}
+    dates = {p[column] for p in delta_table(lakehouse, table).partitions()}
     if any(dt.date.fromisoformat(day) < oldest_kept for day in dates):
         DeltaTable.forPath(spark, table_uri(lakehouse, table)).delete(F.col(column) < F.lit(oldest_kept))

@@ -24,7 +24,7 @@ from deltalake.exceptions import TableNotFoundError
 from pipelines.config import Settings
 from pipelines.ctr.registry import ModelVersion, model_versions, reader, trained_on_night
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.files import delta_rows, delta_table
 from pipelines.lakehouse.tables import (
     GOLD_USER_BSE,
     GOLD_USER_SEQUENCES,
@@ -35,7 +35,6 @@ from pipelines.lakehouse.tables import (
     SILVER_EVENTS,
     SILVER_NOISE_METRICS,
     TableSpec,
-    table_uri,
 )
 from pipelines.synth.oracle import PREDICTION_KEYS
 
@@ -45,9 +44,10 @@ QUALITY_DETAILS = ("details", "failed_expectations", "outcomes")
 GENUINE = "genuine"
 
 
-def delta_table(lakehouse: str, spec: TableSpec) -> DeltaTable:
+def existing_table(lakehouse: str, spec: TableSpec) -> DeltaTable:
+    """The table; MissingInputError (a section that says why) when it does not exist yet."""
     try:
-        return DeltaTable(native_uri(table_uri(lakehouse, spec)))
+        return delta_table(lakehouse, spec)
     except TableNotFoundError:
         raise MissingInputError(f"{spec.name} does not exist yet") from None
 
@@ -56,7 +56,7 @@ def read_rows(lakehouse: str, spec: TableSpec, columns: Sequence[str], filters: 
               what: str = "") -> pa.Table:
     """The `columns` of `spec`'s rows matching `filters` (partition filters prune
     files); MissingInputError when the table or the rows are not there."""
-    table = delta_table(lakehouse, spec)
+    table = existing_table(lakehouse, spec)
     missing = set(columns) - set(table.schema().to_arrow().names)
     if missing:
         raise MissingInputError(f"{spec.name} has no column {', '.join(sorted(missing))}")
@@ -110,7 +110,7 @@ def occupied_buckets(lakehouse: str, day: dt.date) -> pd.DataFrame:
 
 def day_scores(lakehouse: str, days: Sequence[dt.date]) -> tuple[pd.DataFrame, dt.date]:
     """The scores of the first of `days` that scores/ctr holds, and that date."""
-    table = delta_table(lakehouse, SCORES_CTR)
+    table = existing_table(lakehouse, SCORES_CTR)
     for day in days:
         rows = delta_rows(table, columns=["score", "candidate_source", "model_version"], filters=[("score_date", "=", day)])
         if rows.num_rows:
@@ -124,7 +124,7 @@ def quality_results(lakehouse: str, day: dt.date) -> pd.DataFrame:
     rate bands the newest date was held to, with what it had, one line each);
     the newest per table when the table has a `validated_at` column, else the
     last row read."""
-    names = set(delta_table(lakehouse, OPS_QUALITY).schema().to_arrow().names)
+    names = set(existing_table(lakehouse, OPS_QUALITY).schema().to_arrow().names)
     details = next((c for c in QUALITY_DETAILS if c in names), None)
     order = ["validated_at"] if "validated_at" in names else []
     outcomes = ["outcomes"] if "outcomes" in names and details != "outcomes" else []

@@ -7,7 +7,6 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -16,13 +15,12 @@ from pipelines.config import Settings
 from pipelines.ctr.artifacts import ModelFiles
 from pipelines.ctr.registry import downloaded_model, scoring_embedding_version
 from pipelines.errors import MissingInputError
-from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.files import delta_rows, delta_table
 from pipelines.lakehouse.publications import published_dataset, published_dates, rows_filter
 from pipelines.lakehouse.tables import (
     GOLD_CANDIDATES,
     GOLD_USER_SEQUENCES,
     SILVER_EVENTS,
-    table_uri,
 )
 from pipelines.lakehouse.writes import read_date_partitions
 from pipelines.scoring.batch_scoring import bse_parity
@@ -32,7 +30,7 @@ from pipelines.synth.truth import truth_clicks
 def bse_parity_of_day(settings: Settings, day: dt.date, version: str) -> dict[str, object]:
     """bse_parity of the candidates of `day` under model `version`, against the
     histories as the night before published them."""
-    candidates = delta_rows(DeltaTable(native_uri(table_uri(settings.lakehouse, GOLD_CANDIDATES))),
+    candidates = delta_rows(delta_table(settings.lakehouse, GOLD_CANDIDATES),
                             partitions=[("score_date", "=", day.isoformat())])
     as_of = day - dt.timedelta(days=1)
     (published,) = published_dates(settings.lakehouse, GOLD_USER_SEQUENCES, [as_of]) or [None]

@@ -26,10 +26,10 @@ from pipelines.ctr.artifacts import ModelFiles, load_model
 from pipelines.ctr.base import CtrModel
 from pipelines.ctr.registry import champion_version, downloaded_model, scoring_embedding_version
 from pipelines.errors import MissingInputError, NothingToDo
-from pipelines.lakehouse.files import delta_rows, native_uri
+from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
 from pipelines.lakehouse.session import ray_runtime, spark_session
-from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, TableSpec, table_uri
+from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, TableSpec
 from pipelines.lakehouse.writes import date_range_predicate, read_table, table_exists
 from pipelines.quality.bands import trailing_rates
 from pipelines.quality.gate import publish_staged, staging_uri
@@ -38,7 +38,7 @@ from pipelines.scoring.batch_scoring import ModelReplica, scoring_plan
 
 
 def candidate_files(lakehouse: str, day: dt.date) -> tuple[list[str], DeltaTable]:
-    table = DeltaTable(native_uri(table_uri(lakehouse, GOLD_CANDIDATES)))
+    table = delta_table(lakehouse, GOLD_CANDIDATES)
     uris = table.file_uris(partition_filters=[("score_date", "=", day.isoformat())])
     if not uris:
         raise MissingInputError(f"no candidates for {day}: run `seqlake candidates --date {day}` first")
@@ -95,7 +95,7 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
         write_deltalake(native_uri(staged_at), reader, mode="overwrite", schema_mode="overwrite", partition_by=["score_date"])
         publish_scores(spark_session(settings, "seqlake-score"), settings, staged_at, day, userMetadata=run.commit_tag)
         written = delta_rows(
-            DeltaTable(native_uri(table_uri(settings.lakehouse, SCORES_CTR))),
+            delta_table(settings.lakehouse, SCORES_CTR),
             columns=["score"], partitions=[("score_date", "=", day.isoformat())]
         )
         scores = written.column("score")

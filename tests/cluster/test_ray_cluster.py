@@ -11,10 +11,9 @@ import types
 import boto3
 import numpy as np
 import pytest
-from deltalake import DeltaTable
 
-from pipelines.lakehouse.files import delta_rows, native_uri
-from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR, table_uri
+from pipelines.lakehouse.files import delta_rows, delta_table
+from pipelines.lakehouse.tables import GOLD_CANDIDATES, SCORES_CTR
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(3600)]
@@ -71,12 +70,12 @@ def test_train_gate_and_score_run_as_ray_jobs_on_both_nodes(loopback, cluster_ni
 
     # The same model scores the same candidates here, without Ray: the cluster's scores agree to 1e-5.
     files = ModelFiles.read(downloaded_model(settings, "1"))
-    candidates = delta_rows(DeltaTable(native_uri(table_uri(settings.lakehouse, GOLD_CANDIDATES))),
+    candidates = delta_rows(delta_table(settings.lakehouse, GOLD_CANDIDATES),
                             partitions=[("score_date", "=", str(scored_day))])
     plan = scoring_plan(load_model(files)[0], candidates.column("bse_version"), scores["embedding_version"])
     here = ModelReplica(files, "1", settings.examples.train_len, settings.examples.short_len, plan.embedding_version)(
         candidates.select(plan.columns()))
-    there = delta_rows(DeltaTable(native_uri(table_uri(settings.lakehouse, SCORES_CTR))), partitions=[("score_date", "=", str(scored_day))])
+    there = delta_rows(delta_table(settings.lakehouse, SCORES_CTR), partitions=[("score_date", "=", str(scored_day))])
     keys = ["user_id", "item_id", "candidate_source"]
     joined = here.select([*keys, "score"]).join(there.select([*keys, "score"]).rename_columns([*keys, "published"]), keys)
     assert joined.num_rows == there.num_rows == candidates.num_rows
