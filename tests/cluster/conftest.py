@@ -136,24 +136,29 @@ def cluster_spark_conf(loopback: Loopback) -> str:
     return json.dumps({**TEST_SPARK_CONF, **loopback.s3a_conf()})
 
 
-@pytest.fixture(scope="session")
-def ray_cluster(loopback, cluster_nights, tmp_path_factory):
-    """A Ray head and a second node on loopback (2 logical CPUs each), set up as
-    the cluster's nodes would be: the object store's credentials and the
-    lakehouse's settings in their environment, the venv's Python on PATH."""
-    from tests.cluster.services import BIN, Started, start_ray
+def ray_node_env(loopback: Loopback, settings: Settings) -> dict[str, str]:
+    """The environment of a Ray node set up as the cluster's nodes would be: the
+    object store's credentials and the lakehouse's settings, the venv's Python on PATH."""
+    from tests.cluster.services import BIN
 
-    started = Started(tmp_path_factory.mktemp("ray"))
-    env = {
-        **os.environ, **loopback.env, **settings_env(cluster_nights.cluster),
+    return {
+        **os.environ, **loopback.env, **settings_env(settings),
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled",
         "SEQLAKE_TRAIN__PLACEMENT_STRATEGY": "SPREAD",
-        # As a node's own configuration would: how its Spark (a Ray job's, on its driver) reaches the store.
+        # As a node's own configuration would: how its Spark (a Ray job's, on its driver) reaches the store...
         "SEQLAKE_SPARK__CONF": cluster_spark_conf(loopback),
         # ...and where its Delta jars were resolved once (an image bakes them in: infra/docker).
         "SEQLAKE_SPARK__JARS_CACHE": str(REPO / ".cache" / "ivy"),
     }
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(loopback, cluster_nights, tmp_path_factory):
+    """A Ray head and a second node on loopback (2 logical CPUs each), on the cluster nights' lakehouse."""
+    from tests.cluster.services import Started, start_ray
+
+    started = Started(tmp_path_factory.mktemp("ray"))
     try:
-        yield start_ray(started, env)
+        yield start_ray(started, ray_node_env(loopback, cluster_nights.cluster))
     finally:
         started.stop()

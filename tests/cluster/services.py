@@ -190,12 +190,17 @@ def loopback_cluster(folder: Path, workers: int = 2, worker_memory: str = "2g") 
                                        "--port", str(master_port), "--webui-port", str(ui_port)], base)
         master, master_ui = f"spark://127.0.0.1:{master_port}", f"http://127.0.0.1:{ui_port}"
         started.wait_for("spark-master", lambda: _answers(f"{master_ui}/json/"), "serve its status page")
+        # Each executor unpacks the job's environment (about 0.5 GB) into its application's
+        # folder: a worker removes the folders of finished applications, as a long-lived one must.
+        cleanup = {"SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.interval=30 "
+                                        "-Dspark.worker.cleanup.appDataTtl=30"}
         for n in range(workers):
             work = folder / f"worker-{n}"
             work.mkdir()
             started.start(f"spark-worker-{n}", [spark_class, "org.apache.spark.deploy.worker.Worker", master,
                                                 "--host", "127.0.0.1", "--cores", "1", "--memory", worker_memory,
-                                                "--webui-port", str(free_port()), "--work-dir", str(work)], base)
+                                                "--webui-port", str(free_port()), "--work-dir", str(work)],
+                          {**base, **cleanup})
         started.wait_for("spark-master", lambda: workers_alive(master_ui) == workers, f"register {workers} workers")
         loopback = Loopback(endpoint=endpoint, master=master, master_ui=master_ui, bucket="seqlake")
         import boto3

@@ -6,6 +6,8 @@ object store, after the Spark stages ran there (conftest.cluster_nights)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
 import types
 
 import boto3
@@ -41,9 +43,9 @@ def _objects(loopback, prefix: str) -> list[str]:
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def test_train_gate_and_score_run_as_ray_jobs_on_both_nodes(loopback, cluster_nights, ray_cluster):
+def test_train_gate_and_score_run_as_ray_jobs_on_both_nodes(loopback, cluster_nights, ray_cluster, capsys):
     from ray.job_submission import JobSubmissionClient
-    from ray.util.state import list_actors
+    from ray.util.state import list_actors, list_nodes
 
     from pipelines.ctr.artifacts import ModelFiles, load_model
     from pipelines.ctr.registry import downloaded_model
@@ -52,20 +54,31 @@ def test_train_gate_and_score_run_as_ray_jobs_on_both_nodes(loopback, cluster_ni
     settings, night = cluster_nights.cluster, cluster_nights.days[-1]
     scored_day = night + dt.timedelta(days=1)
 
+    started = time.perf_counter()
     trained = ray_step(ray_cluster, settings, "train_model", night)
+    seconds = {"train": round(time.perf_counter() - started, 1)}
     assert trained["version"] == "1" and trained["epochs"] >= 1
     # Two workers, one on each node (night.placement_strategy SPREAD), as Ray's own state says.
     actors = list_actors(address=ray_cluster.dashboard, detail=True, limit=1000)
     workers = [a for a in actors if "TrainWorker" in a.class_name]
     assert len({w.node_id for w in workers}) == 2, [(a.class_name, a.node_id) for a in actors]
+    node_names = {n.node_id: next(r for r in ray_cluster.nodes if r in n.resources_total)
+                  for n in list_nodes(address=ray_cluster.dashboard, detail=True)}
     # Checkpoints and the registered model's files are on the object store, not on a node.
     assert any(key.endswith(".pt") or "checkpoint" in key for key in _objects(loopback, "lakehouse/_train/"))
     assert any(key.endswith("model.safetensors") for key in _objects(loopback, "lakehouse/_mlflow/"))
 
+    started = time.perf_counter()
     gated = ray_step(ray_cluster, settings, "gate_model", night)
+    seconds["gate"] = round(time.perf_counter() - started, 1)
     assert gated["promoted"] is True, gated
 
+    started = time.perf_counter()
     scores = ray_step(ray_cluster, settings, "score_candidates", night)
+    seconds["score"] = round(time.perf_counter() - started, 1)
+    with capsys.disabled():  # the run's record, in make test-cluster's output
+        print("\n" + json.dumps({"train_workers_on": sorted(node_names[w.node_id] for w in workers), "seconds": seconds,
+                                 "auc": trained.get("auc"), "scored": scores["scores"]}))
     assert scores["version"] == "1" and scores["scores"] == scores["candidates"] > 0
 
     # The same model scores the same candidates here, without Ray: the cluster's scores agree to 1e-5.
