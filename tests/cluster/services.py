@@ -7,10 +7,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -37,6 +39,14 @@ class Started:
 
     folder: Path
     processes: dict[str, subprocess.Popen] = dataclasses.field(default_factory=dict)
+    # Folders of theirs outside `folder`, removed once they are stopped.
+    scratch: list[Path] = dataclasses.field(default_factory=list)
+
+    def scratch_folder(self, prefix: str) -> Path:
+        """A folder with a short path (Ray's Unix sockets live in its temp dir: 107 bytes at most)."""
+        folder = Path(tempfile.mkdtemp(prefix=prefix))
+        self.scratch.append(folder)
+        return folder
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = (self.folder / f"{name}.log").open("wb")
@@ -79,6 +89,8 @@ class Started:
         for straggler in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 straggler.kill()
+        for folder in self.scratch:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,13 +159,13 @@ def start_ray(started: Started, env: dict[str, str], cpus_per_node: int = 2) -> 
     head = _ray_node("node_head", range(21000, 21400), cpus_per_node,
                      ["--head", "--port", str(gcs), "--include-dashboard", "true", "--dashboard-host", "127.0.0.1",
                       "--dashboard-port", str(dashboard), "--ray-client-server-port", str(free_port()),
-                      "--temp-dir", str(started.folder / "ray-head")])
+                      "--temp-dir", str(started.scratch_folder("seqlake-ray-head-"))])
     started.start("ray-head", head, env)
     cluster = RayCluster(address=f"127.0.0.1:{gcs}", dashboard=f"http://127.0.0.1:{dashboard}", nodes=("node_head", "node_second"))
     started.wait_for("ray-head", lambda: _answers(f"{cluster.dashboard}/api/version"), "serve its dashboard")
     # A temp folder of its own, as a second machine has: runtime environments unpack there.
     second = _ray_node("node_second", range(21400, 21800), cpus_per_node,
-                       ["--address", cluster.address, "--temp-dir", str(started.folder / "ray-second")])
+                       ["--address", cluster.address, "--temp-dir", str(started.scratch_folder("seqlake-ray-second-"))])
     started.start("ray-second", second, env)
     started.wait_for("ray-second", lambda: _alive_ray_nodes(cluster) == 2, "join the head")
     return cluster
