@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.config import Settings, load_settings
+from pipelines.lakehouse.fingerprint import lakehouse_fingerprints
 from pipelines.lakehouse.submit import submission
 from tests.cluster.services import SPARK_HOME, Loopback, loopback_cluster, upload_folder
 from tests.conftest import REPO, TEST_SPARK_CONF, settings_in
@@ -85,6 +86,10 @@ class ClusterNights:
     days: list[dt.date]
     figures: dict[str, dict]
     seconds: dict[str, float]
+    # {table: rows and content hash} of each lakehouse as the Spark stages left it
+    # (the Ray steps write to the cluster's afterwards).
+    tables_on_cluster: dict[str, dict]
+    tables_embedded: dict[str, dict]
 
 
 # Three nights through spark-submit on a shared 2-core machine take longer than the
@@ -128,7 +133,9 @@ def cluster_nights(loopback, spark, tmp_path_factory) -> ClusterNights:
         "candidates": spark_submit(loopback, cluster, job("jobs.build_candidates"), "--date", str(scored), "--json"),
     }
     seconds = {"embedded": round(embedded_seconds, 1), "cluster": round(time.perf_counter() - started, 1)}
-    return ClusterNights(cluster, embedded, days, figures, seconds)
+    return ClusterNights(cluster, embedded, days, figures, seconds,
+                         lakehouse_fingerprints(cluster.lakehouse, cluster.landing),
+                         lakehouse_fingerprints(embedded.lakehouse, embedded.landing))
 
 
 def cluster_spark_conf(loopback: Loopback) -> str:

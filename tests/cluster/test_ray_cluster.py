@@ -78,7 +78,7 @@ def test_train_gate_and_score_run_as_ray_jobs_on_both_nodes(loopback, cluster_ni
     seconds["score"] = round(time.perf_counter() - started, 1)
     with capsys.disabled():  # the run's record, in make test-cluster's output
         print("\n" + json.dumps({"train_workers_on": sorted(node_names[w.node_id] for w in workers), "seconds": seconds,
-                                 "auc": trained.get("auc"), "scored": scores["scores"]}))
+                                 "auc": gated["candidate_auc"], "scored": scores["scores"]}))
     assert scores["version"] == "1" and scores["scores"] == scores["candidates"] > 0
 
     # The same model scores the same candidates here, without Ray: the cluster's scores agree to 1e-5.

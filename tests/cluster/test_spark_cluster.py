@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.lakehouse.fingerprint import lakehouse_fingerprints
 from tests.cluster.conftest import cluster_settings, settings_env, spark_submit
 from tests.cluster.services import SPARK_HOME
 from tests.conftest import REPO
@@ -36,8 +35,7 @@ def test_executors_run_the_python_that_the_job_ships(loopback, tmp_path):
 
 def test_the_spark_stages_on_the_cluster_equal_the_embedded_run(cluster_nights, capsys):
     nights = cluster_nights
-    on_cluster = lakehouse_fingerprints(nights.cluster.lakehouse, nights.cluster.landing)
-    at_home = lakehouse_fingerprints(nights.embedded.lakehouse, nights.embedded.landing)
+    on_cluster, at_home = nights.tables_on_cluster, nights.tables_embedded
     with capsys.disabled():  # the run's record, in make test-cluster's output
         print("\n" + json.dumps({"tables": on_cluster, "seconds": nights.seconds}, default=str))
     assert sorted(on_cluster) == sorted(at_home)
