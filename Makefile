@@ -17,7 +17,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW_HOME := $(abspath .cache/airflow)
 export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
 
-.PHONY: setup demo test test-fast test-cluster test-cluster-dag dist bench lint clean
+.PHONY: setup demo test test-fast test-cluster dist bench lint clean
 
 setup: $(INSTALLED) $(JARS) $(FEAST_INSTALLED) $(COMPOSE_SCHEMA)
 
@@ -69,12 +69,7 @@ test-fast: setup
 # train, gate and score as Ray jobs. The tests start and stop all of it themselves
 # (CI runs this after make test).
 test-cluster: setup $(OBJECT_STORE_JARS) $(DIST)
-	$(PY) -m pytest -q -m "cluster and not cluster_dag" tests/cluster --durations=10
-
-# The nightly DAG itself on those services for three generated nights (dag.test,
-# cluster profile): outside CI, whose budget the two targets above use up.
-test-cluster-dag: setup $(OBJECT_STORE_JARS) $(DIST)
-	$(PY) -m pytest -q -m cluster_dag tests/cluster --durations=10
+	$(PY) -m pytest -q -m cluster tests/cluster --durations=10
 
 bench: setup
 	$(PY) bench/ingest.py --json
