@@ -72,6 +72,10 @@ class SparkSettings(Section):
     # The packed environment executors run (`make dist`: dist/seqlake-executor-env.tar.gz),
     # at a URI every node can read; None: executors run the driver's interpreter (local mode).
     executor_env: str | None = None
+    # Every node has jars_cache's resolved jars at the same path (an image bakes them
+    # in: infra/docker): jobs put them on the classpath instead of shipping them, which
+    # each executor of each job would otherwise fetch (the AWS SDK bundle alone is 0.5 GB).
+    jars_on_nodes: bool = False
 
     @field_validator("master")
     @classmethod

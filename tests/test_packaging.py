@@ -39,3 +39,41 @@ def test_the_installed_wheel_loads_the_cluster_settings_away_from_the_repository
     seen = json.loads(done.stdout)
     assert seen == {"code": str(site / "pipelines" / "__init__.py"), "lakehouse": "s3a://seqlake-prod/lakehouse", "master": "yarn"}
 
+
+
+EXECUTOR_IMPORTS = """
+import importlib.abc, importlib.metadata, json, re, sys
+
+def closure(names):
+    seen, todo = set(), list(names)
+    while todo:
+        name = re.split(r"[<>=!~;\\[ ]", todo.pop())[0].lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [r for r in importlib.metadata.requires(name) or [] if "extra ==" not in r]
+    return seen
+
+shipped = closure(json.loads(sys.argv[1])) | {"pyspark", "py4j"}  # pyspark: each worker's Spark
+owners = importlib.metadata.packages_distributions()
+
+class NotOnExecutors(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        top = name.partition(".")[0]
+        dists = {d.lower().replace("_", "-") for d in owners.get(top, [])}
+        if dists and top != "pipelines" and not dists & shipped:
+            raise ImportError(f"{name} is not in the executors' environment")
+
+sys.meta_path.insert(0, NotOnExecutors())
+import pipelines.bse.embeddings, pipelines.bse.signatures
+"""
+
+
+def test_the_modules_executors_run_import_with_the_executor_requirements_alone():
+    """The Arrow UDFs of clean and signatures run on executors, whose packed
+    environment holds executor-requirements.txt and their dependencies only."""
+    from package import pinned_requirements
+
+    done = subprocess.run([sys.executable, "-c", EXECUTOR_IMPORTS, json.dumps(pinned_requirements())],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -32,6 +32,27 @@ def _spark_submit(*args: str, properties: tuple[str, ...] = ()) -> subprocess.Co
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
+def test_on_nodes_that_hold_the_jars_cache_a_submission_puts_its_jars_on_the_classpath_instead_of_shipping_them():
+    from pipelines.lakehouse.submit import submission
+
+    settings = load_settings(env="local", overrides=["spark.jars_on_nodes=true"])
+    plan = submission(settings)
+    jars = Path(settings.spark.jars_cache) / "jars"
+    resolved = ["io.delta_delta-spark_2.13-4.0.1.jar", "io.delta_delta-storage-4.0.1.jar", "org.antlr_antlr4-runtime-4.13.1.jar"]
+    assert plan.packages == [] and "--packages" not in plan.argv()
+    assert plan.conf["spark.driver.extraClassPath"] == plan.conf["spark.executor.extraClassPath"] == ":".join(
+        str(jars / name) for name in resolved)
+
+
+def test_a_submission_on_nodes_whose_cache_never_resolved_its_packages_says_what_to_run(tmp_path):
+    from pipelines.errors import MissingInputError
+    from pipelines.lakehouse.submit import submission
+
+    settings = load_settings(env="local", overrides=["spark.jars_on_nodes=true", f"spark.jars_cache={tmp_path}"])
+    with pytest.raises(MissingInputError, match=f"holds no resolution of {DELTA_PACKAGE}: run make setup"):
+        submission(settings)
+
+
 def test_session_factory_keeps_what_spark_submit_set():
     done = _spark_submit("tests/spark_submit_probe.py")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -7,7 +7,7 @@
   rebuilt wheel under the same name would leave a cluster on the old code.
 - seqlake-executor-env.tar.gz: a packed virtual environment (venv-pack) with
   the wheel and what Spark executors import (executor-requirements.txt), at
-  this environment's versions. spark-submit ships it (spark.archives) and
+  this environment's versions, without pip and the libraries' test suites. spark-submit ships it (spark.archives) and
   executors run its interpreter.
 
 venv-pack, not conda-pack or pex: the project installs from PyPI into plain
@@ -66,9 +66,20 @@ def build_executor_env(wheel: Path, out: Path) -> Path:
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         subprocess.run([*pip, *pinned_requirements()], check=True)
         subprocess.run([*pip, "--no-deps", str(wheel)], check=True)
+        _strip(venv)
         subprocess.run([str(Path(sys.executable).parent / "venv-pack"), "--quiet", "--force", "-p", str(venv), "-o", str(archive)],
                        check=True)
     return archive
+
+
+def _strip(venv: Path) -> None:
+    """Leave out what executors never run: the installer and the libraries' own
+    test suites and C headers. Each executor of each job fetches and unpacks the
+    archive, so its size is paid on every job (about a third of it was these)."""
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "uninstall", "--quiet", "--yes", "pip", "setuptools"], check=True)
+    (site,) = (venv / "lib").glob("python3.*/site-packages")
+    for folder in [*site.glob("*/tests"), *site.glob("*/*/tests"), *site.glob("pyarrow/include")]:
+        shutil.rmtree(folder)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pipelines.config import load_settings  # noqa: E402
-from pipelines.lakehouse.session import spark_session  # noqa: E402
+from pipelines.lakehouse.session import record_resolved_jars, spark_session  # noqa: E402
 
 
 def main() -> None:
@@ -30,12 +30,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         spark.range(3).write.format("delta").save(f"{folder}/probe")
         rows = spark.read.format("delta").load(f"{folder}/probe").count()
+    jars = record_resolved_jars(spark, settings)
     if object_store:
         spark._jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass("s3a", spark._jsc.hadoopConfiguration())
     spark.stop()
     if rows != 3:
         sys.exit("Delta probe table did not read back 3 rows")
-    jars = sorted(p.name for p in (Path(settings.spark.jars_cache) / "jars").glob("*.jar"))
     marker = Path(settings.spark.jars_cache) / (".resolved-object-store" if object_store else ".resolved")
     marker.write_text("\n".join(jars) + "\n")
     print(f"Delta jars resolved into {settings.spark.jars_cache}: {', '.join(jars)}")

@@ -15,8 +15,6 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
-from deltalake import write_deltalake
-from deltalake.exceptions import TableNotFoundError
 
 from pipelines.bse.simhash import random_projection
 from pipelines.config import BseSettings
@@ -86,6 +84,10 @@ def persisted_projection(lakehouse: str, rules: BseSettings) -> Projection:
             "bits": [rules.bits], "seed": [rules.projection_seed], "values": [matrix.ravel().tolist()],
             "sha256": [projection_sha256(matrix)],
         }
+        # Imported here: executors import this module for the signatures' UDFs,
+        # and their packed environment carries no deltalake (only drivers write).
+        from deltalake import write_deltalake
+
         write_deltalake(
             native_uri(table_uri(lakehouse, GOLD_BSE_PROJECTIONS)), pa.table(row, schema=GOLD_BSE_PROJECTIONS.schema), mode="append",
             partition_by=["version"],
@@ -94,6 +96,8 @@ def persisted_projection(lakehouse: str, rules: BseSettings) -> Projection:
 
 
 def _rows(lakehouse: str, version: str) -> list[dict]:
+    from deltalake.exceptions import TableNotFoundError  # a driver's import (see above)
+
     try:
         table = delta_table(lakehouse, GOLD_BSE_PROJECTIONS)
     except TableNotFoundError:

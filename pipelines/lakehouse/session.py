@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.storagelevel import StorageLevel
 
 from pipelines.config import RaySettings, Settings
+from pipelines.errors import MissingInputError
 
 _DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -35,6 +37,32 @@ def spark_packages(settings: Settings) -> list[str]:
     if any(uri.startswith("s3a://") for uri in (settings.lakehouse, settings.landing, settings.truth)):
         packages.append(f"org.apache.hadoop:hadoop-aws:{hadoop_version()}")
     return packages
+
+
+# In the jars cache: {comma-joined packages: the jar files Ivy resolved for them}.
+RESOLVED_JARS = "resolved-jars.json"
+
+
+def record_resolved_jars(spark: SparkSession, settings: Settings) -> list[str]:
+    """Write down which jars the session's packages resolved to (what Ivy put on
+    its spark.jars), so that a job on nodes that hold the cache can name them
+    without resolving again (spark.jars_on_nodes); returns their file names."""
+    jars = sorted(Path(uri.removeprefix("file:")).name for uri in spark.conf.get("spark.jars").split(",") if uri)
+    record = Path(settings.spark.jars_cache) / RESOLVED_JARS
+    resolved = json.loads(record.read_text()) if record.exists() else {}
+    record.write_text(json.dumps({**resolved, ",".join(spark_packages(settings)): jars}, indent=1, sort_keys=True) + "\n")
+    return jars
+
+
+def resolved_jars(settings: Settings) -> list[Path]:
+    """The jar files of this session's packages in the jars cache, as set-up resolved them."""
+    packages, cache = ",".join(spark_packages(settings)), Path(settings.spark.jars_cache)
+    record = cache / RESOLVED_JARS
+    resolved = json.loads(record.read_text()) if record.exists() else {}
+    if packages not in resolved:
+        raise MissingInputError(f"{cache} holds no resolution of {packages}: run make setup "
+                                "(for s3a:// data, infra/setup/resolve_spark_jars.py --object-store)")
+    return [cache / "jars" / name for name in resolved[packages]]
 
 
 def hadoop_version() -> str:

@@ -10,7 +10,7 @@ import dataclasses
 import sys
 
 from pipelines.config import Settings
-from pipelines.lakehouse.session import spark_packages
+from pipelines.lakehouse.session import resolved_jars, spark_packages
 
 # Where an executor unpacks the environment archive, in its working folder.
 _ENV_FOLDER = "env"
@@ -27,7 +27,7 @@ class Submission:
 
     def argv(self) -> list[str]:
         """The options as spark-submit flags."""
-        flags = ["--packages", ",".join(self.packages)]
+        flags = ["--packages", ",".join(self.packages)] if self.packages else []
         if self.archives:
             flags += ["--archives", self.archives]
         for key, value in self.conf.items():
@@ -43,8 +43,11 @@ def submission(settings: Settings) -> Submission:
     conf = {"spark.jars.ivy": spark.jars_cache, "spark.pyspark.driver.python": sys.executable}
     if spark.executor_env:
         conf["spark.pyspark.python"] = f"./{_ENV_FOLDER}/bin/python"
+    if spark.jars_on_nodes:
+        classpath = ":".join(str(jar) for jar in resolved_jars(settings))
+        conf |= {"spark.driver.extraClassPath": classpath, "spark.executor.extraClassPath": classpath}
     return Submission(
-        packages=spark_packages(settings),
+        packages=[] if spark.jars_on_nodes else spark_packages(settings),
         archives=f"{spark.executor_env}#{_ENV_FOLDER}" if spark.executor_env else None,
         conf=conf,
     )

@@ -44,6 +44,8 @@ def cluster_settings(loopback: Loopback, registry: Path) -> Settings:
     return load_settings(env="local", overrides=[
         f"lakehouse={root}/lakehouse", f"landing={root}/landing", f"truth={root}/truth", f"reports={root}/reports",
         f"spark.executor_env={EXECUTOR_ENV}", f"registry.tracking_uri=sqlite:///{registry}", *GENERATED,
+        # The workers share this machine's jars cache, as nodes of one image do.
+        "spark.jars_on_nodes=true",
     ])
 
 
@@ -51,7 +53,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The settings a job process on the cluster gets, as environment variables."""
     return {"SEQLAKE_ENV": "local", "SEQLAKE_LAKEHOUSE": settings.lakehouse, "SEQLAKE_LANDING": settings.landing,
             "SEQLAKE_TRUTH": settings.truth, "SEQLAKE_REPORTS": settings.reports, "SEQLAKE_SPARK__EXECUTOR_ENV": settings.spark.executor_env,
-            "SEQLAKE_REGISTRY__TRACKING_URI": settings.registry.tracking_uri}
+            "SEQLAKE_REGISTRY__TRACKING_URI": settings.registry.tracking_uri,
+            "SEQLAKE_SPARK__JARS_ON_NODES": str(settings.spark.jars_on_nodes).lower()}
 
 
 def spark_submit(loopback: Loopback, settings: Settings, application: str, *args: str) -> dict:
