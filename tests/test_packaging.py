@@ -40,7 +40,6 @@ def test_the_installed_wheel_loads_the_cluster_settings_away_from_the_repository
     assert seen == {"code": str(site / "pipelines" / "__init__.py"), "lakehouse": "s3a://seqlake-prod/lakehouse", "master": "yarn"}
 
 
-
 EXECUTOR_IMPORTS = """
 import importlib.abc, importlib.metadata, json, re, sys
 

@@ -7,8 +7,8 @@
   rebuilt wheel under the same name would leave a cluster on the old code.
 - seqlake-executor-env.tar.gz: a packed virtual environment (venv-pack) with
   the wheel and what Spark executors import (executor-requirements.txt), at
-  this environment's versions, without pip and the libraries' test suites. spark-submit ships it (spark.archives) and
-  executors run its interpreter.
+  this environment's versions, without pip and the libraries' test suites.
+  spark-submit ships it (spark.archives) and executors run its interpreter.
 
 venv-pack, not conda-pack or pex: the project installs from PyPI into plain
 virtual environments (no conda here or on the images), and Spark documents

@@ -48,17 +48,21 @@ def record_resolved_jars(spark: SparkSession, settings: Settings) -> list[str]:
     its spark.jars), so that a job on nodes that hold the cache can name them
     without resolving again (spark.jars_on_nodes); returns their file names."""
     jars = sorted(Path(uri.removeprefix("file:")).name for uri in spark.conf.get("spark.jars").split(",") if uri)
-    record = Path(settings.spark.jars_cache) / RESOLVED_JARS
-    resolved = json.loads(record.read_text()) if record.exists() else {}
-    record.write_text(json.dumps({**resolved, ",".join(spark_packages(settings)): jars}, indent=1, sort_keys=True) + "\n")
+    cache = Path(settings.spark.jars_cache)
+    resolved = {**_resolutions(cache), ",".join(spark_packages(settings)): jars}
+    (cache / RESOLVED_JARS).write_text(json.dumps(resolved, indent=1, sort_keys=True) + "\n")
     return jars
+
+
+def _resolutions(cache: Path) -> dict[str, list[str]]:
+    record = cache / RESOLVED_JARS
+    return json.loads(record.read_text()) if record.exists() else {}
 
 
 def resolved_jars(settings: Settings) -> list[Path]:
     """The jar files of this session's packages in the jars cache, as set-up resolved them."""
     packages, cache = ",".join(spark_packages(settings)), Path(settings.spark.jars_cache)
-    record = cache / RESOLVED_JARS
-    resolved = json.loads(record.read_text()) if record.exists() else {}
+    resolved = _resolutions(cache)
     if packages not in resolved:
         raise MissingInputError(f"{cache} holds no resolution of {packages}: run make setup "
                                 "(for s3a:// data, infra/setup/resolve_spark_jars.py --object-store)")
