@@ -36,6 +36,10 @@ TEST_SPARK_CONF = {
 os.environ.setdefault("SEQLAKE_SPARK__CONF", json.dumps(TEST_SPARK_CONF))
 
 
+# The generated_nights fixture: 2 x 4 nights through every Spark stage.
+GENERATED_NIGHTS_BUILD_LIMIT_S = 2700
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `pytest -n 2 --dist loadgroup` (make test) the tests that share the
@@ -45,6 +49,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         if "generated_nights" in fixtures:
             item.add_marker(pytest.mark.xdist_group("generated_nights"))
+            # Whichever of them runs first also builds the nights (about 15 minutes
+            # beside the other worker here, more on a slower machine): its limit is
+            # the suite's 900 s plus that build's own.
+            item.add_marker(pytest.mark.timeout(900 + GENERATED_NIGHTS_BUILD_LIMIT_S))
         elif item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.xdist_group("subprocesses"))
 
