@@ -49,8 +49,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = getattr(item, "fixturenames", ())
         if "generated_nights" in fixtures:
             item.add_marker(pytest.mark.xdist_group("generated_nights"))
-            # Whichever of them runs first also builds the nights (about 15 minutes
-            # beside the other worker here, more on a slower machine): its limit is
+            # Whichever of them runs first also builds the nights (558 s beside the
+            # other worker here, past 900 s on a slower CI machine): its limit is
             # the suite's 900 s plus that build's own.
             item.add_marker(pytest.mark.timeout(900 + GENERATED_NIGHTS_BUILD_LIMIT_S))
         elif item.get_closest_marker("slow"):

@@ -17,6 +17,7 @@ from pyspark.storagelevel import StorageLevel
 
 from pipelines.config import RaySettings, Settings
 from pipelines.errors import MissingInputError
+from pipelines.lakehouse.files import write_atomically
 
 _DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -50,7 +51,8 @@ def record_resolved_jars(spark: SparkSession, settings: Settings) -> list[str]:
     jars = sorted(Path(uri.removeprefix("file:")).name for uri in spark.conf.get("spark.jars").split(",") if uri)
     cache = Path(settings.spark.jars_cache)
     resolved = {**_resolutions(cache), ",".join(spark_packages(settings)): jars}
-    (cache / RESOLVED_JARS).write_text(json.dumps(resolved, indent=1, sort_keys=True) + "\n")
+    # Jobs read the record while a second set-up may rewrite it: never half a file.
+    write_atomically(str((cache / RESOLVED_JARS).resolve()), (json.dumps(resolved, indent=1, sort_keys=True) + "\n").encode())
     return jars
 
 
