@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import io
 import json
 import re
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -48,7 +51,7 @@ from airflow.task.trigger_rule import TriggerRule
 
 from jobs.cli import COMMANDS, NOT_RETRIED, SKIPPED
 from pipelines.config import NightSettings, Settings, load_settings
-from pipelines.lakehouse.files import landing_ready
+from pipelines.lakehouse.files import filesystem, landing_ready
 from pipelines.lakehouse.submit import submission
 from pipelines.night import BACKFILL, NIGHT, Step
 
@@ -150,8 +153,8 @@ class RayJobOperator(BaseOperator):
     """`seqlake ARGV --json` as a Ray job, waited for; its summary is the task's
     result. One submission id per task try: a worker that runs the same try
     again attaches to the job instead of submitting a second one, and a task
-    ended by Airflow (timeout, mark failed) stops its job. The job runs the
-    wheel that `make dist` built (night.ray_wheel) when one is configured."""
+    ended by Airflow (timeout, mark failed) stops its job. The job runs the code
+    of the wheel that `make dist` built (night.ray_wheel) when one is configured."""
 
     template_fields = ("argv",)
 
@@ -170,8 +173,10 @@ class RayJobOperator(BaseOperator):
             # The job's own exit status, in its log: 99 (nothing to do) ends the Ray job as a success.
             entrypoint = (f"python -m jobs.cli {' '.join(self.argv)} --json; status=$?; echo {EXIT_MARK}$status; "
                           f"test $status -eq 0 -o $status -eq {SKIPPED}")
-            client.submit_job(entrypoint=entrypoint, submission_id=self.submission_id,
-                              runtime_env=ray_job_runtime_env(self.env, self.spark_master, self.wheel))
+            with tempfile.TemporaryDirectory() as folder:  # Ray uploads the packages during submit_job
+                code = wheel_packages(self.wheel, Path(folder)) if self.wheel else []
+                client.submit_job(entrypoint=entrypoint, submission_id=self.submission_id,
+                                  runtime_env=ray_job_runtime_env(self.env, self.spark_master, code))
         while (status := client.get_job_status(self.submission_id)) not in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}:
             time.sleep(5)
         return ray_job_summary(self.argv[0], status, client.get_job_logs(self.submission_id))
@@ -183,12 +188,25 @@ class RayJobOperator(BaseOperator):
             JobSubmissionClient(self.address).stop_job(self.submission_id)
 
 
-def ray_job_runtime_env(env: str, spark_master: str, wheel: str | None) -> dict:
+def ray_job_runtime_env(env: str, spark_master: str, code: list[str]) -> dict:
     """What a Ray job of the night runs with: the environment's settings, the Spark
     it publishes through on its own driver (night.ray_spark_master, never the
-    cluster's master), and the built wheel when there is one."""
+    cluster's master), and the code's package folders when it ships its own."""
     env_vars = {"SEQLAKE_ENV": env, "SEQLAKE_SPARK__MASTER": spark_master, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
-    return {"env_vars": env_vars, **({"py_modules": [wheel]} if wheel else {})}
+    return {"env_vars": env_vars, **({"py_modules": code} if code else {})}
+
+
+def wheel_packages(wheel: str, folder: Path) -> list[str]:
+    """The wheel's top-level packages (code and configuration), unpacked under
+    `folder`: a Ray job's py_modules. Given the wheel itself, Ray pip-installs it
+    with every dependency (torch, pyspark, ...) into each node's job folder, about
+    100 s a node, though the nodes' image has them all; the dependencies are the
+    image's, the code is the job's."""
+    store, path = filesystem(wheel)
+    with store.open_input_file(path) as handle, zipfile.ZipFile(io.BytesIO(handle.read())) as archive:
+        names = [n for n in archive.namelist() if "/" in n and not n.split("/", 1)[0].endswith((".dist-info", ".data"))]
+        archive.extractall(folder, names)
+    return sorted(str(folder / package) for package in {n.split("/", 1)[0] for n in names})
 
 
 def ray_submission_id(dag_id: str, task_id: str, run_id: str, try_number: int) -> str:

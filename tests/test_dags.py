@@ -153,10 +153,27 @@ def test_cluster_profile_submits_spark_and_ray_jobs(monkeypatch):
 def test_a_ray_job_publishes_through_a_spark_of_its_own_driver_not_the_clusters_master():
     from dags.nightly import ray_job_runtime_env
 
-    assert ray_job_runtime_env("cluster", "local[2]", "s3://dist/seqlake-0.1.0-py3-none-any.whl") == {
+    assert ray_job_runtime_env("cluster", "local[2]", ["/tmp/code/jobs", "/tmp/code/pipelines"]) == {
         "env_vars": {"SEQLAKE_ENV": "cluster", "SEQLAKE_SPARK__MASTER": "local[2]", "RAY_DATA_DISABLE_PROGRESS_BARS": "1"},
-        "py_modules": ["s3://dist/seqlake-0.1.0-py3-none-any.whl"],
+        "py_modules": ["/tmp/code/jobs", "/tmp/code/pipelines"],
     }
+
+
+def test_a_ray_job_ships_the_wheels_packages_not_the_wheel_whose_dependencies_ray_would_install(tmp_path):
+    import zipfile
+
+    from dags.nightly import wheel_packages
+
+    wheel = tmp_path / "seqlake-0.1.0-0abc-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name in ("pipelines/__init__.py", "pipelines/conf/base.toml", "jobs/cli.py", "seqlake-0.1.0.dist-info/METADATA",
+                     "seqlake-0.1.0.dist-info/entry_points.txt", "seqlake-0.1.0.data/scripts/seqlake"):
+            archive.writestr(name, f"# {name}")
+    code = tmp_path / "code"
+    assert wheel_packages(str(wheel), code) == [str(code / "jobs"), str(code / "pipelines")]
+    assert sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file()) == [
+        "jobs/cli.py", "pipelines/__init__.py", "pipelines/conf/base.toml"]
+    assert (code / "pipelines" / "conf" / "base.toml").read_text() == "# pipelines/conf/base.toml"
 
 
 def test_landing_sensor_waits_for_the_completion_marker_or_a_settled_folder(tmp_path):

@@ -80,6 +80,10 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             share = train.validation_share
             valid_ds = train_ds.map_batches(lambda t: user_split(t, share, True), batch_format="pyarrow")
             train_ds = train_ds.map_batches(lambda t: user_split(t, share, False), batch_format="pyarrow")
+        # Every worker reads all of it every epoch: held in the object store once, not
+        # read again through new read tasks per worker and epoch (on a cluster, more
+        # seconds than the epoch's training).
+        valid_ds = valid_ds.materialize()
 
         run_name = f"{config.label}-{end}-{uuid.uuid4().hex[:8]}"
         loop = TrainLoop(
