@@ -26,17 +26,23 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from features.definitions import FeatureView, resolve
+from pipelines.lakehouse.files import delta_rows, delta_table
 from pipelines.lakehouse.publications import (
     Publication,
     first_per_date,
     publications,
+    publications_in,
     published_dataset,
     rows_filter,
 )
+from pipelines.lakehouse.tables import OPS_RUNS
 from pipelines.lakehouse.writes import read_as_published, read_table
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -73,8 +79,13 @@ class Snapshot:
 
 def snapshots(lakehouse: str, view: FeatureView) -> list[Snapshot]:
     """Every snapshot of `view`: what each date's night published, in `order`."""
+    return view_snapshots(publications(lakehouse, view.source), view)
+
+
+def view_snapshots(published: list[Publication], view: FeatureView) -> list[Snapshot]:
+    """The snapshots of `view` that `published` (its source table's publications) make, in `order`."""
     found = []
-    for p in first_per_date(publications(lakehouse, view.source)):
+    for p in first_per_date(published):
         valid = dt.datetime.combine(p.day, dt.time(), tzinfo=dt.UTC) + view.valid_after
         found.append((_micros(p.published_at), p.day, p, _micros(valid + view.ttl)))
     return [Snapshot(p, published, expires, order) for order, (published, _, p, expires) in enumerate(sorted(found))]
@@ -141,19 +152,88 @@ def latest_features(
     """One row per requested entity (the columns of `keys`, in the given order)
     with each referenced feature as published last before `at` (default now)
     and not expired at `at`; null when no such snapshot exists."""
-    at_us = _micros(at or dt.datetime.now(dt.UTC))
-    entities = pa.table({k: pa.array(v, pa.int64()) for k, v in keys.items()})
-    out = entities
-    for view, names in resolve(references).items():
-        view_keys = list(view.join_keys)
-        if not set(view_keys) <= set(keys):
-            raise ValueError(f"view {view.name!r} needs {' and '.join(view_keys)}; given {', '.join(keys) or 'nothing'}")
-        found = _per_entity(_newest_rows(lakehouse, view, names, entities.select(view_keys), at_us), view, names)
-        # Row i of the entities takes the found row of its key (null where none).
-        where = pc.index_in(_key_of(entities, view_keys), value_set=_key_of(found, view_keys))
-        for name in names:
-            out = out.append_column(column_name(view, name), found.column(name).take(where))
-    return out
+    return FeatureReader(lakehouse).latest(keys, references, at)
+
+
+class FeatureReader:
+    """`latest_features` for a process that reads many times (a serving cache,
+    an online-store loader): the ledger and each published table version stay
+    open between reads. Every read first looks for new ledger commits, so what
+    a night publishes between two reads is in the second."""
+
+    def __init__(self, lakehouse: str):
+        self.lakehouse = lakehouse
+        self._ledger: DeltaTable | None = None
+        self._runs = OPS_RUNS.schema.empty_table()
+        self._snapshots: dict[str, list[Snapshot]] = {}
+        # Per (table, version): a published version never changes, so its file list is read once.
+        self._datasets: dict[tuple[str, int], ds.Dataset] = {}
+
+    def latest(self, keys: Mapping[str, Sequence[int]], references: list[str], at: dt.datetime | None = None) -> pa.Table:
+        """latest_features(lakehouse, keys, references, at)."""
+        self._refresh()
+        at_us = _micros(at or dt.datetime.now(dt.UTC))
+        entities = pa.table({k: pa.array(v, pa.int64()) for k, v in keys.items()})
+        out = entities
+        for view, names in resolve(references).items():
+            view_keys = list(view.join_keys)
+            if not set(view_keys) <= set(keys):
+                raise ValueError(f"view {view.name!r} needs {' and '.join(view_keys)}; given {', '.join(keys) or 'nothing'}")
+            found = _per_entity(self._newest_rows(view, names, entities.select(view_keys), at_us), view, names)
+            # Row i of the entities takes the found row of its key (null where none).
+            where = pc.index_in(_key_of(entities, view_keys), value_set=_key_of(found, view_keys))
+            for name in names:
+                out = out.append_column(column_name(view, name), found.column(name).take(where))
+        return out
+
+    def _refresh(self) -> None:
+        before = None if self._ledger is None else self._ledger.version()
+        if self._ledger is None:
+            try:
+                self._ledger = delta_table(self.lakehouse, OPS_RUNS)
+            except TableNotFoundError:  # nothing published yet
+                return
+        else:
+            self._ledger.update_incremental()
+        if self._ledger.version() != before:
+            self._runs = delta_rows(self._ledger)
+            self._snapshots.clear()
+            self._datasets.clear()  # the versions in reach change only with the ledger
+
+    def _view_snapshots(self, view: FeatureView) -> list[Snapshot]:
+        if view.name not in self._snapshots:
+            self._snapshots[view.name] = view_snapshots(publications_in(self._runs, view.source), view)
+        return self._snapshots[view.name]
+
+    def _dataset(self, view: FeatureView, publication: Publication) -> ds.Dataset:
+        key = (view.source.name, publication.table_version)
+        if key not in self._datasets:
+            self._datasets[key] = published_dataset(self.lakehouse, view.source, publication)
+        return self._datasets[key]
+
+    def _newest_rows(self, view: FeatureView, names: list[str], entities: pa.Table, at_us: int) -> pa.Table:
+        """The rows of each entity's newest snapshot in reach of `at_us`: snapshots
+        read newest first, each for the keys that no newer one had."""
+        keys = list(view.join_keys)
+        columns = list(dict.fromkeys([*keys, *view.order_by, *names]))
+        missing = _unique_keys(entities, keys)
+        parts = []
+        for snapshot in reversed(_visible_within(self._view_snapshots(view), at_us, at_us)):
+            if not missing.num_rows:
+                break
+            wanted = functools.reduce(lambda a, b: a & b, [pc.field(k).isin(pc.unique(missing.column(k))) for k in keys])
+            rows = self._dataset(view, snapshot.publication).to_table(
+                columns=columns, filter=rows_filter(view.source, snapshot.publication) & wanted)
+            # Several key columns: the filter above is per column; keep the requested combinations only.
+            rows = rows.filter(pc.is_in(_key_of(rows, keys), value_set=_key_of(missing, keys)))
+            parts.append(rows)
+            missing = missing.filter(pc.invert(pc.is_in(_key_of(missing, keys), value_set=_key_of(rows, keys))))
+        nonempty = [part for part in parts if part.num_rows]
+        return pa.concat_tables(nonempty) if nonempty else pa.table({})
+
+
+def _unique_keys(entities: pa.Table, keys: list[str]) -> pa.Table:
+    return entities.group_by(keys).aggregate([])
 
 
 def newest_snapshot(lakehouse: str, view: FeatureView, at: dt.datetime | None = None) -> dict[str, object] | None:
@@ -177,27 +257,6 @@ def _key_of(table: pa.Table, keys: list[str]) -> pa.Array:
         return table.column(keys[0]).combine_chunks()
     parts = [pc.cast(table.column(k), pa.string()) for k in keys]
     return pc.binary_join_element_wise(*parts, ":").combine_chunks()
-
-
-def _newest_rows(lakehouse: str, view: FeatureView, names: list[str], entities: pa.Table, at_us: int) -> pa.Table:
-    """The rows of each entity's newest snapshot in reach of `at_us`."""
-    found = snapshots(lakehouse, view)
-    columns = list(dict.fromkeys([*view.join_keys, *view.order_by, *names]))
-    wanted = functools.reduce(lambda a, b: a & b, [pc.field(k).isin(pc.unique(entities.column(k))) for k in view.join_keys])
-    parts = []
-    for snapshot in _visible_within(found, at_us, at_us):
-        rows = published_dataset(lakehouse, view.source, snapshot.publication).to_table(
-            columns=columns, filter=rows_filter(view.source, snapshot.publication) & wanted
-        )
-        parts.append(rows.append_column("_order", pa.array([snapshot.order] * rows.num_rows, pa.int64())))
-    if not parts or not any(p.num_rows for p in parts):
-        return pa.table({})
-    rows = pa.concat_tables(parts)
-    keys = list(view.join_keys)
-    newest = rows.group_by(keys).aggregate([("_order", "max")])
-    # Each row's entity's newest snapshot, by lookup (Arrow joins do not carry list columns).
-    where = pc.index_in(_key_of(rows, keys), value_set=_key_of(newest, keys))
-    return rows.filter(pc.equal(rows.column("_order"), newest.column("_order_max").take(where)))
 
 
 def _per_entity(rows: pa.Table, view: FeatureView, names: list[str]) -> pa.Table:

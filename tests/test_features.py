@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from features.definitions import VIEWS, resolve
-from features.store import historical_features, latest_features
+from features.store import FeatureReader, historical_features, latest_features
 from pipelines.lakehouse.tables import (
     GOLD_USER_BSE,
     GOLD_USER_SEQUENCES,
@@ -194,3 +194,54 @@ def test_features_get_ends_with_one_json_object(history):
     listed = subprocess.run([str(Path(sys.executable).parent / "seqlake"), "features", "list", "--json"],
                             capture_output=True, text=True, timeout=120)
     assert [v["view"] for v in json.loads(listed.stdout.strip().splitlines()[-1])["views"]] == list(VIEWS)
+
+
+def test_a_reader_kept_open_sees_what_a_night_publishes_after_it_opened_and_older_snapshots_for_keys_the_newest_lacks(tmp_path):
+    lakehouse = str(tmp_path / "lakehouse")
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 1), 0.1, 1), (2, D(2026, 11, 1), 0.5, 5)]))
+    publish(lakehouse, GOLD_USER_STATS, [D(2026, 11, 1)], "2026-11-02T02:00:00")
+    reader = FeatureReader(lakehouse)
+    noon = at("2026-11-03T12:00:00")
+    assert reader.latest({"user_id": [1, 2, 3]}, ["user_stats:user_ctr"], noon).column(1).to_pylist() == [0.1, 0.5, None]
+    # The night of Nov 2 publishes user 1 only; the reader, opened before, sees it on its next read.
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 2), 0.2, 2)]))
+    publish(lakehouse, GOLD_USER_STATS, [D(2026, 11, 2)], "2026-11-03T02:00:00")
+    assert reader.latest({"user_id": [1, 2, 3]}, ["user_stats:user_ctr"], noon).column(1).to_pylist() == [0.2, 0.5, None]
+    # A restatement of Nov 2 after its publication stays out of reads at instants before it, as with latest_features.
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 2), 0.9, 9)]), replacing=D(2026, 11, 2))
+    publish(lakehouse, GOLD_USER_STATS, [D(2026, 11, 3)], "2026-11-04T02:00:00", restated=[D(2026, 11, 2)])
+    assert reader.latest({"user_id": [1]}, ["user_stats:user_ctr"], noon).column(1).to_pylist() == [0.2]
+
+
+def test_tables_read_by_key_are_written_sorted_by_key_in_row_groups_a_key_read_can_skip(spark, tmp_path):
+    import dataclasses
+
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    from pipelines.lakehouse.files import delta_dataset
+    from pipelines.lakehouse.writes import replace_date_partitions
+
+    lakehouse, table = str(tmp_path / "lakehouse"), dataclasses.replace(GOLD_USER_STATS, lookup_row_group_bytes=64 << 10)
+    users = list(range(1, 20_001))
+    random.Random(7).shuffle(users)
+    rows = pa.table(_stats([(u, D(2026, 11, 1), 0.1, u % 50) for u in users])).cast(GOLD_USER_STATS.schema)
+    replace_date_partitions(spark.createDataFrame(rows), lakehouse, table, D(2026, 11, 1))
+    assert spark.conf.get("parquet.block.size", None) is None  # the session's own setting again
+
+    log = DeltaTable(str(tmp_path / "lakehouse" / "gold" / "user_stats"))
+    groups = []  # (first key, last key, rows) of every row group of every file
+    for uri in log.file_uris():
+        column = pq.read_table(uri, columns=["user_id"]).column("user_id").to_pylist()
+        assert column == sorted(column)
+        meta = pq.ParquetFile(uri).metadata
+        groups += [(meta.row_group(i).column(0).statistics.min, meta.row_group(i).column(0).statistics.max,
+                    meta.row_group(i).num_rows) for i in range(meta.num_row_groups)]
+    groups.sort()
+    assert len(groups) > 4 and sum(rows for *_, rows in groups) == 20_000
+    assert all(high < low for (_, high, _), (low, _, _) in zip(groups, groups[1:], strict=False))  # disjoint key ranges
+    # A one-key read opens one file (the Delta log's statistics rule the others out) and decodes one row group of it.
+    key = ds.field("user_id") == 4_242
+    (file,) = delta_dataset(log).get_fragments(filter=key)
+    assert len(file.split_by_row_group(key)) == 1

@@ -57,8 +57,13 @@ def publications(lakehouse: str, table: TableSpec) -> list[Publication]:
     """The publication of each date (per embedding version, for a BSE table) of
     `table`, by date then instant: the first finished run for the date that
     wrote the table."""
+    return publications_in(ledger_rows(lakehouse), table)
+
+
+def publications_in(runs: pa.Table, table: TableSpec) -> list[Publication]:
+    """publications(), from ledger rows already read."""
     first: dict[tuple[dt.date, str | None], Publication] = {}
-    for row in sorted(ledger_rows(lakehouse).to_pylist(), key=lambda r: r["finished_at"]):
+    for row in sorted(runs.to_pylist(), key=lambda r: r["finished_at"]):
         version = dict(row["table_versions"]).get(table.name)
         if version is None:
             continue

@@ -27,6 +27,8 @@ def _fields(*spec: tuple) -> list[pa.Field]:
 
 
 _UTC = pa.timestamp("us", tz="UTC")
+# The row group a read of a few keys decodes (bench/feature_reads.py, README).
+LOOKUP_ROW_GROUP_BYTES = 4 << 20
 _NOT_NULL = False
 
 
@@ -41,6 +43,10 @@ class TableSpec:
     # Tables holding rows of several item-embedding versions per date (BSE):
     # the column naming it; each version of a date is published on its own.
     embedding_version_column: str | None = None
+    # Tables the feature store reads by key: each file's rows sorted by the key
+    # in row groups of about this many bytes, so a read of a few keys decodes
+    # the row groups whose key statistics hold them, not the date's whole file.
+    lookup_row_group_bytes: int | None = None
 
     @functools.cached_property
     def columns(self) -> dict[str, str]:
@@ -115,14 +121,14 @@ GOLD_USER_SEQUENCES = TableSpec("gold/user_sequences", pa.schema(_fields(
     ("user_id", pa.int64()), ("item_ids", _list(pa.int64())), ("category_ids", _list(pa.int32())),
     ("timestamps", _list(pa.int64())), ("dwell_ms", pa.list_(pa.int64())), ("actions", _list(pa.string())),
     ("length", pa.int32()), ("as_of_date", pa.date32()),
-)), "as_of_date", ("user_id", "as_of_date"))
+)), "as_of_date", ("user_id", "as_of_date"), lookup_row_group_bytes=LOOKUP_ROW_GROUP_BYTES)
 GOLD_USER_STATS = TableSpec("gold/user_stats", pa.schema(_fields(
     ("user_id", pa.int64()), *((f"user_{name}", kind) for name, kind in _ENGAGEMENT), ("as_of_date", pa.date32()),
-)), "as_of_date", ("user_id", "as_of_date"))
+)), "as_of_date", ("user_id", "as_of_date"), lookup_row_group_bytes=LOOKUP_ROW_GROUP_BYTES)
 GOLD_ITEM_STATS = TableSpec("gold/item_stats", pa.schema(_fields(
     ("item_id", pa.int64()), *((f"item_{name}", kind) for name, kind in _ENGAGEMENT), ("category_id", pa.int32()),
     ("as_of_date", pa.date32()),
-)), "as_of_date", ("item_id", "as_of_date"))
+)), "as_of_date", ("item_id", "as_of_date"), lookup_row_group_bytes=LOOKUP_ROW_GROUP_BYTES)
 GOLD_BSE_PROJECTIONS = TableSpec("gold/bse_projections", pa.schema(_fields(
     ("version", pa.string()), ("dim", pa.int32()), ("signatures", pa.int32()), ("bits", pa.int32()),
     ("seed", pa.int64()), ("values", pa.list_(pa.float32())), ("sha256", pa.string()),
@@ -138,7 +144,8 @@ GOLD_USER_BSE = TableSpec("gold/user_bse", pa.schema(_fields(
     ("user_id", pa.int64(), _NOT_NULL), ("as_of_date", pa.date32(), _NOT_NULL), ("hash_index", pa.int32(), _NOT_NULL),
     ("code", pa.int32(), _NOT_NULL), ("count", pa.int64(), _NOT_NULL), ("vector_sum", _list(pa.float32()), _NOT_NULL),
     ("version", pa.string()), ("projection_sha256", pa.string()),
-)), "as_of_date", ("user_id", "as_of_date", "version", "hash_index", "code"), embedding_version_column="version")
+)), "as_of_date", ("user_id", "as_of_date", "version", "hash_index", "code"), embedding_version_column="version",
+    lookup_row_group_bytes=LOOKUP_ROW_GROUP_BYTES)
 GOLD_TRAINING_EXAMPLES = TableSpec("gold/training_examples", pa.schema([
     *_fields(
         ("item_id", pa.int64()), ("features_as_of", pa.date32()), ("user_id", pa.int64()),
@@ -161,7 +168,7 @@ GOLD_CANDIDATES = TableSpec("gold/candidates", pa.schema([
 SCORES_CTR = TableSpec("scores/ctr", pa.schema(_fields(
     ("user_id", pa.int64()), ("item_id", pa.int64()), ("candidate_source", pa.string()), ("score", pa.float64()),
     ("model_version", pa.string()), ("score_date", pa.date32()),
-)), "score_date", ("user_id", "item_id", "score_date"))
+)), "score_date", ("user_id", "item_id", "score_date"), lookup_row_group_bytes=LOOKUP_ROW_GROUP_BYTES)
 # The run ledger (pipelines.lakehouse.ledger): one row per finished run.
 OPS_RUNS = TableSpec("ops/runs", pa.schema([
     *_fields(("stage", pa.string(), _NOT_NULL), ("run_id", pa.string(), _NOT_NULL), ("source", pa.string())),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -42,14 +43,43 @@ def replace_where(
     df: DataFrame, lakehouse: str, table: TableSpec, predicate: str, **options: str | int
 ) -> None:
     """Atomically replace the rows of `table` matching `predicate` with `df`."""
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .options(**options)
-        .option("replaceWhere", predicate)
-        .partitionBy(table.partition_column)
-        .save(table_uri(lakehouse, table))
-    )
+    if table.lookup_row_group_bytes:
+        # Files of disjoint key ranges (a key read opens one file a date, found by the
+        # Delta log's statistics), each sorted by key. The partition column first: the
+        # writer needs that order and then sorts nothing again.
+        order = [table.partition_column, *(k for k in table.key if k != table.partition_column)]
+        df = df.repartitionByRange(*order).sortWithinPartitions(*order)
+    with _parquet_row_groups(df.sparkSession, table.lookup_row_group_bytes):
+        (
+            df.write.format("delta")
+            .mode("overwrite")
+            .options(**options)
+            .option("replaceWhere", predicate)
+            .partitionBy(table.partition_column)
+            .save(table_uri(lakehouse, table))
+        )
+
+
+@contextlib.contextmanager
+def _parquet_row_groups(spark: SparkSession, size_bytes: int | None) -> Iterator[None]:
+    """Parquet row groups of `size_bytes` for the writes inside (the default when
+    None). Delta's writer takes Parquet's settings from the session, not from a
+    write's options (an option is ignored)."""
+    if size_bytes is None:
+        yield
+        return
+    before = spark.conf.get(PARQUET_BLOCK_SIZE, None)
+    spark.conf.set(PARQUET_BLOCK_SIZE, str(size_bytes))
+    try:
+        yield
+    finally:
+        if before is None:
+            spark.conf.unset(PARQUET_BLOCK_SIZE)
+        else:
+            spark.conf.set(PARQUET_BLOCK_SIZE, before)
+
+
+PARQUET_BLOCK_SIZE = "parquet.block.size"
 
 
 def read_date_partitions(
