@@ -229,6 +229,9 @@ class TrainSettings(Section):
     max_failures: int = Field(default=1, ge=0)
     # With a single training date, this share of users (by hash) is held out for validation.
     validation_share: float = Field(default=0.1, gt=0, lt=1)
+    # The examples are held in Ray's object store for the epochs while they fit in
+    # this share of it (the validation rows first), streamed from their files otherwise.
+    object_store_share: float = Field(default=0.5, ge=0, le=1)
     attention_hidden: tuple[int, ...] = (64, 32)
     mlp_hidden: tuple[int, ...] = (128, 64)
     progress_every: int = Field(default=50, ge=0)

@@ -25,6 +25,7 @@ from pipelines.lakehouse.tables import (
     GOLD_TRAINING_EXAMPLES,
     table_uri,
 )
+from tests.conftest import settings_in
 
 STATS = ["user_impressions", "user_clicks", "user_ctr", "user_dwell_mean_ms",
          "item_impressions", "item_clicks", "item_ctr", "item_dwell_mean_ms"]
@@ -308,3 +309,26 @@ def test_what_a_model_needs_is_stated_on_its_class_and_read_from_there():
     assert shape_for(ModelConfig("din", items=5, categories=3, users=2, dense_features=DENSE_FEATURES), 40, 10).sdim_inputs is None
     with pytest.raises(ValueError, match="unknown model 'dien'; known: din, long_attention, avg_pool, sdim"):
         model_class("dien")
+
+
+@pytest.mark.xdist_group("generated_nights")  # the worker where the training tests run Ray
+def test_examples_are_held_in_the_object_store_while_they_fit_its_budget_the_most_read_first(tmp_path):
+    import pyarrow.parquet as pq
+    import ray.data
+    from ray.data.dataset import MaterializedDataset
+
+    from pipelines.ctr.datasets import arrow_bytes, held_in_object_store
+    from pipelines.lakehouse.session import ray_runtime
+
+    path = str(tmp_path / "rows.parquet")
+    pq.write_table(pa.table({"a": np.arange(10_000, dtype=np.int64), "b": np.zeros(10_000)}), path,
+                   compression="none", use_dictionary=False)
+    size = arrow_bytes([path], ["a"])
+    assert 80_000 <= size < 81_000  # 10,000 int64 values and their page headers; column b is not read
+    assert arrow_bytes([path], ["a", "b"]) >= 2 * 80_000
+    ray_runtime(settings_in(tmp_path).ray)
+    valid, train = ray.data.read_parquet(path), ray.data.read_parquet(path)
+    for budget, held in ((2 * size, [True, True]), (1.5 * size, [True, False]), (0.5 * size, [False, False])):
+        datasets = held_in_object_store([(valid, size), (train, size)], budget)
+        assert [isinstance(d, MaterializedDataset) for d in datasets] == held
+        assert [d.count() for d in datasets] == [10_000, 10_000]

@@ -18,6 +18,7 @@ from pathlib import Path
 import ray
 import ray.data
 import ray.train
+from ray.data.dataset import MaterializedDataset
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
@@ -28,8 +29,10 @@ from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.batches import DENSE_FEATURES, EXAMPLE_COLUMNS, shape_for
 from pipelines.ctr.cadence import NoTraining, nightly_training_range
 from pipelines.ctr.datasets import (
+    arrow_bytes,
     bse_sums_version,
     example_files,
+    held_in_object_store,
     training_split,
     user_split,
     vocabulary,
@@ -80,10 +83,13 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             share = train.validation_share
             valid_ds = train_ds.map_batches(lambda t: user_split(t, share, True), batch_format="pyarrow")
             train_ds = train_ds.map_batches(lambda t: user_split(t, share, False), batch_format="pyarrow")
-        # Every worker reads all of it every epoch: held in the object store once, not
-        # read again through new read tasks per worker and epoch (on a cluster, more
-        # seconds than the epoch's training).
-        valid_ds = valid_ds.materialize()
+        # Every epoch reads both again; every worker reads all the validation rows (on a
+        # cluster, streaming them took more seconds than the epoch's training).
+        train_bytes = arrow_bytes(train_files.uris, columns)
+        valid_bytes = arrow_bytes(valid_files.uris, columns) if held_out else round(train_bytes * train.validation_share)
+        budget = train.object_store_share * ray.cluster_resources().get("object_store_memory", 0)
+        valid_ds, train_ds = held_in_object_store([(valid_ds, valid_bytes), (train_ds, train_bytes - (0 if held_out else valid_bytes))],
+                                                  budget)
 
         run_name = f"{config.label}-{end}-{uuid.uuid4().hex[:8]}"
         loop = TrainLoop(
@@ -145,5 +151,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             "best_valid_auc": round(progress["best_auc"], 5),
             "train_examples": int(history[-1]["train_examples"]) * train.workers if history else 0,
             "examples_table_version": train_files.version,
+            "held_in_object_store": [name for name, d in (("valid", valid_ds), ("train", train_ds))
+                                     if isinstance(d, MaterializedDataset)],
         })
     return figures
