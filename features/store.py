@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import threading
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -159,10 +160,14 @@ class FeatureReader:
     """`latest_features` for a process that reads many times (a serving cache,
     an online-store loader): the ledger and each published table version stay
     open between reads. Every read first looks for new ledger commits, so what
-    a night publishes between two reads is in the second."""
+    a night publishes between two reads is in the second. Threads may share one
+    reader: the ledger's update and the snapshot lists built from it happen under
+    one lock (a list built from the rows a concurrent update just replaced would
+    stay cached until the next night); the table reads run side by side."""
 
     def __init__(self, lakehouse: str):
         self.lakehouse = lakehouse
+        self._lock = threading.Lock()
         self._ledger: DeltaTable | None = None
         self._runs = OPS_RUNS.schema.empty_table()
         self._snapshots: dict[str, list[Snapshot]] = {}
@@ -187,23 +192,25 @@ class FeatureReader:
         return out
 
     def _refresh(self) -> None:
-        before = None if self._ledger is None else self._ledger.version()
-        if self._ledger is None:
-            try:
-                self._ledger = delta_table(self.lakehouse, OPS_RUNS)
-            except TableNotFoundError:  # nothing published yet
-                return
-        else:
-            self._ledger.update_incremental()
-        if self._ledger.version() != before:
-            self._runs = delta_rows(self._ledger)
-            self._snapshots.clear()
-            self._datasets.clear()  # the versions in reach change only with the ledger
+        with self._lock:
+            before = None if self._ledger is None else self._ledger.version()
+            if self._ledger is None:
+                try:
+                    self._ledger = delta_table(self.lakehouse, OPS_RUNS)
+                except TableNotFoundError:  # nothing published yet
+                    return
+            else:
+                self._ledger.update_incremental()
+            if self._ledger.version() != before:
+                self._runs = delta_rows(self._ledger)
+                self._snapshots.clear()
+                self._datasets.clear()  # the versions in reach change only with the ledger
 
     def _view_snapshots(self, view: FeatureView) -> list[Snapshot]:
-        if view.name not in self._snapshots:
-            self._snapshots[view.name] = view_snapshots(publications_in(self._runs, view.source), view)
-        return self._snapshots[view.name]
+        with self._lock:
+            if view.name not in self._snapshots:
+                self._snapshots[view.name] = view_snapshots(publications_in(self._runs, view.source), view)
+            return self._snapshots[view.name]
 
     def _dataset(self, view: FeatureView, publication: Publication) -> ds.Dataset:
         key = (view.source.name, publication.table_version)

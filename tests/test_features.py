@@ -213,6 +213,27 @@ def test_a_reader_kept_open_sees_what_a_night_publishes_after_it_opened_and_olde
     assert reader.latest({"user_id": [1]}, ["user_stats:user_ctr"], noon).column(1).to_pylist() == [0.2]
 
 
+
+def test_threads_sharing_a_reader_read_the_old_or_the_new_publication_while_a_night_publishes(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    lakehouse = str(tmp_path / "lakehouse")
+    write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 1), 0.1, 1)]))
+    publish(lakehouse, GOLD_USER_STATS, [D(2026, 11, 1)], "2026-11-02T02:00:00")
+    reader = FeatureReader(lakehouse)
+
+    def reads(_: int) -> set[float]:
+        return {reader.latest({"user_id": [1]}, ["user_stats:user_ctr"], at("2026-11-03T12:00:00")).column(1)[0].as_py()
+                for _ in range(30)}
+
+    with ThreadPoolExecutor(4) as pool:
+        running = [pool.submit(reads, n) for n in range(4)]
+        write_rows(lakehouse, GOLD_USER_STATS, _stats([(1, D(2026, 11, 2), 0.2, 2)]))
+        publish(lakehouse, GOLD_USER_STATS, [D(2026, 11, 2)], "2026-11-03T02:00:00")
+        seen = set().union(*(r.result() for r in running))
+    assert seen <= {0.1, 0.2}
+    assert reader.latest({"user_id": [1]}, ["user_stats:user_ctr"], at("2026-11-03T12:00:00")).column(1).to_pylist() == [0.2]
+
 def test_tables_read_by_key_are_written_sorted_by_key_in_row_groups_a_key_read_can_skip(spark, tmp_path):
     import dataclasses
 
