@@ -75,21 +75,22 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
         bse_version = bse_sums_version(lakehouse, example_files(lakehouse, start, end), projection.sha256) if bse else None
         ray_runtime(settings.ray)
         train_ds = ray.data.read_parquet(train_files.uris, columns=columns)
+        train_bytes = arrow_bytes(train_files.uris, columns)
         if held_out:
             valid_files = example_files(lakehouse, *held_out)
             valid_ds = ray.data.read_parquet(valid_files.uris, columns=columns)
+            valid_bytes = arrow_bytes(valid_files.uris, columns)
         else:
             valid_files = train_files
             share = train.validation_share
             valid_ds = train_ds.map_batches(lambda t: user_split(t, share, True), batch_format="pyarrow")
             train_ds = train_ds.map_batches(lambda t: user_split(t, share, False), batch_format="pyarrow")
+            valid_bytes = round(train_bytes * share)
+            train_bytes -= valid_bytes
         # Every epoch reads both again; every worker reads all the validation rows (on a
         # cluster, streaming them took more seconds than the epoch's training).
-        train_bytes = arrow_bytes(train_files.uris, columns)
-        valid_bytes = arrow_bytes(valid_files.uris, columns) if held_out else round(train_bytes * train.validation_share)
         budget = train.object_store_share * ray.cluster_resources().get("object_store_memory", 0)
-        valid_ds, train_ds = held_in_object_store([(valid_ds, valid_bytes), (train_ds, train_bytes - (0 if held_out else valid_bytes))],
-                                                  budget)
+        valid_ds, train_ds = held_in_object_store([(valid_ds, valid_bytes), (train_ds, train_bytes)], budget)
 
         run_name = f"{config.label}-{end}-{uuid.uuid4().hex[:8]}"
         loop = TrainLoop(
