@@ -20,8 +20,8 @@ night-by-night runs give); models are not retrained for past dates.
     airflow dags trigger seqlake_backfill -c '{"start": "2026-11-01", "end": "2026-11-03"}'
 
 How a step runs is the deployment profile's (night.profile). embedded: every
-step runs its job's CLI on the Airflow worker, from the repository (relative
-roots resolve there, never in a task's temporary folder). cluster: Spark steps
+step runs its job's command in the Airflow worker's process (JobOperator), so
+that a night's tasks in one process share one Spark session. cluster: Spark steps
 through SparkSubmitOperator (night.spark_conn_id), Ray steps through Ray's
 job-submission API (night.ray_jobs_address), the report on the worker. A job
 with nothing to do tonight exits 99, which marks its task skipped; steps
@@ -35,7 +35,6 @@ import importlib.util
 import io
 import json
 import re
-import sys
 import tempfile
 import time
 import zipfile
@@ -43,19 +42,26 @@ from pathlib import Path
 from typing import NoReturn
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import BaseOperator, Param, chain, dag
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.task.trigger_rule import TriggerRule
 
-from jobs.cli import COMMANDS, NOT_RETRIED, SKIPPED
+from jobs.cli import (
+    COMMANDS,
+    NOT_RETRIED,
+    SKIPPED,
+    exit_status,
+    failure_reason,
+    invoke,
+    summary_line,
+)
 from pipelines.config import NightSettings, Settings, load_settings
+from pipelines.errors import NothingToDo
 from pipelines.lakehouse.files import filesystem, landing_ready
 from pipelines.lakehouse.submit import submission
 from pipelines.night import BACKFILL, NIGHT, Step
 
-REPO = Path(__file__).resolve().parents[1]
 # The run's day: its logical date, or when it was triggered for a manual run without one.
 RUN_DAY = "(dag_run.logical_date or dag_run.run_after) | ds"
 DAY_THAT_ENDED = "{{ macros.ds_add(" + RUN_DAY + ", -1) }}"
@@ -105,10 +111,7 @@ def step_operator(step: Step, settings: Settings, argv: list[str]):
         return RayJobOperator(task_id=step.task_id, trigger_rule=trigger, address=rules.ray_jobs_address,
                               argv=[step.command, *argv], env=settings.env, spark_master=rules.ray_spark_master,
                               wheel=rules.ray_wheel)
-    return JobBashOperator(
-        task_id=step.task_id, trigger_rule=trigger, cwd=str(REPO),
-        bash_command=" ".join([sys.executable, "-m", "jobs.cli", step.command, *argv]), skip_on_exit_code=SKIPPED,
-    )
+    return JobOperator(task_id=step.task_id, trigger_rule=trigger, command=step.command, argv=argv)
 
 
 def fail_by_exit_status(job: str, status: int | None, failure: Exception) -> NoReturn:
@@ -137,10 +140,32 @@ class JobExitStatus:
             fail_by_exit_status(self.task_id, status, failure)
 
 
-class JobBashOperator(JobExitStatus, BashOperator):
-    """A job's CLI on the worker."""
+class JobOperator(BaseOperator):
+    """A job's command run in the worker's own process, as `seqlake COMMAND ARGV`
+    runs it (settings from the worker's environment; relative roots resolve
+    against SEQLAKE_HOME or the repository, never the task's folder). The
+    tasks that one process runs - a whole night under dag.test() - share its
+    Spark session, Ray runtime and imports: a CLI subprocess per task paid
+    about 10 s for its JVM and imports before its first row, and more for its
+    first Spark job. The job's figures are the task's result; its failure
+    fails, skips or retries the task as its exit status would."""
 
-    exit_status_pattern = r"exit code (\d+)"
+    template_fields = ("argv",)
+
+    def __init__(self, *, command: str, argv: list[str], **kwargs):
+        super().__init__(**kwargs)
+        self.command, self.argv = command, argv
+
+    def execute(self, context):
+        try:
+            figures = invoke(self.command, list(self.argv), load_settings())
+        except NothingToDo as reason:
+            raise AirflowSkipException(f"{self.task_id}: nothing to do tonight: {reason}") from reason
+        except Exception as failure:
+            fail_by_exit_status(self.task_id, exit_status(failure), AirflowException(failure_reason(failure)))
+        line = summary_line(self.command, figures, as_json=True)
+        print(line, flush=True)
+        return json.loads(line)
 
 
 class JobSparkSubmitOperator(JobExitStatus, SparkSubmitOperator):

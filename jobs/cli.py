@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, NoReturn
 
-from pipelines.config import ConfigError, Settings, load_settings
+from pipelines.config import ConfigError, Settings, load_settings, with_overrides
 from pipelines.errors import BrokenPastError, NothingToDo, PipelineError, QualityGateFailed
 from pipelines.lakehouse.lease import writer_lease
 
@@ -148,11 +148,14 @@ def run_command(name: str) -> NoReturn:
 
 
 def invoke(name: str, argv: Sequence[str], settings: Settings) -> dict[str, Any]:
-    """Run command `name` in this process with `settings` (the demo and the
-    nightly runner chain jobs so); exceptions propagate."""
+    """Run command `name` in this process with `settings` (the demo, the
+    nightly runner and the DAG's tasks chain jobs so), its --set and setting
+    flags applied on top; exceptions propagate."""
     parser = build_parser(name)
     args = parser.parse_args([name, *argv])
-    return _run_job(name, args, settings)
+    if args.env and args.env != settings.env:
+        raise UsageError(f"--env {args.env}: this process runs with the settings of env {settings.env}")
+    return _run_job(name, args, with_overrides(settings, [*args.overrides, *_flag_overrides(args)]))
 
 
 def nights(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
@@ -203,24 +206,36 @@ def _execute(args: argparse.Namespace) -> int:
     except NothingToDo as exc:
         print(summary_line(name, {"skipped": str(exc)}, getattr(args, "json", False)), flush=True)
         return SKIPPED
-    except UsageError as exc:
-        print(f"seqlake {name}: usage error: {exc}", file=sys.stderr)
-        return USAGE
-    except ConfigError as exc:
-        print(f"seqlake {name}: configuration error: {exc}", file=sys.stderr)
-        return USAGE
-    except PipelineError as exc:
-        print(f"seqlake {name}: {exc}", file=sys.stderr)
-        return exc.exit_status
-    except ValueError as exc:
-        print(f"seqlake {name}: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug: keep the traceback, end with the one-line reason
-        traceback.print_exc()
-        print(f"seqlake {name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    except Exception as exc:
+        status = exit_status(exc)
+        if status == 1 and not isinstance(exc, ValueError):  # a bug: keep the traceback, end with the one-line reason
+            traceback.print_exc()
+        print(f"seqlake {name}: {failure_reason(exc)}", file=sys.stderr)
+        return status
     print(summary_line(name, figures, getattr(args, "json", False)), flush=True)
     return 0
+
+
+def exit_status(failure: BaseException) -> int:
+    """The exit status of a job that raised `failure` (the module's docstring)."""
+    if isinstance(failure, NothingToDo):
+        return SKIPPED
+    if isinstance(failure, UsageError | ConfigError):
+        return USAGE
+    if isinstance(failure, PipelineError):
+        return failure.exit_status
+    return 1
+
+
+def failure_reason(failure: BaseException) -> str:
+    """The one line a failed job ends with."""
+    if isinstance(failure, UsageError):
+        return f"usage error: {failure}"
+    if isinstance(failure, ConfigError):
+        return f"configuration error: {failure}"
+    if isinstance(failure, PipelineError | ValueError):
+        return str(failure)
+    return f"failed: {type(failure).__name__}: {failure}"
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:

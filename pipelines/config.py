@@ -458,6 +458,23 @@ def load_settings(env: str | None = None, overrides: Sequence[str] = ()) -> Sett
         raise ConfigError(_first_error(exc)) from None
 
 
+def with_overrides(settings: Settings, overrides: Sequence[str]) -> Settings:
+    """`settings` with `key=value` overrides applied on top (a command's --set
+    and setting flags, when it runs in a process that has its settings)."""
+    if not overrides:
+        return settings
+    merged = _merged(settings.model_dump(), _override_tree(overrides))
+    try:
+        return type(settings)(**merged)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc)) from None
+
+
+def _merged(base: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
+    return {**base, **{k: _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                       for k, v in tree.items()}}
+
+
 def _override_tree(overrides: Sequence[str]) -> dict[str, Any]:
     """["spark.conf.spark.sql.x=1", "generator.seed=5"] -> nested dicts. Below a
     table of free keys (spark.conf, examples.label_modes) the rest is one key."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import REPO_ROOT, ConfigError, load_settings
+from pipelines.config import REPO_ROOT, ConfigError, load_settings, with_overrides
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +94,19 @@ def test_the_cluster_profile_refuses_a_root_that_only_one_node_has(root):
 def test_invalid_values_fail_at_start_naming_the_key_and_the_value(override, message):
     with pytest.raises(ConfigError, match="^" + re.escape(message)):
         load_settings(env="local", overrides=[override])
+
+
+def test_a_command_run_in_process_applies_its_overrides_on_the_processs_settings(monkeypatch):
+    monkeypatch.setenv("SEQLAKE_GENERATOR__USERS", "900")
+    settings = load_settings(env="local", overrides=["generator.seed=5"])
+    monkeypatch.setenv("SEQLAKE_GENERATOR__USERS", "1")  # after the process read its settings: not seen
+    overridden = with_overrides(settings, ["train.epochs=1", "spark.conf.spark.sql.shuffle.partitions=2"])
+    assert (overridden.train.epochs, overridden.generator.seed, overridden.generator.users) == (1, 5, 900)
+    assert overridden.spark.conf["spark.sql.shuffle.partitions"] == "2"
+    assert overridden.spark.conf["spark.ui.enabled"] == "false"
+    assert settings.train.epochs == 4 and with_overrides(settings, []) is settings
+    with pytest.raises(ConfigError, match="^train.epochs: Input should be greater than or equal to 1, got '0'"):
+        with_overrides(settings, ["train.epochs=0"])
 
 
 def test_unknown_environment_variable_key_is_an_error(monkeypatch):

@@ -7,6 +7,8 @@ import datetime as dt
 
 import pytest
 
+from jobs.cli import UsageError
+from pipelines.errors import BrokenPastError, LakehouseBusy, NothingToDo, QualityGateFailed
 from tests.conftest import REPO
 
 
@@ -37,7 +39,7 @@ def _dates_passed(dag, logical_date: dt.datetime | None, run_after: dt.datetime 
     env = dag.get_template_env()
     run = types.SimpleNamespace(logical_date=logical_date, run_after=run_after or logical_date)
     context = {"dag_run": run, "macros": macros} | ({"ds": logical_date.strftime("%Y-%m-%d")} if logical_date else {})
-    rendered = {t.task_id: env.from_string(getattr(t, "bash_command", "")).render(**context) for t in dag.tasks}
+    rendered = {t.task_id: env.from_string(" ".join(getattr(t, "argv", []))).render(**context) for t in dag.tasks}
     return {task: cmd.split("--date ")[-1] if "--date " in cmd else cmd.split("--night ")[1]
             for task, cmd in rendered.items() if "--date " in cmd or "--night " in cmd}
 
@@ -88,11 +90,6 @@ def test_a_run_triggered_by_hand_processes_the_day_that_ended_before_it(dagbag):
     assert (passed["build_candidates"], passed["score_candidates"]) == ("2026-11-05", "2026-11-05")
 
 
-def test_tasks_run_from_the_repository_not_a_temporary_folder(dagbag):
-    for dag_id in ("seqlake_nightly", "seqlake_backfill"):
-        assert {t.cwd for t in dagbag.dags[dag_id].tasks if hasattr(t, "bash_command")} == {str(REPO)}
-
-
 NIGHT_ORDER = [
     "wait_for_landing", "ingest_events", "clean_events", "build_sequences", "build_examples", "train_model",
     "gate_model", "export_embeddings", "build_signatures", "build_candidates", "score_candidates", "write_report",
@@ -106,7 +103,7 @@ def test_nightly_waits_for_the_landing_folder_then_runs_every_step_in_order(dagb
         assert dag.get_task(after).upstream_task_ids == {before}
     sensor = dag.get_task("wait_for_landing")
     assert (sensor.mode, sensor.timeout, sensor.poke_interval) == ("reschedule", 360 * 60, 300)
-    command = {t.task_id: t.bash_command.split(" -m jobs.cli ")[1] for t in dag.tasks if hasattr(t, "bash_command")}
+    command = {t.task_id: " ".join([t.command, *t.argv]) for t in dag.tasks if hasattr(t, "command")}
     ended, today = "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}", "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
     assert command["train_model"] == f"train --night {ended}"
     assert command["gate_model"] == f"models gate --date {ended}"
@@ -116,7 +113,6 @@ def test_nightly_waits_for_the_landing_folder_then_runs_every_step_in_order(dagb
     # Nothing to do tonight (exit 99) skips a task and the ones after it, but
     # export, signatures and the report run after a skipped training.
     assert {t.task_id for t in dag.tasks if t.trigger_rule == "none_failed"} == {"export_embeddings", "build_signatures", "write_report"}
-    assert all(t.skip_on_exit_code in (99, [99]) for t in dag.tasks if hasattr(t, "bash_command"))
     ingest = dag.get_task("ingest_events")
     assert (ingest.retries, ingest.retry_exponential_backoff, ingest.execution_timeout) == (2, True, dt.timedelta(minutes=180))
     assert dag.max_active_runs == 1
@@ -124,7 +120,7 @@ def test_nightly_waits_for_the_landing_folder_then_runs_every_step_in_order(dagb
 
 def test_backfill_runs_the_data_stages_over_the_given_range(dagbag):
     dag = dagbag.dags["seqlake_backfill"]
-    assert [t.bash_command.split(" -m jobs.cli ")[1] for t in dag.topological_sort()] == [
+    assert [" ".join([t.command, *t.argv]) for t in dag.topological_sort()] == [
         f"{stage} --start {{{{ params.start }}}} --end {{{{ params.end }}}}"
         for stage in ("ingest", "clean", "sequences", "signatures", "examples")
     ]
@@ -147,7 +143,7 @@ def test_cluster_profile_submits_spark_and_ray_jobs(monkeypatch):
     train = dag.get_task("train_model")
     assert (train.address, train.argv) == (
         "http://127.0.0.1:8265", ["train", "--night", "{{ macros.ds_add((dag_run.logical_date or dag_run.run_after) | ds, -1) }}"])
-    assert hasattr(dag.get_task("write_report"), "bash_command")  # the report is written on the worker
+    assert type(dag.get_task("write_report")).__name__ == "JobOperator"  # the report is written on the worker
 
 
 def test_a_ray_job_publishes_through_a_spark_of_its_own_driver_not_the_clusters_master():
@@ -213,22 +209,42 @@ def test_the_generator_marks_each_landing_folder_complete_as_an_upstream_would(s
     assert all((Path(small_world.landing) / "events" / f"date={day}" / "_SUCCESS").stat().st_size == 0 for day in days)
 
 
-@pytest.mark.parametrize(("exit_status", "outcome"), [
-    (3, "AirflowFailException: clean_events exited 3: a failed quality gate; not retried"),
-    (4, "AirflowFailException: clean_events exited 4: a date to backfill first; not retried"),
-    (2, "AirflowFailException: clean_events exited 2: a usage or configuration error; not retried"),
-    (1, "AirflowException: Bash command failed. The command returned a non-zero exit code 1."),
-    (5, "AirflowException: Bash command failed. The command returned a non-zero exit code 5."),
-    (99, "AirflowSkipException: clean_events: nothing to do tonight"),
+@pytest.mark.parametrize(("failure", "outcome"), [
+    (QualityGateFailed("silver/events failed its suite"),
+     "AirflowFailException: clean_events exited 3: a failed quality gate; not retried. silver/events failed its suite"),
+    (BrokenPastError("no finished ingest run wrote 2026-11-02"),
+     "AirflowFailException: clean_events exited 4: a date to backfill first; not retried. no finished ingest run wrote 2026-11-02"),
+    (UsageError("give --date D"),
+     "AirflowFailException: clean_events exited 2: a usage or configuration error; not retried. usage error: give --date D"),
+    (OSError("connection reset"), "AirflowException: failed: OSError: connection reset"),
+    (LakehouseBusy("seqlake ingest holds the lease"), "AirflowException: seqlake ingest holds the lease"),
+    (NothingToDo("no champion model yet"), "AirflowSkipException: clean_events: nothing to do tonight: no champion model yet"),
 ])
-def test_failures_a_retry_cannot_change_fail_the_task_at_once_and_others_retry(exit_status, outcome):
-    """The nightly's own operator class on a command that exits as a job would."""
-    from dags.nightly import JobBashOperator
+def test_failures_a_retry_cannot_change_fail_the_task_at_once_and_others_retry(failure, outcome, monkeypatch):
+    """The nightly's own operator on a job that raises as a job would."""
+    import dags.nightly
 
-    task = JobBashOperator(task_id="clean_events", bash_command=f"exit {exit_status}", skip_on_exit_code=99)
-    with pytest.raises(Exception) as failure:
+    def job(command, argv, settings):
+        assert (command, argv) == ("clean", ["--date", "2026-11-03"])
+        raise failure
+
+    monkeypatch.setattr(dags.nightly, "invoke", job)
+    task = dags.nightly.JobOperator(task_id="clean_events", command="clean", argv=["--date", "2026-11-03"])
+    with pytest.raises(Exception) as raised:
         task.execute({})
-    assert f"{type(failure.value).__name__}: {failure.value}".startswith(outcome)
+    assert f"{type(raised.value).__name__}: {raised.value}" == outcome
+
+
+def test_a_task_runs_its_job_in_the_workers_process_and_returns_its_figures(tmp_path, monkeypatch):
+    """`seqlake generate` as the task: its figures are the task's result (XCom), as JSON."""
+    from dags.nightly import JobOperator
+
+    monkeypatch.setenv("SEQLAKE_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("SEQLAKE_TRUTH", str(tmp_path / "truth"))
+    task = JobOperator(task_id="generate", command="generate", argv=["--users", "20", "--days", "1", "--workers", "1"])
+    figures = task.execute({})
+    assert figures["job"] == "generate" and figures["landing_dates"] == 1 and figures["events"] > 0
+    assert sorted(p.name for p in (tmp_path / "landing" / "events").iterdir()) == ["date=2026-11-01"]
 
 
 def test_the_cli_exits_with_the_status_of_its_failure(tmp_path):
