@@ -2,8 +2,9 @@
 and what it prints after them.
 
 Every generated day's night runs as Airflow runs it - `dag.test()` of
-seqlake_nightly with SQLite, embedded profile, each task its job's CLI in a
-subprocess - triggered at 02:00 of the day after. Some users are heavy
+seqlake_nightly with SQLite, embedded profile, each task its job's command in
+this process (one Spark session for all of them) - triggered at 02:00 of the
+day after. Some users are heavy
 (DEMO_SETTINGS), so that their histories run past the long side the models
 and the BSE sums read. The figures printed after the runs are those the jobs
 recorded in the run ledger (ops/runs), the denoising and the BSE parity
@@ -162,7 +163,7 @@ def use_repository_airflow() -> str:
 
 def run_nights_through_airflow(settings: Settings, nights: list[dt.date]) -> dict[dt.date, dict[str, str]]:
     """dag.test() of seqlake_nightly for each night, oldest first; {night: {task: state}}.
-    The tasks are subprocesses: the demo's roots reach them through SEQLAKE_* variables."""
+    The tasks read their settings from the environment: the demo's roots reach them through SEQLAKE_* variables."""
     for key in ("lakehouse", "landing", "truth", "reports"):
         os.environ[f"SEQLAKE_{key.upper()}"] = getattr(settings, key)
     for section, values in DEMO_SETTINGS.items():
