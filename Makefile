@@ -85,6 +85,7 @@ bench: setup
 	$(PY) bench/ray_train_overhead.py --json
 	$(PY) bench/scoring.py --json
 	$(PY) bench/feature_reads.py --json
+	$(PY) bench/night.py --no-train --json
 
 lint: setup
 	$(PY) -m ruff check pipelines jobs features dags infra tests bench

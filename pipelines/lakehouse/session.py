@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -84,6 +85,10 @@ def spark_session(settings: Settings, app_name: str) -> SparkSession:
     stay as given; settings only fill the keys it left unset.
     """
     spark_settings = settings.spark
+    # py4j reports its connection housekeeping (a pooled socket the JVM closed,
+    # retried at once) at INFO with a traceback; a process whose root logger is at
+    # INFO - an Airflow worker running the night's tasks - would print them as errors.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     # Python workers must run the driver's interpreter (the venv), not the system one.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if launched_by_spark_submit():
