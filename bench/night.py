@@ -202,7 +202,7 @@ def main() -> None:
     # for its JIT, Delta's and Great Expectations' first use and Ray's start.
     runs = [(WARM_UP_EVENTS, False)] * args.warm_up + [(events, True) for events in sizes]
     for events, reported in runs:
-        work = Path(tempfile.mkdtemp(prefix="seqlake-bench-night-", dir=args_dir()))
+        work = Path(tempfile.mkdtemp(prefix="seqlake-bench-night-", dir=scratch_folder()))
         print(f"== night of {events:,} events (in {work})", flush=True)
         try:
             r = night_at(spark, events, args, work)
@@ -235,7 +235,7 @@ def main() -> None:
         print(json.dumps(flat))
 
 
-def args_dir() -> str | None:
+def scratch_folder() -> str | None:
     """Scratch beside the repository (the machine's /tmp may be small)."""
     folder = Path(__file__).resolve().parents[1] / "var" / "bench"
     folder.mkdir(parents=True, exist_ok=True)

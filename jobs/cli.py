@@ -217,9 +217,8 @@ def _execute(args: argparse.Namespace) -> int:
 
 
 def exit_status(failure: BaseException) -> int:
-    """The exit status of a job that raised `failure` (the module's docstring)."""
-    if isinstance(failure, NothingToDo):
-        return SKIPPED
+    """The exit status of a job that failed with `failure` (the module's
+    docstring); NothingToDo is no failure, its callers skip."""
     if isinstance(failure, UsageError | ConfigError):
         return USAGE
     if isinstance(failure, PipelineError):

@@ -101,6 +101,7 @@ class GeneratedNights:
     ranged: Settings
     days: list
     sequence_modes: list[str]
+    signature_modes: list[str]
 
 
 @pytest.fixture(scope="session")
@@ -127,12 +128,12 @@ def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
     ranged = settings_in(folder, *common, f"lakehouse={folder / 'range-lakehouse'}")
     generate(nightly.generator, nightly.landing, nightly.truth)
     days = landing_dates(nightly.landing)
-    modes = []
+    modes, signature_modes = [], []
     for day in days:
         ingest_date(spark, nightly, day)
         clean_dates(spark, nightly, day)
         modes.append(build_sequences(spark, nightly, day)["mode"])
-        build_signatures(spark, nightly, day)
+        signature_modes.append(build_signatures(spark, nightly, day)["mode"])
         build_examples(spark, nightly, day)
     for day in days:
         ingest_date(spark, ranged, day)
@@ -140,4 +141,4 @@ def generated_nights(spark, tmp_path_factory) -> GeneratedNights:
     build_sequences(spark, ranged, days[0], days[-1])
     build_signatures(spark, ranged, days[0], days[-1])
     build_examples(spark, ranged, days[0], days[-1])
-    return GeneratedNights(nightly, ranged, days, modes)
+    return GeneratedNights(nightly, ranged, days, modes, signature_modes)

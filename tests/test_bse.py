@@ -199,6 +199,41 @@ def test_examples_gather_the_users_bucket_sums_at_the_candidates_codes(spark):
     assert got[(1, 10, before)] == (None, None, None)
 
 
+def test_a_nights_bucket_sums_are_the_bases_plus_what_entered_the_long_side_minus_what_left_it(spark):
+    from pipelines.bse.signatures import updated_bucket_sums, user_bucket_sums
+
+    base_day, day = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+    at_base, at_day = 1_793_534_400_000, 1_793_620_800_000  # noon of base_day and of day (UTC), in ms
+    rules = BseSettings(embedding_dim=2, signatures=2, bits=1)
+    # Item i has codes (i % 2, i // 2 % 2) and vector (i, 10 i).
+    items = spark.createDataFrame([(i, [float(i), 10.0 * i], [i % 2, i // 2 % 2]) for i in range(1, 9)],
+                                  "item_id long, vector array<float>, codes array<int>")
+    schema = "user_id long, item_ids array<bigint>, timestamps array<bigint>, as_of_date date"
+    base = spark.createDataFrame([
+        (1, [1, 2, 3], [at_base] * 3, base_day),  # its long side (3) is full: 6 and 7 push out 1 and 2
+        (2, [4], [at_base], base_day),            # nothing new: keeps its rows
+        (3, [5], [at_base], base_day),            # more new behaviors than the long side holds
+    ], schema)
+    now = spark.createDataFrame([
+        (1, [1, 2, 3, 6, 7], [at_base] * 3 + [at_day] * 2, day),
+        (2, [4], [at_base], day),
+        (3, [5, 1, 2, 3, 8], [at_base] + [at_day] * 4, day),
+        (4, [6], [at_day], day),  # a new user
+    ], schema)
+    base_sums = user_bucket_sums(base, items, rules.bits, 3)
+
+    def rows(frame):
+        return sorted((r["user_id"], r["as_of_date"], r["hash_index"], r["code"], r["count"], list(r["vector_sum"]))
+                      for r in frame.collect())
+
+    updated = rows(updated_bucket_sums(base_sums, base, now, base_day, items, rules, 3))
+    assert updated == rows(user_bucket_sums(now, items, rules.bits, 3))
+    # User 1's long side is now 3, 6, 7: codes (1, 1), (0, 1), (1, 1).
+    assert [r[2:] for r in updated if r[0] == 1] == [(0, 0, 1, [6.0, 60.0]), (0, 1, 2, [10.0, 100.0]),
+                                                     (1, 1, 3, [16.0, 160.0])]
+    assert [r[1:] for r in updated if r[0] == 2] == [(day, 0, 0, 1, [4.0, 40.0]), (day, 1, 0, 1, [4.0, 40.0])]
+
+
 def test_bse_sums_of_a_3000_behavior_history_equal_end_to_end_sdim_over_the_long_side(spark, tmp_path):
     """The signatures job hashes the newest examples.train_len (1,024) behaviors
     of a 3,000-behavior history, the same long side SDIM reads end to end: the

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.bse.projection import Projection
@@ -68,6 +69,84 @@ def user_bucket_sums(sequences: DataFrame, items: DataFrame, bits: int, long_len
         )
 
     return behaviors.groupBy("user_id", "as_of_date").applyInPandas(per_user, USER_BSE_SCHEMA)
+
+
+def updated_bucket_sums(
+    base_sums: DataFrame,
+    base_sequences: DataFrame,
+    sequences: DataFrame,
+    base_day: dt.date,
+    items: DataFrame,
+    rules: BseSettings,
+    long_len: int,
+) -> DataFrame:
+    """user_bucket_sums of `sequences` (user_id, as_of_date, item_ids, timestamps:
+    snapshots of dates after `base_day`) from those of `base_day`.
+
+    `base_sums` (user_id, hash_index, code, count, vector_sum) are the bucket
+    sums of the long side of `base_sequences` (user_id, item_ids), the
+    snapshot of `base_day`. Bucket sums are additive: a later snapshot's are
+    the base's plus its behaviors dated after `base_day` (the newest of its
+    long side, dated as silver dates them: the day of ts) minus the base's
+    oldest that they pushed out of the long side. Only those are hashed, so
+    the cost follows what is new, not how long the histories are; a user
+    without new behaviors keeps the base's rows.
+    """
+    buckets, dim = 1 << rules.bits, rules.embedding_dim
+    no_items = F.array().cast("array<bigint>")
+
+    def newest(values: str) -> Column:
+        return F.slice(values, F.greatest(F.size(values) - long_len + 1, F.lit(1)), long_len)
+
+    base = base_sequences.select("user_id", newest("item_ids").alias("_base"))
+    keyed = sequences.select(
+        "user_id", "as_of_date", newest("item_ids").alias("_long"),
+        F.size(F.filter(newest("timestamps"), lambda t: F.to_date(F.timestamp_millis(t)) > F.lit(base_day))).alias("_new"),
+    ).join(base, "user_id", "left").withColumn("_base", F.coalesce("_base", no_items))
+    # The long side now: the base's newest `kept` and then the `_new` behaviors.
+    kept = F.size("_long") - F.col("_new")
+    changes = keyed.where(F.col("_new") > 0).select(
+        "user_id", "as_of_date",
+        F.slice("_long", kept + 1, F.col("_new")).alias("_added"),
+        F.slice("_base", F.lit(1), F.greatest(F.size("_base") - kept, F.lit(0))).alias("_dropped"),
+    )
+    behaviors = changes.select("user_id", "as_of_date", F.explode("_added").alias("item_id"), F.lit(1).alias("sign")).unionByName(
+        changes.select("user_id", "as_of_date", F.explode("_dropped").alias("item_id"), F.lit(-1).alias("sign"))
+    ).join(items, "item_id")
+    key = ["user_id", "as_of_date"]
+    base_sums = base_sums.select("user_id", "hash_index", "code", "count", "vector_sum")
+    # New aliases: both sides of the cogroup descend from `changes`.
+    changed_base = base_sums.join(changes.select(*[F.col(k).alias(k) for k in key]), "user_id")
+    unchanged = base_sums.join(keyed.where(F.col("_new") == 0).select(*key), "user_id")
+
+    def updated(changed: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+        counts = np.zeros((rules.signatures, buckets), dtype=np.int64)
+        sums = np.zeros((rules.signatures, buckets, dim), dtype=np.float64)
+        if len(before):
+            counts[before["hash_index"], before["code"]] = before["count"]
+            sums[before["hash_index"], before["code"]] = np.stack(before["vector_sum"].to_numpy())
+        if len(changed):
+            changed = changed.sort_values(["sign", "item_id"], kind="stable")
+            added_counts, added_sums = bucket_sums(
+                np.stack(changed["codes"].to_numpy()).astype(np.int64),
+                np.stack(changed["vector"].to_numpy()).astype(np.float32), buckets, changed["sign"].to_numpy(),
+            )
+            counts, sums = counts + added_counts, sums + added_sums
+        one = changed if len(changed) else before
+        if (counts < 0).any():
+            raise ValueError(
+                f"the bucket sums of user {one['user_id'].iloc[0]} as of {base_day} do not hold the long side of its "
+                "snapshot (examples.train_len or the embeddings changed since): rebuild them in full"
+            )
+        h, code = np.nonzero(counts)
+        return pd.DataFrame({
+            "user_id": one["user_id"].iloc[0], "as_of_date": one["as_of_date"].iloc[0],
+            "hash_index": h.astype(np.int32), "code": code.astype(np.int32),
+            "count": counts[h, code], "vector_sum": list(sums[h, code].astype(np.float32)),
+        })
+
+    rebuilt = behaviors.groupBy(*key).cogroup(changed_base.groupBy(*key)).applyInPandas(updated, USER_BSE_SCHEMA)
+    return unchanged.select(*USER_BSE_SCHEMA.fieldNames()).unionByName(rebuilt)
 
 
 def bse_summary(user_bse: DataFrame, rules: BseSettings) -> dict[str, object]:

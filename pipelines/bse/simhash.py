@@ -31,16 +31,21 @@ def simhash_codes(vectors: Any, projection: Any) -> Any:
     return codes
 
 
-def bucket_sums(codes: np.ndarray, vectors: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+def bucket_sums(
+    codes: np.ndarray, vectors: np.ndarray, buckets: int, signs: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """For one user: per hash function h and code c, the count of behaviors with
-    code_h = c and the sum of their vectors: shapes (H, buckets) and (H, buckets, d)."""
+    code_h = c and the sum of their vectors: shapes (H, buckets) and (H, buckets, d).
+    `signs` (+1 or -1 per behavior, default +1) turns them into the change of
+    those counts and sums when the -1 behaviors leave and the +1 arrive."""
     n, signatures = codes.shape
     # One-hot (n, H * buckets) times the vectors: one dense product instead of
     # H scatter-adds, fast on any BLAS; accumulated in float64.
     one_hot = np.zeros((n, signatures * buckets), dtype=np.float64)
-    one_hot[np.arange(n).repeat(signatures), (codes + np.arange(signatures) * buckets).ravel()] = 1
+    weights = 1 if signs is None else np.asarray(signs, dtype=np.float64).repeat(signatures)
+    one_hot[np.arange(n).repeat(signatures), (codes + np.arange(signatures) * buckets).ravel()] = weights
     sums = (one_hot.T @ vectors.astype(np.float64)).reshape(signatures, buckets, -1)
-    counts = one_hot.sum(0).astype(np.int64).reshape(signatures, buckets)
+    counts = np.rint(one_hot.sum(0)).astype(np.int64).reshape(signatures, buckets)
     return counts, sums
 
 

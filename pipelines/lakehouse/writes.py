@@ -33,6 +33,14 @@ def replace_date_partitions(
     replace_where(df, lakehouse, table, date_range_predicate(table, first, last), **options)
 
 
+def append_rows(df: DataFrame, lakehouse: str, table: TableSpec, **options: str | int) -> None:
+    """Add `df` to `table` in one commit (the table is created on first write):
+    for rows that no other row of the table stands for."""
+    df.write.format("delta").mode("append").options(**options).partitionBy(table.partition_column).save(
+        table_uri(lakehouse, table)
+    )
+
+
 def date_range_predicate(table: TableSpec, first: dt.date, last: dt.date | None = None) -> str:
     """The rows of `table`'s date partitions from `first` to `last` (default `first`), as SQL."""
     column = table.partition_column
