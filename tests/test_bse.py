@@ -232,6 +232,10 @@ def test_a_nights_bucket_sums_are_the_bases_plus_what_entered_the_long_side_minu
     assert [r[2:] for r in updated if r[0] == 1] == [(0, 0, 1, [6.0, 60.0]), (0, 1, 2, [10.0, 100.0]),
                                                      (1, 1, 3, [16.0, 160.0])]
     assert [r[1:] for r in updated if r[0] == 2] == [(day, 0, 0, 1, [4.0, 40.0]), (day, 1, 0, 1, [4.0, 40.0])]
+    # Sums of a shorter long side than the one the update assumes (examples.train_len changed):
+    # removing the behaviors that left would leave a bucket below zero.
+    with pytest.raises(Exception, match="do not hold the long side of its snapshot"):
+        updated_bucket_sums(user_bucket_sums(base, items, rules.bits, 1), base, now, base_day, items, rules, 3).collect()
 
 
 def test_bse_sums_of_a_3000_behavior_history_equal_end_to_end_sdim_over_the_long_side(spark, tmp_path):

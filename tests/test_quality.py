@@ -336,6 +336,8 @@ def test_a_batch_that_fails_its_gate_is_never_published_and_its_result_is_kept(s
     with pytest.raises(QualityGateFailed, match="timestamps non-decreasing") as failure:
         audit_and_publish_dates(spark, unsorted, lakehouse, GOLD_USER_SEQUENCES, DAY, DAY, suite)
     assert "nothing was published to gold/user_sequences" in str(failure.value)
+    refused_at = str(failure.value).rsplit("the rows it refused are at ", 1)[1]
+    assert sorted(delta_rows(DeltaTable(refused_at)).column("user_id").to_pylist()) == [1, 3]
     published = DeltaTable(table_uri(lakehouse, GOLD_USER_SEQUENCES))
     assert (published.version(), sorted(delta_rows(published).column("user_id").to_pylist())) == (version, rows)
     results = delta_rows(DeltaTable(table_uri(lakehouse, OPS_QUALITY))).sort_by("validated_at").to_pylist()

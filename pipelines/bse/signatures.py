@@ -92,7 +92,7 @@ def updated_bucket_sums(
     the cost follows what is new, not how long the histories are; a user
     without new behaviors keeps the base's rows.
     """
-    buckets, dim = 1 << rules.bits, rules.embedding_dim
+    buckets = 1 << rules.bits
     no_items = F.array().cast("array<bigint>")
 
     def newest(values: str) -> Column:
@@ -113,40 +113,41 @@ def updated_bucket_sums(
     behaviors = changes.select("user_id", "as_of_date", F.explode("_added").alias("item_id"), F.lit(1).alias("sign")).unionByName(
         changes.select("user_id", "as_of_date", F.explode("_dropped").alias("item_id"), F.lit(-1).alias("sign"))
     ).join(items, "item_id")
-    key = ["user_id", "as_of_date"]
-    base_sums = base_sums.select("user_id", "hash_index", "code", "count", "vector_sum")
-    # New aliases: both sides of the cogroup descend from `changes`.
-    changed_base = base_sums.join(changes.select(*[F.col(k).alias(k) for k in key]), "user_id")
-    unchanged = base_sums.join(keyed.where(F.col("_new") == 0).select(*key), "user_id")
+    key = ["user_id", "as_of_date", "hash_index", "code"]
 
-    def updated(changed: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
-        counts = np.zeros((rules.signatures, buckets), dtype=np.int64)
-        sums = np.zeros((rules.signatures, buckets, dim), dtype=np.float64)
-        if len(before):
-            counts[before["hash_index"], before["code"]] = before["count"]
-            sums[before["hash_index"], before["code"]] = np.stack(before["vector_sum"].to_numpy())
-        if len(changed):
-            changed = changed.sort_values(["sign", "item_id"], kind="stable")
-            added_counts, added_sums = bucket_sums(
-                np.stack(changed["codes"].to_numpy()).astype(np.int64),
-                np.stack(changed["vector"].to_numpy()).astype(np.float32), buckets, changed["sign"].to_numpy(),
-            )
-            counts, sums = counts + added_counts, sums + added_sums
-        one = changed if len(changed) else before
-        if (counts < 0).any():
-            raise ValueError(
-                f"the bucket sums of user {one['user_id'].iloc[0]} as of {base_day} do not hold the long side of its "
-                "snapshot (examples.train_len or the embeddings changed since): rebuild them in full"
-            )
-        h, code = np.nonzero(counts)
+    def bucket_changes(user: pd.DataFrame) -> pd.DataFrame:
+        # Sorted so that float sums do not depend on the shuffle's order.
+        user = user.sort_values(["sign", "item_id"], kind="stable")
+        codes = np.stack(user["codes"].to_numpy()).astype(np.int64)
+        counts, sums = bucket_sums(codes, np.stack(user["vector"].to_numpy()).astype(np.float32), buckets,
+                                   user["sign"].to_numpy())
+        touched = np.zeros(counts.shape, dtype=bool)
+        touched[np.arange(codes.shape[1]), codes] = True
+        h, code = np.nonzero(touched)
         return pd.DataFrame({
-            "user_id": one["user_id"].iloc[0], "as_of_date": one["as_of_date"].iloc[0],
+            "user_id": user["user_id"].iloc[0], "as_of_date": user["as_of_date"].iloc[0],
             "hash_index": h.astype(np.int32), "code": code.astype(np.int32),
-            "count": counts[h, code], "vector_sum": list(sums[h, code].astype(np.float32)),
+            "count": counts[h, code], "vector_sum": list(sums[h, code]),
         })
 
-    rebuilt = behaviors.groupBy(*key).cogroup(changed_base.groupBy(*key)).applyInPandas(updated, USER_BSE_SCHEMA)
-    return unchanged.select(*USER_BSE_SCHEMA.fieldNames()).unionByName(rebuilt)
+    changed = behaviors.groupBy("user_id", "as_of_date").applyInPandas(bucket_changes, USER_BSE_SCHEMA).select(
+        *key, F.col("count").alias("_count_change"), F.col("vector_sum").alias("_sum_change"),
+    )
+    # The base's rows carried to each date, then the changes added where there are any.
+    before = base_sums.select("user_id", "hash_index", "code", "count", "vector_sum").join(
+        keyed.select("user_id", "as_of_date"), "user_id"
+    )
+    count = F.coalesce("count", F.lit(0)) + F.coalesce("_count_change", F.lit(0))
+    vector_sum = F.when(F.col("_sum_change").isNull(), F.col("vector_sum")).when(
+        F.col("vector_sum").isNull(), F.col("_sum_change")
+    ).otherwise(F.zip_with("vector_sum", "_sum_change", lambda a, b: a + b))
+    behind = F.raise_error(F.format_string(
+        f"the bucket sums as of {base_day} of user %d do not hold the long side of its snapshot "
+        "(examples.train_len or the embeddings changed since): rebuild them in full", F.col("user_id"),
+    ))
+    return before.join(changed, key, "full_outer").select(
+        *key, F.when(count < 0, behind).otherwise(count).alias("count"), vector_sum.alias("vector_sum"),
+    ).where(F.col("count") > 0)
 
 
 def bse_summary(user_bse: DataFrame, rules: BseSettings) -> dict[str, object]:

@@ -1,16 +1,18 @@
 """Write, audit, publish: a stage's new rows become visible only after its suite passes.
 
-The rows are written to a staging Delta table of the run's own
-(`<lakehouse>/_staging/<table>/<first>_<last>/<run id>`: two runs of the same
-dates never touch each other's rows), validated there with the table's suite
-at the version just written, and only then that same version is copied into
-the published table in one commit that replaces the dates they cover. A
-batch that would leave a published date without rows fails too, unless the
-stage says the date is empty by right (`empty_by_right`): an empty batch is
-not a licence to delete. On failure nothing is published: the published
-table keeps its version, the staged rows stay for inspection and the job
-fails with the suite's summary. Every validation, passed or not, is a row of
-ops/quality.
+A stage's batch is computed once and held by Spark (a local checkpoint:
+executors' memory, spilling to their disks), validated there with the
+table's suite, and only then those same rows are written to the published
+table in one commit that replaces the dates they cover. A batch that would
+leave a published date without rows fails too, unless the stage says the
+date is empty by right (`empty_by_right`): an empty batch is not a licence
+to delete. On failure nothing is published: the published table keeps its
+version, the batch is written to a staging Delta table of the run's own
+(`<lakehouse>/_staging/<table>/<first>_<last>/<run id>`) for inspection and
+the job fails with the suite's summary. Rows that arrive as a staging table
+already (batch scoring streams its rows into one) are validated at the
+version written and published from it (`publish_staged`). Every validation,
+passed or not, is a row of ops/quality.
 """
 
 from __future__ import annotations
@@ -55,20 +57,21 @@ def audit_and_publish(
     suite: Suite,
     first: dt.date,
     last: dt.date,
-    validated: Callable[[DataFrame], DataFrame] = lambda staged: staged,
+    validated: Callable[[DataFrame], DataFrame] = lambda batch: batch,
     empty_by_right: Container[dt.date] = frozenset(),
     **options: str | int,
 ) -> QualityResult:
-    """Stage `rows`, validate `validated(staged rows)` (the rows themselves, or
-    lined up with another table for checks that compare them) against `suite`,
-    then replace the rows of `table` matching `predicate` with the staged rows.
-    QualityGateFailed when the suite fails, or when the batch would leave a
-    published date outside `empty_by_right` without rows."""
-    staged_at = staging_uri(lakehouse, table, first, last)
-    (rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-     .partitionBy(table.partition_column).save(staged_at))
-    return publish_staged(spark, staged_at, lakehouse, table, predicate, suite, first, last, validated, empty_by_right,
-                          **options)
+    """Validate `validated(rows)` (the rows themselves, or lined up with
+    another table for checks that compare them) against `suite`, then replace
+    the rows of `table` matching `predicate` with `rows`. QualityGateFailed
+    when the suite fails, or when the batch would leave a published date
+    outside `empty_by_right` without rows; the batch is then staged for
+    inspection."""
+    # Computed once: the rows validated are the rows published, and no source
+    # is read twice. One write: no staging copy on the way to the table.
+    batch = rows.localCheckpoint()
+    return _audited_publish(spark, batch, None, lakehouse, table, predicate, suite, first, last, validated, empty_by_right,
+                            **options)
 
 
 def audit_and_publish_dates(
@@ -111,15 +114,39 @@ def publish_staged(
     empty_by_right: Container[dt.date] = frozenset(),
     **options: str | int,
 ) -> QualityResult:
-    """The audit and publish half of audit_and_publish, for rows already staged at `staged_at`."""
+    """audit_and_publish of rows already staged at `staged_at` (a Delta table);
+    the staging table is removed once they are published."""
     version = DeltaTable(native_uri(staged_at)).version()
     # The version validated is the version published, whatever is written there meanwhile.
     staged = spark.read.format("delta").option("versionAsOf", version).load(staged_at)
-    if suite.allow_empty and not staged.limit(1).count():
+    result = _audited_publish(spark, staged, staged_at, lakehouse, table, predicate, suite, first, last, validated,
+                              empty_by_right, **options)
+    fs_, path = filesystem(staged_at)
+    fs_.delete_dir(path)
+    return result
+
+
+def _audited_publish(
+    spark: SparkSession,
+    batch: DataFrame,
+    staged_at: str | None,
+    lakehouse: str,
+    table: TableSpec,
+    predicate: str,
+    suite: Suite,
+    first: dt.date,
+    last: dt.date,
+    validated: Callable[[DataFrame], DataFrame],
+    empty_by_right: Container[dt.date],
+    **options: str | int,
+) -> QualityResult:
+    """Validate `batch`, record the result, publish it or stage it (unless it
+    is staged at `staged_at` already) and fail."""
+    if suite.allow_empty and not batch.limit(1).count():
         result = QualityResult(suite.name, True, 0, 0, (), 0, 0.0, dt.datetime.now(dt.UTC), uuid.uuid4().hex)
     else:
-        result = validate_suite(validated(staged), suite)
-    emptied = emptied_dates(spark, staged, lakehouse, table, predicate, empty_by_right)
+        result = validate_suite(validated(batch), suite)
+    emptied = emptied_dates(spark, batch, lakehouse, table, predicate, empty_by_right)
     if emptied:
         result = result.with_outcome(ExpectationOutcome(
             "seqlake_no_published_date_emptied", table.partition_column, False, {str(d): n for d, n in emptied.items()},
@@ -127,12 +154,14 @@ def publish_staged(
         ))
     record_quality(lakehouse, result, first, last)
     if not result.success:
+        if staged_at is None:
+            staged_at = staging_uri(lakehouse, table, first, last)
+            (batch.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+             .partitionBy(table.partition_column).save(staged_at))
         raise QualityGateFailed(
-            f"{result.summary()}\nnothing was published to {table.name}; the staged rows are at {staged_at}"
+            f"{result.summary()}\nnothing was published to {table.name}; the rows it refused are at {staged_at}"
         )
-    replace_where(staged, lakehouse, table, predicate, **options)
-    fs_, path = filesystem(staged_at)
-    fs_.delete_dir(path)
+    replace_where(batch, lakehouse, table, predicate, **options)
     return result
 
 

@@ -1,7 +1,7 @@
 """Validate a staged Spark DataFrame against a table's suite with Great Expectations 1.x.
 
-The audit step of write-audit-publish: a stage writes its date partitions to
-a staging table, `validate_suite` checks the staged rows, and only a
+The audit step of write-audit-publish (pipelines.quality.gate): a stage's
+batch is held by Spark, `validate_suite` checks those rows, and only a
 successful QualityResult lets the stage publish them.
 
 Each call builds an ephemeral GX context (in memory, nothing written to disk,
