@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import atexit
+import contextlib
 import dataclasses
 import datetime as dt
 import importlib
@@ -33,6 +35,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, NoReturn
+
+import psutil
 
 from pipelines.config import ConfigError, Settings, load_settings, with_overrides
 from pipelines.errors import BrokenPastError, NothingToDo, PipelineError, QualityGateFailed
@@ -123,6 +127,7 @@ def exit_on_sigterm() -> None:
     report_unraisable = sys.unraisablehook
 
     def raise_exit(signum: int, frame: object) -> NoReturn:
+        atexit.register(end_children)
         raise SystemExit(128 + signum)
 
     def note_swallowed(report: Any) -> None:
@@ -140,6 +145,20 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, raise_exit)
     sys.unraisablehook = note_swallowed
     threading.Thread(target=deliver_again, name="sigterm-redelivery", daemon=True).start()
+
+
+def end_children() -> None:
+    """End the processes this job started (its Spark JVM, a local Ray). A job
+    told to stop leaves them mid-work, where they do not always notice that
+    their parent is gone and would linger, holding their memory, past the task."""
+    children = psutil.Process().children(recursive=True)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.terminate()
+    _, lingering = psutil.wait_procs(children, timeout=15)
+    for child in lingering:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
 
 
 def run_command(name: str) -> NoReturn:

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from deltalake import DeltaTable
 
@@ -154,7 +155,15 @@ def test_a_writer_ended_by_sigterm_releases_its_lease_with_the_failure(before_ni
     while not lease_events(settings.lakehouse):
         assert job.poll() is None and time.monotonic() < deadline, job.stderr.read().decode()[-2000:]
         time.sleep(0.05)
+    started = psutil.Process(job.pid).children(recursive=True)
+    while not any(p.name() == "java" for p in started):  # its Spark JVM
+        assert job.poll() is None and time.monotonic() < deadline, job.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+        started = psutil.Process(job.pid).children(recursive=True)
     job.send_signal(signal.SIGTERM)
     assert job.wait(timeout=120) == 128 + signal.SIGTERM
+    # What it started ends with it instead of lingering past the task.
+    _, lingering = psutil.wait_procs(started, timeout=30)
+    assert lingering == []
     assert [(e["event"], e["outcome"]) for e in lease_events(settings.lakehouse)] == [
         ("claim", None), ("release", f"failed: SystemExit: {128 + signal.SIGTERM}")]

@@ -1,9 +1,9 @@
 """Write, audit, publish: a stage's new rows become visible only after its suite passes.
 
-A stage's batch is computed once and held by Spark (a local checkpoint:
-executors' memory, spilling to their disks), validated there with the
-table's suite, and only then those same rows are written to the published
-table in one commit that replaces the dates they cover. A batch that would
+A stage's batch is computed once and held by Spark (a local checkpoint on
+the executors' disks), validated there with the table's suite, and only
+then those same rows are written to the published table in one commit that
+replaces the dates they cover. A batch that would
 leave a published date without rows fails too, unless the stage says the
 date is empty by right (`empty_by_right`): an empty batch is not a licence
 to delete. On failure nothing is published: the published table keeps its
@@ -23,6 +23,7 @@ from collections.abc import Callable, Container
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -69,7 +70,7 @@ def audit_and_publish(
     inspection."""
     # Computed once: the rows validated are the rows published, and no source
     # is read twice. One write: no staging copy on the way to the table.
-    batch = rows.localCheckpoint()
+    batch = materialized(rows)
     return _audited_publish(spark, batch, None, lakehouse, table, predicate, suite, first, last, validated, empty_by_right,
                             **options)
 
@@ -145,7 +146,8 @@ def _audited_publish(
     if suite.allow_empty and not batch.limit(1).count():
         result = QualityResult(suite.name, True, 0, 0, (), 0, 0.0, dt.datetime.now(dt.UTC), uuid.uuid4().hex)
     else:
-        result = validate_suite(validated(batch), suite)
+        checked = validated(batch)
+        result = validate_suite(checked if checked is batch else materialized(checked), suite)
     emptied = emptied_dates(spark, batch, lakehouse, table, predicate, empty_by_right)
     if emptied:
         result = result.with_outcome(ExpectationOutcome(
@@ -163,6 +165,13 @@ def _audited_publish(
         )
     replace_where(batch, lakehouse, table, predicate, **options)
     return result
+
+
+def materialized(rows: DataFrame) -> DataFrame:
+    """`rows` computed once and kept on the executors' local disks (a local
+    checkpoint) for the reads that follow: streamed there as they are
+    computed, so a batch of any size fits, however long its rows' arrays."""
+    return rows.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
 
 
 def emptied_dates(

@@ -1,4 +1,4 @@
-"""Validate a staged Spark DataFrame against a table's suite with Great Expectations 1.x.
+"""Validate a Spark DataFrame against a table's suite with Great Expectations 1.x.
 
 The audit step of write-audit-publish (pipelines.quality.gate): a stage's
 batch is held by Spark, `validate_suite` checks those rows, and only a
@@ -7,8 +7,9 @@ successful QualityResult lets the stage publish them.
 Each call builds an ephemeral GX context (in memory, nothing written to disk,
 nothing shared between calls), a Spark data source on the caller's session,
 one DataFrame asset with a whole-DataFrame batch definition, the suite and a
-ValidationDefinition, and runs it once. The DataFrame is persisted around the
-run (GX reads it once per group of metrics) and released after.
+ValidationDefinition, and runs it once. GX reads the DataFrame once per
+group of metrics: give it rows that are materialized already (the gate
+checkpoints its batches), not a plan that recomputes its sources each time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyspark.sql import DataFrame
-from pyspark.storagelevel import StorageLevel
 
 # Before GX is imported: no usage statistics.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -123,7 +123,6 @@ def validate(
     expectations: Sequence[Any],
     *,
     key: Sequence[str] = (),
-    persist: bool = True,
     details: str = "failures",
 ) -> QualityResult:
     """Run `expectations` (GX expectation objects) on `df` in an ephemeral GX context.
@@ -135,24 +134,16 @@ def validate(
     aggregate ones (rates, counts: one cheap job). On a passing batch that is
     about 40% of the Spark jobs of one BASIC pass.
     details="all": one pass that observes every expectation.
-    `persist`: keep `df` (memory, spilling to disk) across the passes and GX's
-    metric jobs instead of recomputing it from its source each time.
     """
     started = time.perf_counter()
     indexed = [_indexed(e, i) for i, e in enumerate(expectations)]
-    if persist:
-        df = df.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        detailed = _detailed_format([c for c in key if c in df.columns])
-        if details == "all":
-            outcomes = _run(df, suite_name, indexed, detailed)
-        else:
-            first = _run(df, suite_name, indexed, "BOOLEAN_ONLY")
-            wanted = [e for e in indexed if not first[_index(e)].success or not _row_wise(e)]
-            outcomes = {**first, **_run(df, suite_name, wanted, detailed)} if wanted else first
-    finally:
-        if persist:
-            df.unpersist()
+    detailed = _detailed_format([c for c in key if c in df.columns])
+    if details == "all":
+        outcomes = _run(df, suite_name, indexed, detailed)
+    else:
+        first = _run(df, suite_name, indexed, "BOOLEAN_ONLY")
+        wanted = [e for e in indexed if not first[_index(e)].success or not _row_wise(e)]
+        outcomes = {**first, **_run(df, suite_name, wanted, detailed)} if wanted else first
     ordered = tuple(outcomes[i] for i in range(len(indexed)))
     failed = sum(not o.success for o in ordered)
     return QualityResult(
@@ -185,7 +176,7 @@ def _run(
     """One validation of `df` in a fresh ephemeral context: outcome per expectation index."""
     context = gx.get_context(mode="ephemeral", project_config=_quiet_config())
     key = suite_name.replace("/", "__")
-    # persist=False: GX would persist every batch and never release it; we persist ourselves.
+    # persist=False: GX would persist every batch and never release it; the gate materializes it.
     source = context.data_sources.add_spark(name="staged", persist=False)
     batch = source.add_dataframe_asset(name=key).add_batch_definition_whole_dataframe(name="whole")
     # Fresh copies each pass: GX binds an expectation (id, save callback) to the suite it joins.
