@@ -80,6 +80,7 @@ bench: setup
 	$(PY) bench/ingest.py --json
 	$(PY) bench/clean.py --json
 	$(PY) bench/sequences_bse.py --json
+	$(PY) bench/bse_incremental.py --json
 	$(PY) bench/denoise.py --json
 	$(PY) bench/sdim_vs_attention.py --json
 	$(PY) bench/ray_train_overhead.py --json
