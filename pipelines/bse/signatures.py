@@ -135,7 +135,7 @@ def updated_bucket_sums(
     )
     # The base's rows carried to each date, then the changes added where there are any.
     before = base_sums.select("user_id", "hash_index", "code", "count", "vector_sum").join(
-        keyed.select("user_id", "as_of_date"), "user_id"
+        sequences.select("user_id", "as_of_date"), "user_id"
     )
     count = F.coalesce("count", F.lit(0)) + F.coalesce("_count_change", F.lit(0))
     vector_sum = F.when(F.col("_sum_change").isNull(), F.col("vector_sum")).when(

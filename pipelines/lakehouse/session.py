@@ -120,6 +120,13 @@ def persisted(df: DataFrame) -> Iterator[DataFrame]:
         df.unpersist()
 
 
+def materialized(rows: DataFrame) -> DataFrame:
+    """`rows` computed once and kept on the executors' local disks (a local
+    checkpoint) for the reads that follow: streamed there as they are
+    computed, so a batch of any size fits, however long its rows' arrays."""
+    return rows.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
+
+
 def ray_runtime(settings: RaySettings) -> None:
     """Join the configured Ray cluster (ray.address or RAY_ADDRESS), or start a
     local instance under the configured temp folder; once per process."""

@@ -3,10 +3,9 @@
 A stage's batch is computed once and held by Spark (a local checkpoint on
 the executors' disks), validated there with the table's suite, and only
 then those same rows are written to the published table in one commit that
-replaces the dates they cover. A batch that would
-leave a published date without rows fails too, unless the stage says the
-date is empty by right (`empty_by_right`): an empty batch is not a licence
-to delete. On failure nothing is published: the published table keeps its
+replaces the dates they cover. A batch that would leave a published date
+without rows fails too, unless the stage says the date is empty by right
+(`empty_by_right`): an empty batch is not a licence to delete. On failure nothing is published: the published table keeps its
 version, the batch is written to a staging Delta table of the run's own
 (`<lakehouse>/_staging/<table>/<first>_<last>/<run id>`) for inspection and
 the job fails with the suite's summary. Rows that arrive as a staging table
@@ -23,12 +22,12 @@ from collections.abc import Callable, Container
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.errors import QualityGateFailed
 from pipelines.lakehouse.files import filesystem, native_uri
+from pipelines.lakehouse.session import materialized
 from pipelines.lakehouse.tables import OPS_QUALITY, TableSpec, table_uri
 from pipelines.lakehouse.writes import date_range_predicate, read_table, replace_where, table_exists
 from pipelines.quality.bands import DayRate, trailing_rates
@@ -60,6 +59,7 @@ def audit_and_publish(
     last: dt.date,
     validated: Callable[[DataFrame], DataFrame] = lambda batch: batch,
     empty_by_right: Container[dt.date] = frozenset(),
+    staged_at: str | None = None,
     **options: str | int,
 ) -> QualityResult:
     """Validate `validated(rows)` (the rows themselves, or lined up with
@@ -67,12 +67,32 @@ def audit_and_publish(
     the rows of `table` matching `predicate` with `rows`. QualityGateFailed
     when the suite fails, or when the batch would leave a published date
     outside `empty_by_right` without rows; the batch is then staged for
-    inspection."""
+    inspection, unless it is a staging table's version already (`staged_at`)."""
     # Computed once: the rows validated are the rows published, and no source
     # is read twice. One write: no staging copy on the way to the table.
-    batch = materialized(rows)
-    return _audited_publish(spark, batch, None, lakehouse, table, predicate, suite, first, last, validated, empty_by_right,
-                            **options)
+    batch = rows if staged_at else materialized(rows)
+    if suite.allow_empty and not batch.limit(1).count():
+        result = QualityResult(suite.name, True, 0, 0, (), 0, 0.0, dt.datetime.now(dt.UTC), uuid.uuid4().hex)
+    else:
+        checked = validated(batch)
+        result = validate_suite(checked if checked is batch else materialized(checked), suite)
+    emptied = emptied_dates(spark, batch, lakehouse, table, predicate, empty_by_right)
+    if emptied:
+        result = result.with_outcome(ExpectationOutcome(
+            "seqlake_no_published_date_emptied", table.partition_column, False, {str(d): n for d, n in emptied.items()},
+            "the batch leaves no published date without rows (published rows each date would lose)",
+        ))
+    record_quality(lakehouse, result, first, last)
+    if not result.success:
+        if staged_at is None:
+            staged_at = staging_uri(lakehouse, table, first, last)
+            (batch.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+             .partitionBy(table.partition_column).save(staged_at))
+        raise QualityGateFailed(
+            f"{result.summary()}\nnothing was published to {table.name}; the rows it refused are at {staged_at}"
+        )
+    replace_where(batch, lakehouse, table, predicate, **options)
+    return result
 
 
 def audit_and_publish_dates(
@@ -120,58 +140,11 @@ def publish_staged(
     version = DeltaTable(native_uri(staged_at)).version()
     # The version validated is the version published, whatever is written there meanwhile.
     staged = spark.read.format("delta").option("versionAsOf", version).load(staged_at)
-    result = _audited_publish(spark, staged, staged_at, lakehouse, table, predicate, suite, first, last, validated,
-                              empty_by_right, **options)
+    result = audit_and_publish(spark, staged, lakehouse, table, predicate, suite, first, last, validated, empty_by_right,
+                               staged_at, **options)
     fs_, path = filesystem(staged_at)
     fs_.delete_dir(path)
     return result
-
-
-def _audited_publish(
-    spark: SparkSession,
-    batch: DataFrame,
-    staged_at: str | None,
-    lakehouse: str,
-    table: TableSpec,
-    predicate: str,
-    suite: Suite,
-    first: dt.date,
-    last: dt.date,
-    validated: Callable[[DataFrame], DataFrame],
-    empty_by_right: Container[dt.date],
-    **options: str | int,
-) -> QualityResult:
-    """Validate `batch`, record the result, publish it or stage it (unless it
-    is staged at `staged_at` already) and fail."""
-    if suite.allow_empty and not batch.limit(1).count():
-        result = QualityResult(suite.name, True, 0, 0, (), 0, 0.0, dt.datetime.now(dt.UTC), uuid.uuid4().hex)
-    else:
-        checked = validated(batch)
-        result = validate_suite(checked if checked is batch else materialized(checked), suite)
-    emptied = emptied_dates(spark, batch, lakehouse, table, predicate, empty_by_right)
-    if emptied:
-        result = result.with_outcome(ExpectationOutcome(
-            "seqlake_no_published_date_emptied", table.partition_column, False, {str(d): n for d, n in emptied.items()},
-            "the batch leaves no published date without rows (published rows each date would lose)",
-        ))
-    record_quality(lakehouse, result, first, last)
-    if not result.success:
-        if staged_at is None:
-            staged_at = staging_uri(lakehouse, table, first, last)
-            (batch.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-             .partitionBy(table.partition_column).save(staged_at))
-        raise QualityGateFailed(
-            f"{result.summary()}\nnothing was published to {table.name}; the rows it refused are at {staged_at}"
-        )
-    replace_where(batch, lakehouse, table, predicate, **options)
-    return result
-
-
-def materialized(rows: DataFrame) -> DataFrame:
-    """`rows` computed once and kept on the executors' local disks (a local
-    checkpoint) for the reads that follow: streamed there as they are
-    computed, so a batch of any size fits, however long its rows' arrays."""
-    return rows.localCheckpoint(storageLevel=StorageLevel.DISK_ONLY)
 
 
 def emptied_dates(

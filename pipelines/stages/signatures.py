@@ -36,6 +36,7 @@ from pipelines.config import BseSettings, Settings
 from pipelines.ctr.registry import current_embedding_version
 from pipelines.lakehouse.dates import days_between, oldest_kept, rewritten_dates
 from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
+from pipelines.lakehouse.session import materialized
 from pipelines.lakehouse.tables import (
     GOLD_ITEM_EMBEDDINGS,
     GOLD_ITEM_SIGNATURES,
@@ -118,8 +119,8 @@ def add_bootstrap_embeddings(
         known = read_table(spark, lakehouse, GOLD_ITEM_EMBEDDINGS).where(F.col("version") == version).select("item_id")
         if known.limit(1).count():
             items = items.where(F.col("event_date") >= F.lit(first)).join(known, "item_id", "left_anti")
-    new = bootstrap_embeddings(items.select("item_id", "category_id"), version, rules.embedding_dim,
-                               rules.bootstrap_seed).localCheckpoint()
+    new = materialized(bootstrap_embeddings(items.select("item_id", "category_id"), version, rules.embedding_dim,
+                                            rules.bootstrap_seed))
     if new.limit(1).count():
         append_rows(new, lakehouse, GOLD_ITEM_EMBEDDINGS, userMetadata=run.commit_tag)
 
