@@ -1,5 +1,6 @@
-"""seqlake demo: generate a few days under var/demo and run each night through
-the real DAG, then print what the nights published (pipelines.demo)."""
+"""seqlake demo: generate a few days under var/demo, run them through the real
+DAGs (a backfill of the days before the last, then the last day's night), then
+print what they published (pipelines.demo)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pipelines.config import Settings, home
 from pipelines.demo import (
     demo_settings,
     print_demo_summary,
-    run_nights_through_airflow,
+    run_days_through_airflow,
     use_repository_airflow,
 )
 from pipelines.lakehouse.files import landing_dates
@@ -38,9 +39,9 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
 
     nights = landing_dates(settings.landing)
     airflow_home = use_repository_airflow()
-    print(f"== the nights through Airflow: dag.test() of seqlake_nightly for each day (SQLite, embedded profile, "
-          f"AIRFLOW_HOME {airflow_home})")
-    states = run_nights_through_airflow(settings, nights)
+    print(f"== the days through Airflow: dag.test() of seqlake_backfill over the days before the last, then of "
+          f"seqlake_nightly for the last night (SQLite, embedded profile, AIRFLOW_HOME {airflow_home})")
+    states = run_days_through_airflow(settings, nights)
     figures = print_demo_summary(settings, nights, states)
     report = figures.pop("report")
     return {**figures, "nights": len(nights), "report": report, "seconds": round(time.perf_counter() - started, 1)}

@@ -1,10 +1,11 @@
-"""The demo (`seqlake demo`): its settings, its nights run through the real DAG,
+"""The demo (`seqlake demo`): its settings, its days run through the real DAGs,
 and what it prints after them.
 
-Every generated day's night runs as Airflow runs it - `dag.test()` of
-seqlake_nightly with SQLite, embedded profile, each task its job's command in
-this process (one Spark session for all of them) - triggered at 02:00 of the
-day after. Some users are heavy
+The generated days run as Airflow runs them - `dag.test()` with SQLite,
+embedded profile, each task its job's command in this process (one Spark
+session for all of them): the days before the last through seqlake_backfill,
+then the last day's night through seqlake_nightly, triggered at 02:00 of the
+day after, which trains, gates, scores and reports. Some users are heavy
 (DEMO_SETTINGS), so that their histories run past the long side the models
 and the BSE sums read. The figures printed after the runs are those the jobs
 recorded in the run ledger (ops/runs), the denoising and the BSE parity
@@ -28,17 +29,21 @@ from features.store import latest_features
 from pipelines.config import Settings, home
 from pipelines.ctr.registry import champion_version, tracking_uri
 from pipelines.lakehouse.files import delta_dataset, delta_rows
-from pipelines.lakehouse.ledger import ledger_rows
+from pipelines.lakehouse.ledger import ledger_rows, run_nights
 from pipelines.lakehouse.session import spark_session
-from pipelines.lakehouse.tables import SCORES_CTR, TABLES, table_uri
+from pipelines.lakehouse.tables import SCORES_CTR, SILVER_NOISE_METRICS, TABLES, table_uri
+from pipelines.lakehouse.writes import read_date_partitions
 from pipelines.stages.evaluate import bse_parity_of_day, denoise_quality
 
 DAY = dt.timedelta(days=1)
 DAGS = Path(__file__).resolve().parents[1] / "dags"
 # The demo's own settings, for this process and (as SEQLAKE_* variables) the
-# DAG's tasks: 1% of the users come back 30 times as often a day, and the long
-# side is 128 behaviors, which the longest histories run past by the third night.
-DEMO_SETTINGS = {"examples": {"train_len": 128}, "generator": {"heavy_user_share": 0.01, "heavy_user_activity": 30.0}}
+# DAG's tasks: three days, the first night that has two labelled days before
+# it to train on being the third; 1% of the users come back 30 times as often
+# a day, and the long side is 128 behaviors, which the longest histories run
+# past by the third night.
+DEMO_SETTINGS = {"examples": {"train_len": 128},
+                 "generator": {"days": 3, "heavy_user_share": 0.01, "heavy_user_activity": 30.0}}
 
 
 def demo_settings(settings: Settings, root: Path, today: dt.date) -> Settings:
@@ -46,7 +51,7 @@ def demo_settings(settings: Settings, root: Path, today: dt.date) -> Settings:
     generated days that end yesterday (so that a feature read now sees what
     the nights published)."""
     roots = {"lakehouse": root / "lakehouse", "landing": root / "landing", "truth": root / "truth", "reports": root / "reports"}
-    start = today - settings.generator.days * DAY
+    start = today - DEMO_SETTINGS["generator"]["days"] * DAY
     sections = {**DEMO_SETTINGS, "generator": {**DEMO_SETTINGS["generator"], "start_date": start}}
     return settings.model_copy(update={
         **{k: str(v) for k, v in roots.items()},
@@ -74,31 +79,34 @@ def print_demo_summary(settings: Settings, nights: list[dt.date], states: dict[d
     print(f"   {'night':<12} {'events':>9}  clicks by noise reason{'':<40} flags P / R / F1        "
           "best fixed threshold (hindsight) P / R / F1   F1 gain")
     for night in nights:
-        c = night_figures(lakehouse, "clean", night)
+        metrics = read_date_partitions(spark, lakehouse, SILVER_NOISE_METRICS, night).collect()
         q = denoise_quality(spark, settings, night)
-        reasons = ", ".join(f"{k}={v}" for k, v in c["clicks_by_reason"].items())
+        reasons = ", ".join(f"{r['noise_reason'] or 'genuine'}={r['events']}" for r in
+                            sorted(metrics, key=lambda r: r["noise_reason"] or "") if r["event_type"] == "click")
         o, h = q["overall"], q["hindsight_fixed"]
-        print(f"   {night!s:<12} {c['events_of_date']:>9,}  {reasons:<62} "
+        print(f"   {night!s:<12} {sum(r['events'] for r in metrics):>9,}  {reasons:<62} "
               f"{o['precision']:.3f} / {o['recall']:.3f} / {o['f1']:.3f}   "
               f"{h['threshold_s']:>4} s: {h['precision']:.3f} / {h['recall']:.3f} / {h['f1']:.3f}      "
               f"{q['f1_gain_over_hindsight']:+.3f}")
 
-    print("== sequences, signatures (BSE) and examples of each night")
-    print(f"   {'night':<12} {'users':>7} {'behaviors':>10}  length p50/p90/p99/max  {'BSE version':<22} {'occupancy':>9}  "
+    print("== sequences, signatures (BSE) and examples of each run (the backfill's figures are of its last date)")
+    print(f"   {'nights':<22} {'users':>7} {'behaviors':>10}  length p50/p90/p99/max  {'BSE version':<22} {'occupancy':>9}  "
           f"{'examples':>9} {'label rate':>10}")
-    for night in nights:
-        q, s, e = (night_figures(lakehouse, stage, night) for stage in ("sequences", "signatures", "examples"))
+    for last in sorted({max(r["dates"]) for r in ledger_rows(lakehouse, "sequences").to_pylist()}):
+        nights_of_run = run_nights(newest_run(lakehouse, "sequences", last))
+        span = " .. ".join(sorted({str(nights_of_run[0]), str(nights_of_run[-1])}))
+        q, s, e = (night_figures(lakehouse, stage, last) for stage in ("sequences", "signatures", "examples"))
         lengths = "/".join(str(v) for v in q["length_p50_p90_p99_max"])
-        print(f"   {night!s:<12} {q['users']:>7,} {q['behaviors']:>10,}  {lengths:<22} {s['version']:<22} "
+        print(f"   {span:<22} {q['users']:>7,} {q['behaviors']:>10,}  {lengths:<22} {s['version']:<22} "
               f"{s['bucket_occupancy']:>9.1%}  {e['examples']:>9,} {e['label_rate']:>10.2%}")
 
     print(f"== train ({settings.night.model} on Ray Train, {settings.night.train_window_days}-day window), gate on the "
-          "night's own day, score the next day on Ray Data")
-    for night in nights:
+          "night's own day, score the next day on Ray Data (the nightly DAG's nights)")
+    for night in (n for n in nights if "train_model" in states[n]):
         t, gate = night_figures(lakehouse, "train", night), night_figures(lakehouse, "models", night)
         s = night_figures(lakehouse, "score", night + DAY)
         trained = (f"v{t['version']} ({t['epochs']} epochs, valid AUC {t['best_valid_auc']:.4f})" if t
-                   else f"not trained (train_model {states[night].get('train_model', '-')})")
+                   else f"not trained (train_model {states[night]['train_model']})")
         gated = ("-" if not gate else f"AUC {gate['candidate_auc']:.4f} vs champion "
                  f"{gate['champion_auc'] if gate['champion_auc'] is not None else '-'}: "
                  f"{'promoted' if gate['promoted'] else 'kept v' + str(gate['champion'])}")
@@ -161,9 +169,13 @@ def use_repository_airflow() -> str:
     return os.environ["AIRFLOW_HOME"]
 
 
-def run_nights_through_airflow(settings: Settings, nights: list[dt.date]) -> dict[dt.date, dict[str, str]]:
-    """dag.test() of seqlake_nightly for each night, oldest first; {night: {task: state}}.
-    The tasks read their settings from the environment: the demo's roots reach them through SEQLAKE_* variables."""
+def run_days_through_airflow(settings: Settings, days: list[dt.date]) -> dict[dt.date, dict[str, str]]:
+    """dag.test() of seqlake_backfill over every day but the last (each data
+    stage once over the range), then of seqlake_nightly for the last day's
+    night: {day: {task: state}}. A night of the nightly DAG costs a minute or
+    two of fixed cost a day; the backfill pays it once for the days before.
+    The tasks read their settings from the environment: the demo's roots
+    reach them through SEQLAKE_* variables."""
     for key in ("lakehouse", "landing", "truth", "reports"):
         os.environ[f"SEQLAKE_{key.upper()}"] = getattr(settings, key)
     for section, values in DEMO_SETTINGS.items():
@@ -173,23 +185,40 @@ def run_nights_through_airflow(settings: Settings, nights: list[dt.date]) -> dic
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(DAGS)).dags["seqlake_nightly"]
+    dags = DagBag(dag_folder=str(DAGS)).dags
+    earlier, last = days[:-1], days[-1]
     states = {}
-    for night in nights:
-        began = time.perf_counter()
-        run = dag.test(logical_date=dt.datetime.combine(night + DAY, dt.time(2), tzinfo=dt.UTC))
-        states[night] = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-        skipped = [t for t, s in states[night].items() if s == "skipped"]
-        print(f"   night of {night}: {run.state} in {time.perf_counter() - began:5.0f} s; "
-              f"{sum(s == 'success' for s in states[night].values())} tasks ran, skipped: {', '.join(skipped) or '-'}",
-              flush=True)
-        if run.state != "success":
-            failed = [t for t, s in states[night].items() if s == "failed"]
-            raise RuntimeError(f"the night of {night} failed at {', '.join(failed)}: see the task logs above")
+    if earlier:
+        backfilled = _dag_test(dags["seqlake_backfill"], f"seqlake_backfill {earlier[0]}..{earlier[-1]}",
+                               dt.datetime.combine(last, dt.time(1), tzinfo=dt.UTC),
+                               {"start": earlier[0].isoformat(), "end": earlier[-1].isoformat()})
+        states.update(dict.fromkeys(earlier, backfilled))
+    states[last] = _dag_test(dags["seqlake_nightly"], f"seqlake_nightly, the night of {last}",
+                             dt.datetime.combine(last + DAY, dt.time(2), tzinfo=dt.UTC), None)
     return states
+
+
+def _dag_test(dag, title: str, logical_date: dt.datetime, conf: dict | None) -> dict[str, str]:
+    """One dag.test() run: {task: state}; raises naming the failed tasks."""
+    began = time.perf_counter()
+    run = dag.test(logical_date=logical_date, run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    skipped = [t for t, s in states.items() if s == "skipped"]
+    print(f"   {title}: {run.state} in {time.perf_counter() - began:5.0f} s; "
+          f"{sum(s == 'success' for s in states.values())} tasks ran, skipped: {', '.join(skipped) or '-'}", flush=True)
+    if run.state != "success":
+        failed = [t for t, s in states.items() if s == "failed"]
+        raise RuntimeError(f"{title} failed at {', '.join(failed)}: see the task logs above")
+    return states
+
+
+def newest_run(lakehouse: str, stage: str, day: dt.date) -> dict | None:
+    """The ledger row of the newest finished run of `stage` whose last date is `day`."""
+    rows = [r for r in ledger_rows(lakehouse, stage).to_pylist() if r["dates"] and max(r["dates"]) == day]
+    return max(rows, key=lambda r: r["finished_at"]) if rows else None
 
 
 def night_figures(lakehouse: str, stage: str, day: dt.date) -> dict | None:
     """The figures of the newest finished run of `stage` whose last date is `day`."""
-    rows = [r for r in ledger_rows(lakehouse, stage).to_pylist() if r["dates"] and max(r["dates"]) == day]
-    return json.loads(max(rows, key=lambda r: r["finished_at"])["figures"]) if rows else None
+    run = newest_run(lakehouse, stage, day)
+    return json.loads(run["figures"]) if run else None

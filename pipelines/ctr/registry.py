@@ -195,6 +195,8 @@ def downloaded_model(settings: Settings, version: str) -> Path:
     """A local folder with the version's model files (model.safetensors, config.json)."""
     import mlflow
 
+    # Its progress bar would be noise in a batch job's log.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with client(settings):
         target = Path(tempfile.mkdtemp(prefix=f"seqlake-model-{version}-"))
         try:
