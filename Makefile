@@ -87,6 +87,7 @@ bench: setup
 	$(PY) bench/scoring.py --json
 	$(PY) bench/feature_reads.py --json
 	$(PY) bench/night.py --no-train --json
+	$(PY) bench/dag_night.py --json
 
 lint: setup
 	$(PY) -m ruff check pipelines jobs features dags infra tests bench

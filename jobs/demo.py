@@ -41,8 +41,8 @@ def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:
     airflow_home = use_repository_airflow()
     print(f"== the days through Airflow: dag.test() of seqlake_backfill over the days before the last, then of "
           f"seqlake_nightly for the last night (SQLite, embedded profile, AIRFLOW_HOME {airflow_home})")
-    states = run_days_through_airflow(settings, nights)
-    figures = print_demo_summary(settings, nights, states)
+    runs = run_days_through_airflow(settings, nights)
+    figures = print_demo_summary(settings, nights, runs)
     report = figures.pop("report")
     return {**figures, "nights": len(nights), "report": report, "seconds": round(time.perf_counter() - started, 1)}
 

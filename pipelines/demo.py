@@ -20,7 +20,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from deltalake import DeltaTable
 
@@ -59,7 +61,7 @@ def demo_settings(settings: Settings, root: Path, today: dt.date) -> Settings:
     })
 
 
-def print_demo_summary(settings: Settings, nights: list[dt.date], states: dict[dt.date, dict[str, str]]) -> dict[str, object]:
+def print_demo_summary(settings: Settings, nights: list[dt.date], runs: dict[dt.date, dict[str, TaskRun]]) -> dict[str, object]:
     """Print the nights' figures; the landed / bronze / rejected totals, whether
     they add up, and the last night's report."""
     lakehouse = settings.lakehouse
@@ -102,11 +104,11 @@ def print_demo_summary(settings: Settings, nights: list[dt.date], states: dict[d
 
     print(f"== train ({settings.night.model} on Ray Train, {settings.night.train_window_days}-day window), gate on the "
           "night's own day, score the next day on Ray Data (the nightly DAG's nights)")
-    for night in (n for n in nights if "train_model" in states[n]):
+    for night in (n for n in nights if "train_model" in runs[n]):
         t, gate = night_figures(lakehouse, "train", night), night_figures(lakehouse, "models", night)
         s = night_figures(lakehouse, "score", night + DAY)
         trained = (f"v{t['version']} ({t['epochs']} epochs, valid AUC {t['best_valid_auc']:.4f})" if t
-                   else f"not trained (train_model {states[night]['train_model']})")
+                   else f"not trained (train_model {runs[night]['train_model'].state})")
         gated = ("-" if not gate else f"AUC {gate['candidate_auc']:.4f} vs champion "
                  f"{gate['champion_auc'] if gate['champion_auc'] is not None else '-'}: "
                  f"{'promoted' if gate['promoted'] else 'kept v' + str(gate['champion'])}")
@@ -169,47 +171,64 @@ def use_repository_airflow() -> str:
     return os.environ["AIRFLOW_HOME"]
 
 
-def run_days_through_airflow(settings: Settings, days: list[dt.date]) -> dict[dt.date, dict[str, str]]:
-    """dag.test() of seqlake_backfill over every day but the last (each data
-    stage once over the range), then of seqlake_nightly for the last day's
-    night: {day: {task: state}}. A night of the nightly DAG costs a minute or
-    two of fixed cost a day; the backfill pays it once for the days before.
-    The tasks read their settings from the environment: the demo's roots
-    reach them through SEQLAKE_* variables."""
+class TaskRun(NamedTuple):
+    state: str
+    seconds: float | None
+
+
+def airflow_dags(settings: Settings, overrides: Mapping[str, Mapping[str, object]]) -> dict[str, Any]:
+    """The repository's DAGs, loaded after pointing their tasks at `settings`'
+    roots and `overrides` ({section: {key: value}}) through SEQLAKE_* variables
+    (the tasks read their settings from the environment), with Airflow's
+    SQLite database migrated."""
     for key in ("lakehouse", "landing", "truth", "reports"):
         os.environ[f"SEQLAKE_{key.upper()}"] = getattr(settings, key)
-    for section, values in DEMO_SETTINGS.items():
+    for section, values in overrides.items():
         for key, value in values.items():
             os.environ[f"SEQLAKE_{section.upper()}__{key.upper()}"] = str(value)
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     from airflow.dag_processing.dagbag import DagBag
 
-    dags = DagBag(dag_folder=str(DAGS)).dags
+    return DagBag(dag_folder=str(DAGS)).dags
+
+
+def run_days_through_airflow(settings: Settings, days: list[dt.date]) -> dict[dt.date, dict[str, TaskRun]]:
+    """dag.test() of seqlake_backfill over every day but the last (each data
+    stage once over the range), then of seqlake_nightly for the last day's
+    night: {day: {task: TaskRun}}. A night of the nightly DAG costs a minute or
+    so of fixed cost a day; the backfill pays it once for the days before."""
+    dags = airflow_dags(settings, DEMO_SETTINGS)
     earlier, last = days[:-1], days[-1]
-    states = {}
+    runs = {}
     if earlier:
-        backfilled = _dag_test(dags["seqlake_backfill"], f"seqlake_backfill {earlier[0]}..{earlier[-1]}",
-                               dt.datetime.combine(last, dt.time(1), tzinfo=dt.UTC),
-                               {"start": earlier[0].isoformat(), "end": earlier[-1].isoformat()})
-        states.update(dict.fromkeys(earlier, backfilled))
-    states[last] = _dag_test(dags["seqlake_nightly"], f"seqlake_nightly, the night of {last}",
-                             dt.datetime.combine(last + DAY, dt.time(2), tzinfo=dt.UTC), None)
-    return states
+        backfilled = dag_test(dags["seqlake_backfill"], f"seqlake_backfill {earlier[0]}..{earlier[-1]}",
+                              dt.datetime.combine(last, dt.time(1), tzinfo=dt.UTC),
+                              {"start": earlier[0].isoformat(), "end": earlier[-1].isoformat()})
+        runs.update(dict.fromkeys(earlier, backfilled))
+    runs[last] = nightly_dag_test(dags, last)
+    return runs
 
 
-def _dag_test(dag, title: str, logical_date: dt.datetime, conf: dict | None) -> dict[str, str]:
-    """One dag.test() run: {task: state}; raises naming the failed tasks."""
+def nightly_dag_test(dags: Mapping[str, Any], night: dt.date) -> dict[str, TaskRun]:
+    """seqlake_nightly for `night`, triggered at 02:00 of the day after as its schedule does."""
+    return dag_test(dags["seqlake_nightly"], f"seqlake_nightly, the night of {night}",
+                    dt.datetime.combine(night + DAY, dt.time(2), tzinfo=dt.UTC))
+
+
+def dag_test(dag: Any, title: str, logical_date: dt.datetime, conf: dict | None = None) -> dict[str, TaskRun]:
+    """One dag.test() run: {task: TaskRun}; raises naming the failed tasks."""
     began = time.perf_counter()
     run = dag.test(logical_date=logical_date, run_conf=conf)
-    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    skipped = [t for t, s in states.items() if s == "skipped"]
+    tasks = {ti.task_id: TaskRun(str(ti.state), ti.duration) for ti in run.get_task_instances()}
+    skipped = [t for t, task in tasks.items() if task.state == "skipped"]
     print(f"   {title}: {run.state} in {time.perf_counter() - began:5.0f} s; "
-          f"{sum(s == 'success' for s in states.values())} tasks ran, skipped: {', '.join(skipped) or '-'}", flush=True)
+          f"{sum(task.state == 'success' for task in tasks.values())} tasks ran, skipped: {', '.join(skipped) or '-'}",
+          flush=True)
     if run.state != "success":
-        failed = [t for t, s in states.items() if s == "failed"]
+        failed = [t for t, task in tasks.items() if task.state == "failed"]
         raise RuntimeError(f"{title} failed at {', '.join(failed)}: see the task logs above")
-    return states
+    return tasks
 
 
 def newest_run(lakehouse: str, stage: str, day: dt.date) -> dict | None:
