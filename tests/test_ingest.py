@@ -42,6 +42,9 @@ CASES = [
     ("unknown extra field", _line(browser="firefox"), None, None),
     ("numeric string", _line(user_id="7"), None, None),
     ("blank line", "   ", "empty_record", None),
+    ("UTF-16 read as UTF-8", '\x00{\x00"\x00e\x00', "invalid_encoding", "NUL bytes (UTF-16?)"),
+    ("NUL byte inside a value", _line().replace("click", "cl\x00ick"), "invalid_encoding", "NUL bytes (UTF-16?)"),
+    ("NUL escaped in JSON", _line(event_type="cl\x00ick"), "unknown_event_type", "cl\x00ick"),
     ("truncated", _line()[:40], "malformed_record", None),
     ("not an object", "[1, 2, 3]", "malformed_record", None),
     ("missing user_id", _line(user_id=...), "missing_field", "user_id"),
@@ -144,6 +147,55 @@ def test_tables_are_real_delta_tables_readable_without_spark(spark, tmp_path):
         delta = DeltaTable(uri)
         assert delta.metadata().partition_columns == ["landing_date"]
         assert sum(b.num_rows for b in delta_dataset(delta).to_batches()) == rows
+
+
+def test_every_file_under_a_landing_folder_is_read_or_quarantined_whole(spark, tmp_path):
+    settings = settings_in(tmp_path)
+    folder = Path(landing_folder(settings.landing, DAY))
+    (folder / "hour=03").mkdir(parents=True)
+    whole = gzip.compress((_line(event_id="g1") + "\n" + _line(event_id="g2") + "\n").encode())
+    files = {
+        "good.jsonl.gz": whole,
+        "hour=03/deeper.jsonl": (_line(event_id="d1") + "\n").encode(),
+        "not-gzip.jsonl.gz": (_line(event_id="n1") + "\n").encode(),
+        "truncated.jsonl.gz": whole[: len(whole) // 2],
+        "latin-1.jsonl": _line(event_id="caf_").replace("caf_", "caf\xe9").encode("latin-1") + b"\n",
+        "utf-16.jsonl": (_line(event_id="u1") + "\n").encode("utf-16"),
+        "empty.jsonl": b"",
+        "_SUCCESS": b"",
+        ".upload-in-progress.jsonl": (_line(event_id="p1") + "\n").encode(),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+    figures = ingest_date(spark, settings, DAY)
+
+    assert (figures["landed"], figures["bronze"], figures["rejected"]) == (8, 3, 5)
+    assert figures["rejected_by_reason"] == {"invalid_encoding": 3, "unreadable_file": 2}
+    assert (figures["files_read"], [Path(f).name for f in figures["files_skipped"]]) == (5, [".upload-in-progress.jsonl", "_SUCCESS"])
+    assert {Path(f).name: why for f, why in figures["files_unreadable"].items()} == {
+        "not-gzip.jsonl.gz": "java.io.IOException: not a gzip file",
+        "truncated.jsonl.gz": "java.io.EOFException: Unexpected end of input stream",
+    }
+    bronze = read_date_partitions(spark, settings.lakehouse, BRONZE_EVENTS, DAY)
+    assert sorted((r["event_id"], Path(r["source_file"]).name) for r in bronze.collect()) == [
+        ("d1", "deeper.jsonl"), ("g1", "good.jsonl.gz"), ("g2", "good.jsonl.gz")]
+    rejected = sorted(
+        (Path(r["source_file"]).name, r["reason"], r["reason_detail"], r["raw"])
+        for r in read_date_partitions(spark, settings.lakehouse, BRONZE_EVENTS_REJECTED, DAY).collect()
+    )
+    latin, *utf16 = [r for r in rejected if r[1] == "invalid_encoding"]
+    assert latin[:3] == ("latin-1.jsonl", "invalid_encoding", "bytes that are not UTF-8") and "caf\ufffd" in latin[3]
+    # UTF-16 split on its newline bytes: the record's line and the newline's second byte.
+    assert [r[:3] for r in utf16] == [("utf-16.jsonl", "invalid_encoding", "NUL bytes (UTF-16?)")] * 2
+    assert [r for r in rejected if r[1] == "unreadable_file"] == [
+        ("not-gzip.jsonl.gz", "unreadable_file", "java.io.IOException: not a gzip file", None),
+        ("truncated.jsonl.gz", "unreadable_file", "java.io.EOFException: Unexpected end of input stream", None),
+    ]
+    # Whatever bytes arrived, the standard readers read both tables.
+    for table in (BRONZE_EVENTS, BRONZE_EVENTS_REJECTED):
+        frame = delta_dataset(DeltaTable(table_uri(settings.lakehouse, table))).to_table().to_pandas()
+        assert len(frame) == {BRONZE_EVENTS: 3, BRONZE_EVENTS_REJECTED: 5}[table]
 
 
 def test_missing_landing_folder_is_a_clear_error(spark, tmp_path):

@@ -44,12 +44,17 @@ def accepted_time_range_ms(landing_date: Column, rules: IngestSettings) -> tuple
 def classified_landing_records(
     raw: DataFrame, ingest_ts: dt.datetime, rules: IngestSettings
 ) -> DataFrame:
-    """Landing records (`raw`, `source`, `source_file`, `landing_date`) with typed fields,
+    """Landing records (`raw`, `source`, `source_file`, `landing_date`, and
+    `file_error` where a whole file could not be read) with typed fields,
     `reason` and `reason_detail`.
 
     `reason` is null for a valid record; otherwise the first violated rule in
-    the order of RejectReason decides it. `raw` is kept for rejected records only.
+    the order of RejectReason decides it. `raw` is kept for rejected records
+    only, made valid UTF-8 (a byte that is not becomes U+FFFD) so that every
+    reader of the table can read it.
     """
+    if "file_error" not in raw.columns:
+        raw = raw.withColumn("file_error", F.lit(None).cast("string"))
     # Built in stages (parse, type, judge) so that each expression is computed
     # once per row instead of being re-inlined into every rule that reads it.
     text = raw.select(
@@ -57,15 +62,17 @@ def classified_landing_records(
         "source",
         "source_file",
         "landing_date",
+        "file_error",
         F.from_json(
             "raw", _TEXT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
         ).alias("_j"),
-    ).select("raw", "source", "source_file", "landing_date", "_j.*")
+    ).select("raw", "source", "source_file", "landing_date", "file_error", "_j.*")
     typed = text.select(
         "raw",
         "source",
         "source_file",
         "landing_date",
+        "file_error",
         F.col(_CORRUPT),
         *[F.col(f.name).alias(f"_text_{f.name}") for f in _TYPED_FIELDS],
         *[F.col(f.name).try_cast(f.spark_type).alias(f.name) for f in LANDING_FIELDS],
@@ -92,8 +99,15 @@ def classified_landing_records(
     oldest_ms, newest_ms = accepted_time_range_ms(F.col("landing_date"), rules)
     known_types = [t.value for t in EventType]
     ts, dwell = F.col("ts"), F.col("dwell_ms")
+    has_nul = F.col("raw").contains("\u0000")
     rules_in_order: list[tuple[RejectReason, Column, Column]] = [
+        (RejectReason.UNREADABLE_FILE, F.col("file_error").isNotNull(), F.col("file_error")),
         (RejectReason.EMPTY_RECORD, F.trim("raw") == "", F.lit(None)),
+        # Not UTF-8 (Latin-1, UTF-16, ...): JSON text must be; a NUL byte is
+        # how UTF-16 looks read as UTF-8. Parsed, such bytes would become
+        # values nobody wrote, or strings that not every reader can read.
+        (RejectReason.INVALID_ENCODING, ~F.is_valid_utf8("raw") | has_nul,
+         F.when(has_nul, F.lit("NUL bytes (UTF-16?)")).otherwise(F.lit("bytes that are not UTF-8"))),
         (RejectReason.MALFORMED_RECORD, F.col(_CORRUPT).isNotNull(), F.lit(None)),
         (RejectReason.MISSING_FIELD, F.size("_missing") > 0, F.array_join("_missing", ",")),
         (RejectReason.WRONG_TYPE, F.size("_wrong_type") > 0, F.array_join("_wrong_type", ",")),
@@ -120,7 +134,7 @@ def classified_landing_records(
         reason.alias("reason"),
         detail.alias("reason_detail"),
         "raw",
-    ).withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
+    ).withColumn("raw", F.when(F.col("reason").isNotNull(), F.make_valid_utf8("raw")))
 
 
 def bronze_events(classified: DataFrame) -> DataFrame:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -81,14 +82,16 @@ def publish_landing_records(
     rules: IngestSettings,
     job: str,
     history_days: int,
+    files: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """Classify `records` (raw, source_file, landing_date), replace `scope`'s rows of
     bronze/events and bronze/events_rejected with them, verify and record the run.
 
     A nightly landing date is held to the volume band of the source's landing
     dates in the `history_days` before it (an import, to its suite only).
-    Returns landed, bronze, rejected, rejected_by_reason, landing_dates and
-    healed (true when the rows replaced were left by a run that did not finish).
+    Returns landed, bronze, rejected, rejected_by_reason, landing_dates,
+    healed (true when the rows replaced were left by a run that did not finish)
+    and `files`, the figures of how the records' files were read.
     """
     started = now_utc()
     classified = classified_landing_records(
@@ -129,6 +132,7 @@ def publish_landing_records(
         "rejected_by_reason": rejected_by_reason,
         "landing_dates": f"{dates[0]}..{dates[-1]}" if dates else "",
         "healed": healed,
+        **(files or {}),
     }
     if landed:
         run = Run(

@@ -39,7 +39,10 @@ class EventType(enum.StrEnum):
 
 
 class RejectReason(enum.StrEnum):
+    # A whole landing file Spark could not read (one record names it and why).
+    UNREADABLE_FILE = "unreadable_file"
     EMPTY_RECORD = "empty_record"
+    INVALID_ENCODING = "invalid_encoding"
     # Not parseable: broken JSON, or a source row an adapter could not map.
     MALFORMED_RECORD = "malformed_record"
     MISSING_FIELD = "missing_field"

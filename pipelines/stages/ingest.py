@@ -8,9 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
-from pipelines.clickstream.landing import landing_records
+from pipelines.clickstream.landing import landing_records, unreadable_reason
 from pipelines.clickstream.publish import PublishScope, publish_landing_records
 from pipelines.clickstream.schema import LANDING_SOURCE
 from pipelines.config import Settings
@@ -18,12 +20,25 @@ from pipelines.lakehouse.dates import days_between
 
 
 def ingest_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[str, object]:
-    """Ingest the landing folder of `day` into its bronze partitions, checked and recorded."""
+    """Ingest the landing folder of `day` into its bronze partitions, checked and
+    recorded. A file Spark cannot read fails the publish's first pass over the
+    lines, before it writes anything: the folder is then read again with that
+    file quarantined whole (one rejected record naming it and why)."""
     started = time.perf_counter()
-    figures = publish_landing_records(
-        spark, settings.lakehouse, landing_records(spark, settings.landing, day),
-        PublishScope(LANDING_SOURCE, day), settings.ingest, job="ingest", history_days=settings.quality.history_days,
-    )
+    unreadable: dict[str, str] = {}
+    while True:
+        read = landing_records(spark, settings.landing, day, unreadable)
+        try:
+            figures = publish_landing_records(
+                spark, settings.lakehouse, read.records, PublishScope(LANDING_SOURCE, day), settings.ingest,
+                job="ingest", history_days=settings.quality.history_days, files=read.figures(),
+            )
+            break
+        except (Py4JJavaError, PySparkException) as failure:
+            failed = read.failed_file(failure)
+            if failed is None:
+                raise
+            unreadable[failed] = unreadable_reason(failure)
     return {"date": day.isoformat(), **figures, "adds_up": True, "seconds": round(time.perf_counter() - started, 2)}
 
 
