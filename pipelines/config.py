@@ -116,6 +116,9 @@ class IngestSettings(Section):
     max_lateness_days: int = Field(default=3, ge=0)
     # A record newer than the end of its landing date plus this is rejected as future.
     max_clock_skew_minutes: int = Field(default=60, ge=0, lt=24 * 60)
+    # A landing line longer than this (bytes) is rejected as oversized: a
+    # clickstream record is a few hundred bytes.
+    max_record_bytes: int = Field(default=1 << 20, gt=0)
 
 
 class CleanSettings(Section):

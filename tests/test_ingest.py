@@ -47,6 +47,9 @@ CASES = [
     ("NUL escaped in JSON", _line(event_type="cl\x00ick"), "unknown_event_type", "cl\x00ick"),
     ("truncated", _line()[:40], "malformed_record", None),
     ("not an object", "[1, 2, 3]", "malformed_record", None),
+    ("a key written twice", _line().replace('"user_id": 7', '"user_id": 7, "user_id": 8'), "duplicate_key", "user_id"),
+    ("a nested key twice is the value's own", _line(browser={"v": 1}).replace('"v": 1', '"v": 1, "v": 2'), None, None),
+    ("longer than max_record_bytes", _line(impression_id="x" * 1000), "oversized_record", str(len(_line(impression_id="x" * 1000)))),
     ("missing user_id", _line(user_id=...), "missing_field", "user_id"),
     ("missing two", _line(event_id=..., ts=...), "missing_field", "event_id,ts"),
     ("null required", _line(item_id=None), "missing_field", "item_id"),
@@ -69,7 +72,7 @@ def test_each_record_gets_exactly_its_expected_reason(spark):
         [(line, "landing", f"case-{i}", DAY) for i, (_, line, _, _) in enumerate(CASES)],
         "raw string, source string, source_file string, landing_date date",
     )
-    rules = IngestSettings(max_lateness_days=7, max_clock_skew_minutes=60)
+    rules = IngestSettings(max_lateness_days=7, max_clock_skew_minutes=60, max_record_bytes=1000)
     got = {
         row["source_file"]: (row["reason"], row["reason_detail"])
         for row in classified_landing_records(raw, dt.datetime(2026, 11, 3, 1), rules)
@@ -156,7 +159,7 @@ def test_every_file_under_a_landing_folder_is_read_or_quarantined_whole(spark, t
     whole = gzip.compress((_line(event_id="g1") + "\n" + _line(event_id="g2") + "\n").encode())
     files = {
         "good.jsonl.gz": whole,
-        "hour=03/deeper.jsonl": (_line(event_id="d1") + "\n").encode(),
+        "hour=03/deeper.jsonl": (_line(event_id="d1", browser="firefox") + "\n").encode(),
         "not-gzip.jsonl.gz": (_line(event_id="n1") + "\n").encode(),
         "truncated.jsonl.gz": whole[: len(whole) // 2],
         "latin-1.jsonl": _line(event_id="caf_").replace("caf_", "caf\xe9").encode("latin-1") + b"\n",
@@ -172,6 +175,7 @@ def test_every_file_under_a_landing_folder_is_read_or_quarantined_whole(spark, t
 
     assert (figures["landed"], figures["bronze"], figures["rejected"]) == (8, 3, 5)
     assert figures["rejected_by_reason"] == {"invalid_encoding": 3, "unreadable_file": 2}
+    assert figures["unknown_fields"] == {"browser": 1}
     assert (figures["files_read"], [Path(f).name for f in figures["files_skipped"]]) == (5, [".upload-in-progress.jsonl", "_SUCCESS"])
     assert {Path(f).name: why for f, why in figures["files_unreadable"].items()} == {
         "not-gzip.jsonl.gz": "java.io.IOException: not a gzip file",

@@ -51,7 +51,8 @@ def classified_landing_records(
     `reason` is null for a valid record; otherwise the first violated rule in
     the order of RejectReason decides it. `raw` is kept for rejected records
     only, made valid UTF-8 (a byte that is not becomes U+FFFD) so that every
-    reader of the table can read it.
+    reader of the table can read it. `unknown_fields`: the keys of the record
+    that the landing contract does not name.
     """
     if "file_error" not in raw.columns:
         raw = raw.withColumn("file_error", F.lit(None).cast("string"))
@@ -66,13 +67,16 @@ def classified_landing_records(
         F.from_json(
             "raw", _TEXT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
         ).alias("_j"),
-    ).select("raw", "source", "source_file", "landing_date", "file_error", "_j.*")
+        # The object's keys as written: from_json keeps the last of a key written twice.
+        F.json_object_keys("raw").alias("_keys"),
+    ).select("raw", "source", "source_file", "landing_date", "file_error", "_keys", "_j.*")
     typed = text.select(
         "raw",
         "source",
         "source_file",
         "landing_date",
         "file_error",
+        "_keys",
         F.col(_CORRUPT),
         *[F.col(f.name).alias(f"_text_{f.name}") for f in _TYPED_FIELDS],
         *[F.col(f.name).try_cast(f.spark_type).alias(f.name) for f in LANDING_FIELDS],
@@ -108,7 +112,11 @@ def classified_landing_records(
         # values nobody wrote, or strings that not every reader can read.
         (RejectReason.INVALID_ENCODING, ~F.is_valid_utf8("raw") | has_nul,
          F.when(has_nul, F.lit("NUL bytes (UTF-16?)")).otherwise(F.lit("bytes that are not UTF-8"))),
+        (RejectReason.OVERSIZED_RECORD, F.octet_length("raw") > rules.max_record_bytes, F.octet_length("raw")),
         (RejectReason.MALFORMED_RECORD, F.col(_CORRUPT).isNotNull(), F.lit(None)),
+        # Which of the values a reader would take is a guess: none is.
+        (RejectReason.DUPLICATE_KEY, F.size("_keys") != F.size(F.array_distinct("_keys")),
+         F.array_join(F.array_distinct(F.filter("_keys", lambda key, i: F.array_position("_keys", key) != i + 1)), ",")),
         (RejectReason.MISSING_FIELD, F.size("_missing") > 0, F.array_join("_missing", ",")),
         (RejectReason.WRONG_TYPE, F.size("_wrong_type") > 0, F.array_join("_wrong_type", ",")),
         (RejectReason.UNKNOWN_EVENT_TYPE, ~F.col("event_type").isin(known_types), F.col("event_type")),
@@ -134,6 +142,8 @@ def classified_landing_records(
         reason.alias("reason"),
         detail.alias("reason_detail"),
         "raw",
+        # Keys the landing contract does not know: read past, counted in the figures.
+        F.array_except("_keys", F.array(*[F.lit(f.name) for f in LANDING_FIELDS])).alias("unknown_fields"),
     ).withColumn("raw", F.when(F.col("reason").isNotNull(), F.make_valid_utf8("raw")))
 
 

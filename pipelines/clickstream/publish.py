@@ -90,8 +90,9 @@ def publish_landing_records(
     A nightly landing date is held to the volume band of the source's landing
     dates in the `history_days` before it (an import, to its suite only).
     Returns landed, bronze, rejected, rejected_by_reason, landing_dates,
-    healed (true when the rows replaced were left by a run that did not finish)
-    and `files`, the figures of how the records' files were read.
+    healed (true when the rows replaced were left by a run that did not finish),
+    unknown_fields (records per key the contract does not name) and `files`,
+    the figures of how the records' files were read.
     """
     started = now_utc()
     classified = classified_landing_records(
@@ -99,6 +100,8 @@ def publish_landing_records(
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         landed = classified.count()
+        unknown_fields = {r["field"]: r["count"] for r in classified.select(F.explode("unknown_fields").alias("field"))
+                          .groupBy("field").count().orderBy("field").collect()}
         dates = sorted(r[0] for r in classified.select("landing_date").distinct().collect())
         _check_ownership(spark, lakehouse, scope, dates)
         healed = bool(unfinished_ingests(spark, lakehouse, scope.rows()))
@@ -132,6 +135,7 @@ def publish_landing_records(
         "rejected_by_reason": rejected_by_reason,
         "landing_dates": f"{dates[0]}..{dates[-1]}" if dates else "",
         "healed": healed,
+        "unknown_fields": unknown_fields,
         **(files or {}),
     }
     if landed:

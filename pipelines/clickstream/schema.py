@@ -43,8 +43,12 @@ class RejectReason(enum.StrEnum):
     UNREADABLE_FILE = "unreadable_file"
     EMPTY_RECORD = "empty_record"
     INVALID_ENCODING = "invalid_encoding"
+    # Longer than ingest.max_record_bytes.
+    OVERSIZED_RECORD = "oversized_record"
     # Not parseable: broken JSON, or a source row an adapter could not map.
     MALFORMED_RECORD = "malformed_record"
+    # A key written twice in one object.
+    DUPLICATE_KEY = "duplicate_key"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
