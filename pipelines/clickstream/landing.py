@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from urllib.parse import urlparse
 
 from py4j.protocol import Py4JError, Py4JJavaError
-from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -58,32 +57,31 @@ def landing_records(spark: SparkSession, landing: str, day: dt.date, unreadable:
     reader (ingest) finds a file that fails with LandingRead.failed_file on
     its first pass over the lines, before it writes, and reads again without it."""
     unreadable = dict(unreadable or {})
-    files, skipped = listed_files(spark, landing_folder(landing, day))
+    files, skipped = listed_files(spark, landing, day)
     readable = tuple(f for f in files if f not in unreadable)
     quarantined = spark.createDataFrame([(None, path, day, why) for path, why in sorted(unreadable.items())], RECORDS_SCHEMA)
     return LandingRead(_lines(spark, list(readable), day).unionByName(quarantined), readable, unreadable, skipped)
 
 
-def unreadable_reason(failure: Exception) -> str:
+def unreadable_reason(failure: Py4JJavaError) -> str:
     """Why a file could not be read: the innermost cause's class and message,
     e.g. 'java.io.EOFException: Unexpected end of input stream'."""
-    if isinstance(failure, Py4JJavaError):
-        cause = failure.java_exception
-        while cause.getCause() is not None:
-            cause = cause.getCause()
-        return str(cause.toString())
-    return str(failure).splitlines()[0]
+    cause = failure.java_exception
+    while cause.getCause() is not None:
+        cause = cause.getCause()
+    return str(cause.toString())
 
 
-def listed_files(spark: SparkSession, folder: str) -> tuple[list[str], tuple[str, ...]]:
-    """(the data files under `folder`, at any depth; the hidden ones skipped),
-    through Hadoop's file system (local folders and object stores alike).
-    MissingInputError when the folder does not exist."""
+def listed_files(spark: SparkSession, landing: str, day: dt.date) -> tuple[list[str], tuple[str, ...]]:
+    """(the data files under the landing folder of `day`, at any depth; the
+    hidden ones, skipped), through Hadoop's file system (local folders and
+    object stores alike). MissingInputError when there is no such folder."""
+    folder = landing_folder(landing, day)
     jvm = spark.sparkContext._jvm
     root = jvm.org.apache.hadoop.fs.Path(folder)
     fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.exists(root):
-        raise MissingInputError(f"no landing files for {folder.rsplit('date=', 1)[-1]} at {folder}")
+        raise MissingInputError(f"no landing files for {day} at {folder}")
     prefix = len(fs.makeQualified(root).toString().rstrip("/")) + 1
     files, skipped = [], []
     listing = fs.listFiles(root, True)
@@ -106,10 +104,7 @@ def _lines(spark: SparkSession, files: list[str], day: dt.date) -> DataFrame:
 
 
 def _failed_path(failure: Exception) -> str | None:
-    if isinstance(failure, PySparkException):
-        if (failure.getCondition() or "").startswith("FAILED_READ_FILE"):
-            return (failure.getMessageParameters() or {}).get("path")
-        return None
+    """The path of Spark's FAILED_READ_FILE in `failure`'s causes (classic PySpark raises it as a Py4JJavaError)."""
     if not isinstance(failure, Py4JJavaError):
         return None
     cause = failure.java_exception

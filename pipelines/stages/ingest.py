@@ -9,7 +9,6 @@ import datetime as dt
 import time
 
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkException
 from pyspark.sql import SparkSession
 
 from pipelines.clickstream.landing import landing_records, unreadable_reason
@@ -34,7 +33,7 @@ def ingest_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[s
                 job="ingest", history_days=settings.quality.history_days, files=read.figures(),
             )
             break
-        except (Py4JJavaError, PySparkException) as failure:
+        except Py4JJavaError as failure:
             failed = read.failed_file(failure)
             if failed is None:
                 raise
