@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import itertools
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from pipelines.clickstream.ingest import classified_landing_records
+from pipelines.clickstream.ingest import classified_landing_records, conflicting_event_ids, with_conflicts_rejected
 from pipelines.clickstream.landing import landing_folder
 from pipelines.clickstream.publish import unfinished_ingests
 from pipelines.config import IngestSettings
@@ -31,8 +32,12 @@ VALID = {
 }
 
 
+_EVENT_IDS = itertools.count(1)
+
+
 def _line(**changes) -> str:
-    record = {k: v for k, v in {**VALID, **changes}.items() if v is not ...}
+    """VALID with `changes` (... drops a field), under an event id of its own unless one is given."""
+    record = {k: v for k, v in {**VALID, "event_id": f"e{next(_EVENT_IDS)}", **changes}.items() if v is not ...}
     return json.dumps(record)
 
 
@@ -64,6 +69,20 @@ CASES = [
     ("stale", _line(ts=NOON_MS - 30 * 86_400_000), "stale_timestamp", str(NOON_MS - 30 * 86_400_000)),
     ("late but within lateness", _line(ts=NOON_MS - 3 * 86_400_000), None, None),
     ("within clock skew", _line(ts=NOON_MS + 12 * 3_600_000 + 30 * 60_000), None, None),
+    ("a byte order mark before the record", "\ufeff" + _line(event_id="bom"), None, None),
+    ("ISO time with its zone", _line(event_id="iso-z", ts="2026-11-02T13:00:00+01:00"), None, None),
+    ("ISO time without a zone", _line(ts="2026-11-02T12:00:00"), "ambiguous_timestamp", "2026-11-02T12:00:00"),
+    ("epoch seconds", _line(ts=NOON_MS // 1000), "wrong_time_unit", "seconds"),
+    ("epoch microseconds", _line(ts=NOON_MS * 1000), "wrong_time_unit", "microseconds"),
+    ("epoch nanoseconds", _line(ts=NOON_MS * 1_000_000), "wrong_time_unit", "nanoseconds"),
+    ("an id past int64", _line(user_id=2**63), "wrong_type", "user_id"),
+    ("NaN dwell", _line().replace('"dwell_ms": 15000', '"dwell_ms": NaN'), "wrong_type", "dwell_ms"),
+    ("an object as the event id", _line(event_id={"id": "e1"}), "wrong_type", "event_id"),
+    ("a text that looks like an array", _line(event_id="[e]"), None, None),
+    ("an event id with two contents", _line(event_id="twice", dwell_ms=1), "conflicting_event_id", "2 copies that differ"),
+    ("... the other", _line(event_id="twice", dwell_ms=2), "conflicting_event_id", "2 copies that differ"),
+    ("an event delivered twice, the same", _line(event_id="again"), None, None),
+    ("... its copy", _line(event_id="again"), None, None),
 ]
 
 
@@ -73,9 +92,10 @@ def test_each_record_gets_exactly_its_expected_reason(spark):
         "raw string, source string, source_file string, landing_date date",
     )
     rules = IngestSettings(max_lateness_days=7, max_clock_skew_minutes=60, max_record_bytes=1000)
+    classified = classified_landing_records(raw, dt.datetime(2026, 11, 3, 1), rules)
     got = {
         row["source_file"]: (row["reason"], row["reason_detail"])
-        for row in classified_landing_records(raw, dt.datetime(2026, 11, 3, 1), rules)
+        for row in with_conflicts_rejected(classified, conflicting_event_ids(classified))
         .select("source_file", "reason", "reason_detail")
         .collect()
     }
@@ -93,6 +113,13 @@ def test_valid_records_are_typed_with_event_time_and_landing_date(spark):
     assert row["event_date"] == dt.date(2026, 11, 1)
     assert row["landing_date"] == DAY
     assert row["event_ts"] == dt.datetime(2026, 11, 1, 12)
+
+
+def test_an_iso_time_with_its_zone_is_the_instant_it_names(spark):
+    raw = spark.createDataFrame(
+        [(_line(ts="2026-11-02T13:30:00+01:00"), "landing", "f", DAY)], "raw string, source string, source_file string, landing_date date")
+    row = classified_landing_records(raw, dt.datetime(2026, 11, 3), IngestSettings()).first()
+    assert (row["reason"], row["ts"], row["event_ts"]) == (None, NOON_MS + 30 * 60_000, dt.datetime(2026, 11, 2, 12, 30))
 
 
 def _write_landing(settings, day: dt.date, files: dict[str, list[str]]) -> None:

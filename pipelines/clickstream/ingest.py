@@ -11,6 +11,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.window import Window
 
 from pipelines.clickstream.schema import (
     BRONZE_EVENTS_SCHEMA,
@@ -30,6 +31,8 @@ _TEXT_SCHEMA = T.StructType(
     + [T.StructField(_CORRUPT, T.StringType())]
 )
 _DAY_MS = 86_400_000
+_BOM = "\ufeff"
+_NO_LIMIT = 1 << 30
 _TYPED_FIELDS = [f for f in LANDING_FIELDS if not isinstance(f.spark_type, T.StringType)]
 
 
@@ -53,23 +56,35 @@ def classified_landing_records(
     only, made valid UTF-8 (a byte that is not becomes U+FFFD) so that every
     reader of the table can read it. `unknown_fields`: the keys of the record
     that the landing contract does not name.
+
+    Taken as written where the value is unambiguous: a number as text
+    ("7"), a UTF-8 byte order mark before the record, `ts` as an ISO-8601
+    time with its zone. Rejected where it is a guess: an ISO time without a
+    zone, an epoch in another unit than milliseconds, an event id landed in
+    the same batch with different contents (every copy).
     """
     if "file_error" not in raw.columns:
         raw = raw.withColumn("file_error", F.lit(None).cast("string"))
     # Built in stages (parse, type, judge) so that each expression is computed
     # once per row instead of being re-inlined into every rule that reads it.
+    # A UTF-8 byte order mark starts the first line of a file some writers
+    # save; the text after it is the record, unambiguously.
+    parsed = F.when(F.startswith("raw", F.lit(_BOM)), F.substring("raw", 2, _NO_LIMIT)).otherwise(F.col("raw"))
     text = raw.select(
         "raw",
         "source",
         "source_file",
         "landing_date",
         "file_error",
-        F.from_json(
-            "raw", _TEXT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}
-        ).alias("_j"),
+        F.from_json(parsed, _TEXT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT}).alias("_j"),
         # The object's keys as written: from_json keeps the last of a key written twice.
-        F.json_object_keys("raw").alias("_keys"),
+        F.json_object_keys(parsed).alias("_keys"),
     ).select("raw", "source", "source_file", "landing_date", "file_error", "_keys", "_j.*")
+    ts_text = F.col("ts")
+    ts_number = ts_text.try_cast("long")
+    # Looked for only where ts is no number: the pattern costs what a parse does.
+    iso_ts = F.when(ts_number.isNull(), ts_text.rlike(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")).otherwise(F.lit(False))
+    zoned_ts = ts_text.rlike(r"(Z|[+-]\d{2}(:?\d{2})?)$")
     typed = text.select(
         "raw",
         "source",
@@ -79,7 +94,10 @@ def classified_landing_records(
         "_keys",
         F.col(_CORRUPT),
         *[F.col(f.name).alias(f"_text_{f.name}") for f in _TYPED_FIELDS],
-        *[F.col(f.name).try_cast(f.spark_type).alias(f.name) for f in LANDING_FIELDS],
+        iso_ts.alias("_iso_ts"),
+        *[F.col(f.name).try_cast(f.spark_type).alias(f.name) for f in LANDING_FIELDS if f.name != "ts"],
+        # An ISO-8601 time with its zone names one instant: taken, as epoch ms.
+        F.coalesce(ts_number, F.when(iso_ts & zoned_ts, F.unix_millis(F.try_to_timestamp(ts_text)))).alias("ts"),
     )
     typed_names = {f.name for f in _TYPED_FIELDS}
     missing = F.array_compact(
@@ -90,12 +108,21 @@ def classified_landing_records(
             ]
         )
     )
+    # An object or array where text belongs: from_json hands over its JSON as the text.
+    nested_text = [
+        F.when(F.col(f.name).startswith("{") | F.col(f.name).startswith("["),
+               F.col("raw").rlike(f'"{f.name}"\\s*:\\s*[{{\\[]'))
+        for f in LANDING_FIELDS if f.name not in typed_names
+    ]
     wrong_type = F.array_compact(
         F.array(
             *[
-                F.when(F.col(f"_text_{f.name}").isNotNull() & F.col(f.name).isNull(), F.lit(f.name))
+                F.when(F.col(f"_text_{f.name}").isNotNull() & F.col(f.name).isNull()
+                       & (~F.col("_iso_ts") if f.name == "ts" else F.lit(True)), F.lit(f.name))
                 for f in _TYPED_FIELDS
-            ]
+            ],
+            *[F.when(nested, F.lit(f.name)) for f, nested in zip(
+                [f for f in LANDING_FIELDS if f.name not in typed_names], nested_text, strict=True)],
         )
     )
     judged = typed.select("*", missing.alias("_missing"), wrong_type.alias("_wrong_type"))
@@ -104,6 +131,7 @@ def classified_landing_records(
     known_types = [t.value for t in EventType]
     ts, dwell = F.col("ts"), F.col("dwell_ms")
     has_nul = F.col("raw").contains("\u0000")
+    unit = _other_epoch_unit(ts, oldest_ms, newest_ms)
     rules_in_order: list[tuple[RejectReason, Column, Column]] = [
         (RejectReason.UNREADABLE_FILE, F.col("file_error").isNotNull(), F.col("file_error")),
         (RejectReason.EMPTY_RECORD, F.trim("raw") == "", F.lit(None)),
@@ -119,8 +147,10 @@ def classified_landing_records(
          F.array_join(F.array_distinct(F.filter("_keys", lambda key, i: F.array_position("_keys", key) != i + 1)), ",")),
         (RejectReason.MISSING_FIELD, F.size("_missing") > 0, F.array_join("_missing", ",")),
         (RejectReason.WRONG_TYPE, F.size("_wrong_type") > 0, F.array_join("_wrong_type", ",")),
+        (RejectReason.AMBIGUOUS_TIMESTAMP, F.col("_iso_ts") & ts.isNull(), F.col("_text_ts")),
         (RejectReason.UNKNOWN_EVENT_TYPE, ~F.col("event_type").isin(known_types), F.col("event_type")),
         (RejectReason.NEGATIVE_DWELL, dwell < 0, dwell),
+        (RejectReason.WRONG_TIME_UNIT, unit.isNotNull(), unit),
         (RejectReason.FUTURE_TIMESTAMP, ts > newest_ms, ts),
         (RejectReason.STALE_TIMESTAMP, ts < oldest_ms, ts),
     ]
@@ -131,7 +161,7 @@ def classified_landing_records(
         detail = F.when(violated, why.cast("string")).otherwise(detail)
 
     event_ts = F.timestamp_millis(ts)
-    return judged.select(
+    classified = judged.select(
         *[F.col(f.name) for f in LANDING_FIELDS],
         event_ts.alias("event_ts"),
         F.to_date(event_ts).alias("event_date"),
@@ -144,7 +174,49 @@ def classified_landing_records(
         "raw",
         # Keys the landing contract does not know: read past, counted in the figures.
         F.array_except("_keys", F.array(*[F.lit(f.name) for f in LANDING_FIELDS])).alias("unknown_fields"),
-    ).withColumn("raw", F.when(F.col("reason").isNotNull(), F.make_valid_utf8("raw")))
+    )
+    return classified.withColumn("raw", F.when(F.col("reason").isNotNull(), F.make_valid_utf8("raw")))
+
+
+def conflicting_event_ids(classified: DataFrame) -> DataFrame:
+    """(source, event_id, copies) of each event id that valid records of
+    `classified` carry with different contents. A copy of an event (an
+    at-least-once upstream) is the same record again and passes (clean keeps
+    one); an event id with two contents is a conflict neither side of which
+    can be trusted. An aggregate of a few narrow columns: cheap where it runs
+    on the persisted records, and almost always empty."""
+    content = F.xxhash64(*[F.col(f.name) for f in LANDING_FIELDS])
+    return (
+        classified.where(F.col("reason").isNull())
+        .groupBy("source", "event_id")
+        .agg(F.min(content).alias("_low"), F.max(content).alias("_high"), F.count("*").alias("copies"))
+        .where(F.col("_low") != F.col("_high"))
+        .select("source", "event_id", "copies")
+    )
+
+
+def with_conflicts_rejected(classified: DataFrame, conflicts: DataFrame) -> DataFrame:
+    """`classified` with every copy of the `conflicts` (conflicting_event_ids)
+    rejected as conflicting_event_id, the number of copies its detail."""
+    marked = classified.join(F.broadcast(conflicts.withColumn("_conflict", F.lit(True))), ["source", "event_id"], "left")
+    conflicting = F.coalesce("_conflict", F.lit(False))
+    replaced = {
+        "reason": F.when(conflicting, F.lit(RejectReason.CONFLICTING_EVENT_ID.value)).otherwise(F.col("reason")),
+        "reason_detail": F.when(conflicting, F.format_string("%d copies that differ", "copies")).otherwise(F.col("reason_detail")),
+        # A valid record's raw line is not kept: its parsed fields stand for it.
+        "raw": F.when(conflicting, F.to_json(F.struct(*[f.name for f in LANDING_FIELDS]))).otherwise(F.col("raw")),
+    }
+    return marked.select(*[replaced[c].alias(c) if c in replaced else F.col(c) for c in classified.columns])
+
+
+def _other_epoch_unit(ts: Column, oldest_ms: Column, newest_ms: Column) -> Column:
+    """'seconds', 'microseconds' or 'nanoseconds' when `ts` outside [oldest_ms,
+    newest_ms] would fall inside it read in that unit; null otherwise."""
+    outside = (ts < oldest_ms) | (ts > newest_ms)
+    unit = F.lit(None).cast("string")
+    for name, per_ms in reversed((("seconds", 0.001), ("microseconds", 1000), ("nanoseconds", 1_000_000))):
+        unit = F.when(outside & ts.between(oldest_ms * per_ms, newest_ms * per_ms), F.lit(name)).otherwise(unit)
+    return unit
 
 
 def bronze_events(classified: DataFrame) -> DataFrame:

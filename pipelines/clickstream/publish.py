@@ -20,7 +20,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from pipelines.clickstream.ingest import bronze_events, classified_landing_records, rejected_events
+from pipelines.clickstream.ingest import (
+    bronze_events,
+    classified_landing_records,
+    conflicting_event_ids,
+    rejected_events,
+    with_conflicts_rejected,
+)
 from pipelines.config import IngestSettings
 from pipelines.errors import ConservationError, IncompleteRunError, OwnershipError
 from pipelines.lakehouse.ledger import Run, finished_writes, now_utc, record_run
@@ -100,6 +106,12 @@ def publish_landing_records(
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         landed = classified.count()
+        conflicts = conflicting_event_ids(classified)
+        if conflicts.first() is not None:
+            judged = with_conflicts_rejected(classified, conflicts).persist(StorageLevel.MEMORY_AND_DISK)
+            judged.count()
+            classified.unpersist()
+            classified = judged
         unknown_fields = {r["field"]: r["count"] for r in classified.select(F.explode("unknown_fields").alias("field"))
                           .groupBy("field").count().orderBy("field").collect()}
         dates = sorted(r[0] for r in classified.select("landing_date").distinct().collect())

@@ -51,10 +51,16 @@ class RejectReason(enum.StrEnum):
     DUPLICATE_KEY = "duplicate_key"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
+    # An ISO-8601 time without a zone: which instant it means is a guess.
+    AMBIGUOUS_TIMESTAMP = "ambiguous_timestamp"
+    # An epoch time in seconds, microseconds or nanoseconds where the contract says milliseconds.
+    WRONG_TIME_UNIT = "wrong_time_unit"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     NEGATIVE_DWELL = "negative_dwell"
     FUTURE_TIMESTAMP = "future_timestamp"
     STALE_TIMESTAMP = "stale_timestamp"
+    # One event id landed in the batch with different contents: which is true is a guess.
+    CONFLICTING_EVENT_ID = "conflicting_event_id"
 
 
 BRONZE_EVENTS_SCHEMA = spark_schema(BRONZE_EVENTS.schema)

@@ -15,6 +15,7 @@ from pipelines.clickstream.landing import landing_records, unreadable_reason
 from pipelines.clickstream.publish import PublishScope, publish_landing_records
 from pipelines.clickstream.schema import LANDING_SOURCE
 from pipelines.config import Settings
+from pipelines.errors import MissingInputError
 from pipelines.lakehouse.dates import days_between
 
 
@@ -38,6 +39,11 @@ def ingest_date(spark: SparkSession, settings: Settings, day: dt.date) -> dict[s
             if failed is None:
                 raise
             unreadable[failed] = unreadable_reason(failure)
+    if not figures["landed"]:
+        # A night without one event is an upstream that has not delivered yet, not a quiet day.
+        raise MissingInputError(
+            f"the landing folder of {day} holds no records: {figures['files_read']} files read, all empty; "
+            f"{len(figures['files_skipped'])} skipped as hidden")
     return {"date": day.isoformat(), **figures, "adds_up": True, "seconds": round(time.perf_counter() - started, 2)}
 
 
