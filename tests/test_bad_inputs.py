@@ -19,7 +19,6 @@ from tests.bad_inputs import ANY_BINARY_REASON, DAY, corpus, land_corpus
 from tests.conftest import settings_in
 
 
-
 @pytest.fixture(scope="module")
 def ingested(spark, tmp_path_factory):
     settings = settings_in(tmp_path_factory.mktemp("bad-inputs"))

@@ -13,7 +13,11 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from pipelines.clickstream.ingest import classified_landing_records, conflicting_event_ids, with_conflicts_rejected
+from pipelines.clickstream.ingest import (
+    classified_landing_records,
+    conflicting_event_ids,
+    with_conflicts_rejected,
+)
 from pipelines.clickstream.landing import landing_folder
 from pipelines.clickstream.publish import unfinished_ingests
 from pipelines.config import IngestSettings

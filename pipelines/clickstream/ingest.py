@@ -11,7 +11,6 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.sql.window import Window
 
 from pipelines.clickstream.schema import (
     BRONZE_EVENTS_SCHEMA,
