@@ -35,6 +35,7 @@ from pyspark.sql import functions as F
 
 from features.definitions import FeatureView, resolve
 from pipelines.lakehouse.files import delta_rows, delta_table
+from pipelines.lakehouse.forget import forgotten_in
 from pipelines.lakehouse.publications import (
     Publication,
     first_per_date,
@@ -43,7 +44,7 @@ from pipelines.lakehouse.publications import (
     published_dataset,
     rows_filter,
 )
-from pipelines.lakehouse.tables import OPS_RUNS
+from pipelines.lakehouse.tables import OPS_FORGET_REQUESTS, OPS_RUNS
 from pipelines.lakehouse.writes import read_as_published, read_table
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -170,6 +171,8 @@ class FeatureReader:
         self._lock = threading.Lock()
         self._ledger: DeltaTable | None = None
         self._runs = OPS_RUNS.schema.empty_table()
+        self._forget_requests: DeltaTable | None = None
+        self._forgotten: frozenset[int] = frozenset()
         self._snapshots: dict[str, list[Snapshot]] = {}
         # Per (table, version): a published version never changes, so its file list is read once.
         self._datasets: dict[tuple[str, int], ds.Dataset] = {}
@@ -205,11 +208,26 @@ class FeatureReader:
                 self._runs = delta_rows(self._ledger)
                 self._snapshots.clear()
                 self._datasets.clear()  # the versions in reach change only with the ledger
+            if self._forget_requests_changed():
+                self._forgotten = forgotten_in(self._forget_requests)
+                self._snapshots.clear()
+
+    def _forget_requests_changed(self) -> bool:
+        """Whether a forget request was recorded since the last read (the lock held)."""
+        if self._forget_requests is None:
+            try:
+                self._forget_requests = delta_table(self.lakehouse, OPS_FORGET_REQUESTS)
+            except TableNotFoundError:
+                return False
+            return True
+        before = self._forget_requests.version()
+        self._forget_requests.update_incremental()
+        return self._forget_requests.version() != before
 
     def _view_snapshots(self, view: FeatureView) -> list[Snapshot]:
         with self._lock:
             if view.name not in self._snapshots:
-                self._snapshots[view.name] = view_snapshots(publications_in(self._runs, view.source), view)
+                self._snapshots[view.name] = view_snapshots(publications_in(self._runs, view.source, self._forgotten), view)
             return self._snapshots[view.name]
 
     def _dataset(self, view: FeatureView, publication: Publication) -> ds.Dataset:

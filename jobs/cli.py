@@ -72,6 +72,7 @@ COMMANDS = {
         Command("train", "jobs.train", "a CTR model on Ray Train, logged and registered in MLflow", _always),
         Command("models", "jobs.models", "registered models: list, promote, gate on a held-out day, export embeddings",
                 lambda args: args.action != "list"),
+        Command("forget", "jobs.forget", "delete users from every table and its history, audited (GDPR/CCPA requests)", _always),
         Command("evaluate", "jobs.evaluate", "measure a stage or a model (AUC, GAUC, logloss, oracle) against the truth"),
         Command("report", "jobs.report", "the nightly HTML report of a date, plots embedded"),
         Command("run", "jobs.night", "the whole night of a date (or a range) without Airflow, as the DAG runs it"),

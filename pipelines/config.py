@@ -291,6 +291,17 @@ class QualitySettings(Section):
     history_days: int = Field(default=14, ge=1)
 
 
+class ForgetSettings(Section):
+    """Deleting users on request (`seqlake forget`, pipelines/stages/forget.py)."""
+
+    # How long a file a commit removed stays for time travel (Delta VACUUM's
+    # retention): as-published reads (training sets, the feature store) reach
+    # back this far, and a forgotten user's rows leave the tables' history once
+    # it has passed, at the first VACUUM after it (each forget runs one).
+    # Readers never serve a forgotten user in the meantime.
+    history_retention_hours: int = Field(default=720, ge=0)
+
+
 class NightSettings(Section):
     """The nightly run (dags/nightly.py, `seqlake run`): what it trains and how its tasks run."""
 
@@ -401,6 +412,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     scoring: ScoringSettings = ScoringSettings()
     quality: QualitySettings = QualitySettings()
+    forget: ForgetSettings = ForgetSettings()
     night: NightSettings = NightSettings()
     generator: GeneratorSettings = GeneratorSettings()
 

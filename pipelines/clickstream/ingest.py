@@ -21,6 +21,8 @@ from pipelines.clickstream.schema import (
     RejectReason,
 )
 from pipelines.config import IngestSettings
+from pipelines.lakehouse.forget import user_rows_sql
+from pipelines.lakehouse.tables import BRONZE_EVENTS_REJECTED
 
 _CORRUPT = "_corrupt_record"
 # Every field is parsed as text first so that a value of the wrong type is
@@ -206,6 +208,23 @@ def with_conflicts_rejected(classified: DataFrame, conflicts: DataFrame) -> Data
         "raw": F.when(conflicting, F.to_json(F.struct(*[f.name for f in LANDING_FIELDS]))).otherwise(F.col("raw")),
     }
     return marked.select(*[replaced[c].alias(c) if c in replaced else F.col(c) for c in classified.columns])
+
+
+def with_forgotten_users_withheld(classified: DataFrame, users: frozenset[int]) -> DataFrame:
+    """`classified` with every record of `users` (pipelines.lakehouse.forget) -
+    by its user_id, or for a line that did not parse, by the user_id its text
+    names - rejected as forgotten_user with nothing of it kept: a late event
+    of a forgotten user must not bring them back."""
+    if not users:
+        return classified
+    theirs = F.coalesce(F.col("user_id").isin(sorted(users)), F.lit(False)) | (
+        F.col("user_id").isNull() & F.coalesce(F.expr(user_rows_sql(BRONZE_EVENTS_REJECTED, sorted(users))), F.lit(False)))
+    replaced = {
+        "reason": F.when(theirs, F.lit(RejectReason.FORGOTTEN_USER.value)).otherwise(F.col("reason")),
+        "reason_detail": F.when(theirs, F.lit(None)).otherwise(F.col("reason_detail")),
+        "raw": F.when(theirs, F.lit(None)).otherwise(F.col("raw")),
+    }
+    return classified.select(*[replaced[c].alias(c) if c in replaced else F.col(c) for c in classified.columns])
 
 
 def _other_epoch_unit(ts: Column, oldest_ms: Column, newest_ms: Column) -> Column:

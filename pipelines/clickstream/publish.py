@@ -26,9 +26,11 @@ from pipelines.clickstream.ingest import (
     conflicting_event_ids,
     rejected_events,
     with_conflicts_rejected,
+    with_forgotten_users_withheld,
 )
 from pipelines.config import IngestSettings
 from pipelines.errors import ConservationError, IncompleteRunError, OwnershipError
+from pipelines.lakehouse.forget import forgotten_users
 from pipelines.lakehouse.ledger import Run, finished_writes, now_utc, record_run
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED
 from pipelines.lakehouse.writes import read_table, replace_where, table_exists
@@ -101,9 +103,9 @@ def publish_landing_records(
     the figures of how the records' files were read.
     """
     started = now_utc()
-    classified = classified_landing_records(
+    classified = with_forgotten_users_withheld(classified_landing_records(
         records.withColumn("source", F.lit(scope.source)), started.replace(tzinfo=dt.UTC), rules
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    ), forgotten_users(lakehouse)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         landed = classified.count()
         conflicts = conflicting_event_ids(classified)

@@ -61,6 +61,8 @@ class RejectReason(enum.StrEnum):
     STALE_TIMESTAMP = "stale_timestamp"
     # One event id landed in the batch with different contents: which is true is a guess.
     CONFLICTING_EVENT_ID = "conflicting_event_id"
+    # A record of a user that `seqlake forget` removed: counted, nothing of it kept.
+    FORGOTTEN_USER = "forgotten_user"
 
 
 BRONZE_EVENTS_SCHEMA = spark_schema(BRONZE_EVENTS.schema)

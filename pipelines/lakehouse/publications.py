@@ -29,6 +29,7 @@ import pyarrow.dataset as ds
 
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import delta_dataset, delta_table
+from pipelines.lakehouse.forget import forgotten_users, has_user_rows
 from pipelines.lakehouse.ledger import ledger_rows, run_nights
 from pipelines.lakehouse.tables import TableSpec
 
@@ -44,6 +45,9 @@ class Publication:
     # Every table the publishing run wrote -> its version then (a BSE read
     # takes the item signatures the same run left).
     run_versions: tuple[tuple[str, int], ...] = ()
+    # Users forgotten since (pipelines.lakehouse.forget): their rows, which the
+    # version may still hold until VACUUM removes it, are never read.
+    excluded_users: frozenset[int] = frozenset()
 
     def version_of(self, table: TableSpec) -> int:
         return dict(self.run_versions)[table.name]
@@ -57,11 +61,12 @@ def publications(lakehouse: str, table: TableSpec) -> list[Publication]:
     """The publication of each date (per embedding version, for a BSE table) of
     `table`, by date then instant: the first finished run for the date that
     wrote the table."""
-    return publications_in(ledger_rows(lakehouse), table)
+    return publications_in(ledger_rows(lakehouse), table, forgotten_users(lakehouse))
 
 
-def publications_in(runs: pa.Table, table: TableSpec) -> list[Publication]:
-    """publications(), from ledger rows already read."""
+def publications_in(runs: pa.Table, table: TableSpec, forgotten: frozenset[int] = frozenset()) -> list[Publication]:
+    """publications(), from ledger rows (and forgotten users) already read."""
+    excluded = forgotten if has_user_rows(table) else frozenset()
     first: dict[tuple[dt.date, str | None], Publication] = {}
     for row in sorted(runs.to_pylist(), key=lambda r: r["finished_at"]):
         version = dict(row["table_versions"]).get(table.name)
@@ -69,7 +74,8 @@ def publications_in(runs: pa.Table, table: TableSpec) -> list[Publication]:
             continue
         variant = row.get("embedding_version") if table.embedding_version_column else None
         for day in run_nights(row):
-            first.setdefault((day, variant), Publication(day, version, row["finished_at"], variant, tuple(row["table_versions"])))
+            first.setdefault((day, variant), Publication(
+                day, version, row["finished_at"], variant, tuple(row["table_versions"]), excluded))
     return sorted(first.values(), key=lambda p: (p.day, p.published_at))
 
 
@@ -112,6 +118,8 @@ def rows_filter(table: TableSpec, publication: Publication) -> ds.Expression:
     condition = pc.field(table.partition_column) == pa.scalar(publication.day, pa.date32())
     if table.embedding_version_column and publication.embedding_version is not None:
         condition &= pc.field(table.embedding_version_column) == publication.embedding_version
+    if publication.excluded_users:
+        condition &= ~pc.field("user_id").isin(pa.array(sorted(publication.excluded_users), pa.int64()))
     return condition
 
 

@@ -212,13 +212,29 @@ OPS_EVALUATIONS = TableSpec("ops/evaluations", pa.schema(_fields(
     ("probability", pa.float32()), ("evaluated_at", pa.timestamp("us")),
 )), "eval_date", ("eval_date", "model_version", "user_id", "impression_id", "item_id"))
 
+# One row per `seqlake forget` request (pipelines.stages.forget): who asked,
+# when, which users, the version of each table its delete committed and how
+# many rows it removed, the model versions trained on data that held them.
+# The user ids stay so that every reader leaves them out of the versions kept
+# for time travel until VACUUM removes those.
+OPS_FORGET_REQUESTS = TableSpec("ops/forget_requests", pa.schema([
+    pa.field("day", pa.date32(), nullable=False),
+    *_fields(("request_id", pa.string(), _NOT_NULL), ("requested_by", pa.string(), _NOT_NULL),
+             ("requested_at", pa.timestamp("us"), _NOT_NULL)),
+    pa.field("user_ids", pa.list_(pa.int64()), nullable=False),
+    pa.field("table_versions", pa.map_(pa.string(), pa.int64()), nullable=False),
+    pa.field("rows_deleted", pa.map_(pa.string(), pa.int64()), nullable=False),
+    pa.field("model_versions", pa.list_(pa.string()), nullable=False),
+    *_fields(("history_retention_hours", pa.int64(), _NOT_NULL), ("vacuumed_at", pa.timestamp("us"), _NOT_NULL)),
+]), "day", ("request_id",))
+
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, SILVER_EVENTS, SILVER_NOISE_METRICS,
         GOLD_USER_SEQUENCES, GOLD_USER_STATS, GOLD_ITEM_STATS, GOLD_BSE_PROJECTIONS,
         GOLD_ITEM_EMBEDDINGS, GOLD_ITEM_SIGNATURES, GOLD_USER_BSE, GOLD_TRAINING_EXAMPLES, GOLD_CANDIDATES,
-        SCORES_CTR, OPS_RUNS, OPS_LEASES, OPS_QUALITY, OPS_EVALUATIONS,
+        SCORES_CTR, OPS_RUNS, OPS_LEASES, OPS_QUALITY, OPS_EVALUATIONS, OPS_FORGET_REQUESTS,
     )
 }
 

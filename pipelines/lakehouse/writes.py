@@ -68,23 +68,27 @@ def replace_where(
         )
 
 
-@contextlib.contextmanager
-def _parquet_row_groups(spark: SparkSession, size_bytes: int | None) -> Iterator[None]:
+def _parquet_row_groups(spark: SparkSession, size_bytes: int | None) -> contextlib.AbstractContextManager[None]:
     """Parquet row groups of `size_bytes` for the writes inside (the default when
     None). Delta's writer takes Parquet's settings from the session, not from a
     write's options (an option is ignored)."""
-    if size_bytes is None:
-        yield
-        return
-    before = spark.conf.get(PARQUET_BLOCK_SIZE, None)
-    spark.conf.set(PARQUET_BLOCK_SIZE, str(size_bytes))
+    return contextlib.nullcontext() if size_bytes is None else session_conf(spark, {PARQUET_BLOCK_SIZE: str(size_bytes)})
+
+
+@contextlib.contextmanager
+def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """The session's `conf` for the work inside, its settings before restored after."""
+    before = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
-        if before is None:
-            spark.conf.unset(PARQUET_BLOCK_SIZE)
-        else:
-            spark.conf.set(PARQUET_BLOCK_SIZE, before)
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 PARQUET_BLOCK_SIZE = "parquet.block.size"
@@ -123,6 +127,9 @@ def read_published(spark: SparkSession, lakehouse: str, table: TableSpec, publis
         if table.embedding_version_column and embedding_version is not None:
             frame = frame.where(F.col(table.embedding_version_column) == embedding_version)
         frames.append(frame)
+    excluded = frozenset().union(*(p.excluded_users for p in published))
+    if excluded:
+        frames = [frame.where(~F.col("user_id").isin(sorted(excluded))) for frame in frames]
     return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
