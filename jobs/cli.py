@@ -41,6 +41,7 @@ import psutil
 from pipelines.config import ConfigError, Settings, load_settings, with_overrides
 from pipelines.errors import BrokenPastError, NothingToDo, PipelineError, QualityGateFailed
 from pipelines.lakehouse.lease import writer_lease
+from pipelines.masking import masked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,11 +212,31 @@ def iso_instant(text: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def model_version(text: str) -> str:
+    """A registry version number, as a flag's type."""
+    from pipelines.ctr.registry import checked_version
+
+    try:
+        return checked_version(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def source_name(text: str) -> str:
+    """An import's source name, as a flag's type: it is stored in every row and names the rows an import replaces."""
+    from pipelines.stages.imports import checked_source_name
+
+    try:
+        return checked_source_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def summary_line(job: str, figures: dict[str, Any], as_json: bool) -> str:
     """The one closing line of a job: `job: k=v ...`, or a JSON object."""
     if as_json:
-        return json.dumps({"job": job, **figures}, default=str)
-    return f"{job}: " + " ".join(f"{k}={v}" for k, v in figures.items())
+        return masked(json.dumps({"job": job, **figures}, default=str))
+    return masked(f"{job}: " + " ".join(f"{k}={v}" for k, v in figures.items()))
 
 
 def _execute(args: argparse.Namespace) -> int:
@@ -229,7 +250,7 @@ def _execute(args: argparse.Namespace) -> int:
     except Exception as exc:
         status = exit_status(exc)
         if status == 1 and not isinstance(exc, ValueError):  # a bug: keep the traceback, end with the one-line reason
-            traceback.print_exc()
+            print(masked(traceback.format_exc()), file=sys.stderr, end="")
         print(f"seqlake {name}: {failure_reason(exc)}", file=sys.stderr)
         return status
     print(summary_line(name, figures, getattr(args, "json", False)), flush=True)
@@ -247,7 +268,11 @@ def exit_status(failure: BaseException) -> int:
 
 
 def failure_reason(failure: BaseException) -> str:
-    """The one line a failed job ends with."""
+    """The one line a failed job ends with, its secrets masked."""
+    return masked(_reason(failure))
+
+
+def _reason(failure: BaseException) -> str:
     if isinstance(failure, UsageError):
         return f"usage error: {failure}"
     if isinstance(failure, ConfigError):

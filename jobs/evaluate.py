@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import UsageError, iso_date, run_command, settings_flag
+from jobs.cli import UsageError, iso_date, model_version, run_command, settings_flag
 from pipelines.config import Settings
 from pipelines.ctr.evaluation import model_quality
 from pipelines.ctr.registry import champion_version
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "model: a registered model on a day's examples; bse: a day's candidates scored from their "
                         "bucket sums vs end to end")
     parser.add_argument("--date", type=iso_date, required=True)
-    parser.add_argument("--version", help="model version in the registry (evaluate model)")
+    parser.add_argument("--version", type=model_version, help="model version in the registry (evaluate model)")
     settings_flag(parser, "--truth", "truth", metavar="URI", help="truth root (default: configured)")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import run_command
+from jobs.cli import run_command, source_name
 from pipelines.config import Settings
 from pipelines.lakehouse.session import spark_session
 from pipelines.stages.imports import FORMATS, import_source
@@ -17,7 +17,7 @@ from pipelines.stages.imports import FORMATS, import_source
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, required=True)
     parser.add_argument("--input", required=True, help="the dataset's file or folder")
-    parser.add_argument("--source", help="the name this import's rows carry (default: the format)")
+    parser.add_argument("--source", type=source_name, help="the name this import's rows carry (default: the format)")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> dict[str, object]:

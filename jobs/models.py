@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from jobs.cli import UsageError, iso_date, run_command
+from jobs.cli import UsageError, iso_date, model_version, run_command
 from pipelines.config import Settings
 from pipelines.ctr.registry import model_versions
 from pipelines.stages.export import export_champion, export_embeddings, promote_and_export
@@ -24,8 +24,8 @@ ACTIONS = ("list", "promote", "gate", "export")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=ACTIONS)
-    parser.add_argument("target", nargs="?", help="the version to promote")
-    parser.add_argument("--version", help="the candidate version (gate, export)")
+    parser.add_argument("target", nargs="?", type=model_version, help="the version to promote")
+    parser.add_argument("--version", type=model_version, help="the candidate version (gate, export)")
     parser.add_argument("--date", type=iso_date, help="the held-out day the gate compares on")
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pipelines.errors import NothingToDo, PipelineError
+from pipelines.masking import masked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,4 +104,4 @@ def run_night(night: dt.date, run_step: Callable[[str, list[str]], Mapping[str, 
 
 def _brief(figures: Mapping[str, Any]) -> str:
     shown = {k: v for k, v in figures.items() if not isinstance(v, dict | list) and k not in ("seconds", "date")}
-    return " ".join(f"{k}={v}" for k, v in list(shown.items())[:6])
+    return masked(" ".join(f"{k}={v}" for k, v in list(shown.items())[:6]))

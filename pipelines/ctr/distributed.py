@@ -74,8 +74,7 @@ def train_worker(config: dict[str, TrainLoop]) -> dict[str, Any]:
 
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
-        with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / _STATE, weights_only=True)
+        state = load_checkpoint_state(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         best_state = state["best_model"]

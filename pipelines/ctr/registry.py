@@ -191,10 +191,19 @@ def trained_on_night(versions: Sequence[ModelVersion], night: dt.date) -> ModelV
     return next((v for v in versions if v.night == night.isoformat()), None)
 
 
+def checked_version(version: str) -> str:
+    """`version` when it is a registry version number (MLflow's are 1, 2, ...):
+    it names folders and URIs, so nothing else gets through."""
+    if not str(version).isdigit():
+        raise ValueError(f"model version {version!r}: a version number (1, 2, ...)")
+    return str(version)
+
+
 def downloaded_model(settings: Settings, version: str) -> Path:
     """A local folder with the version's model files (model.safetensors, config.json)."""
     import mlflow
 
+    version = checked_version(version)
     # Its progress bar would be noise in a batch job's log.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with client(settings):

@@ -45,6 +45,7 @@ from pipelines.errors import LakehouseBusy, NothingToDo
 from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.ledger import now_utc
 from pipelines.lakehouse.tables import OPS_LEASES, table_uri
+from pipelines.masking import masked
 
 _TAG = "seqlake lease: "
 # How far back in the log a claim's commit version is looked for; a live claim
@@ -115,7 +116,7 @@ def writer_lease(lakehouse: str, command: str, lease: dt.timedelta) -> Iterator[
     """Hold the lakehouse's writer lease while the block runs, renewing it
     every third of `lease`; LakehouseBusy (after recording the refusal) when
     another job holds it. The release row records how the block ended."""
-    mine = this_process_claim(command, lease, now_utc())
+    mine = this_process_claim(masked(command), lease, now_utc())
     append_event(lakehouse, mine, "claim", mine.at)
     outcome = "finished"
     try:
@@ -168,9 +169,9 @@ def _release(lakehouse: str, claim: Claim, outcome: str) -> None:
     """The release row; a store that refuses it must not replace the job's own
     outcome (the lease then lapses, or ends with the process on this host)."""
     try:
-        append_event(lakehouse, claim, "release", now_utc(), outcome[:_OUTCOME_CHARS])
+        append_event(lakehouse, claim, "release", now_utc(), masked(outcome)[:_OUTCOME_CHARS])
     except Exception as failure:  # noqa: BLE001 - reported, the job's outcome stands
-        print(f"seqlake: the release of lease {claim.lease_id} was not recorded ({failure}); "
+        print(f"seqlake: the release of lease {claim.lease_id} was not recorded ({masked(str(failure))}); "
               "it lapses on its own", file=sys.stderr)
 
 
@@ -185,7 +186,7 @@ def _renewed(lakehouse: str, claim: Claim, lease: dt.timedelta) -> Iterator[None
             try:
                 append_event(lakehouse, dataclasses.replace(claim, expires_at=now + lease), "renew", now)
             except Exception as failure:  # noqa: BLE001 - a later renewal may pass; the lease lapses otherwise
-                print(f"seqlake: lease {claim.lease_id} not renewed ({failure})", file=sys.stderr)
+                print(f"seqlake: lease {claim.lease_id} not renewed ({masked(str(failure))})", file=sys.stderr)
 
     thread = threading.Thread(target=renew, name=f"lease-{claim.lease_id}", daemon=True)
     thread.start()

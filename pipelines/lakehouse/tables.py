@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 
 import pyarrow as pa
 
@@ -32,6 +33,9 @@ LOOKUP_ROW_GROUP_BYTES = 4 << 20
 _NOT_NULL = False
 
 
+_TABLE_NAME = re.compile(r"[a-z][a-z0-9_]*(/[a-z][a-z0-9_]*)+")
+
+
 @dataclasses.dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -47,6 +51,11 @@ class TableSpec:
     # in row groups of about this many bytes, so a read of a few keys decodes
     # the row groups whose key statistics hold them, not the date's whole file.
     lookup_row_group_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        # A table's folder is <lakehouse>/<name>: never outside the lakehouse, never an absolute path.
+        if not _TABLE_NAME.fullmatch(self.name):
+            raise ValueError(f"table name {self.name!r}: must be layer/name, lowercase words (no '..', no absolute path)")
 
     @functools.cached_property
     def columns(self) -> dict[str, str]:

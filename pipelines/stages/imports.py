@@ -9,6 +9,7 @@ dates that hold rows of another source.
 from __future__ import annotations
 
 import importlib
+import re
 import time
 
 from pyspark.sql import SparkSession
@@ -29,9 +30,7 @@ def import_source(
     spark: SparkSession, settings: Settings, source_format: str, path: str, source: str | None = None
 ) -> dict[str, object]:
     started = time.perf_counter()
-    source = source or source_format
-    if source == LANDING_SOURCE:
-        raise ValueError(f"source name {LANDING_SOURCE!r} is the nightly landing's; name the import otherwise")
+    source = checked_source_name(source or source_format)
     adapter = importlib.import_module(f"pipelines.sources.{source_format}")
     records = import_landing_dates(adapter.landing_records(spark, path), now_utc(), settings.ingest)
     counts = publish_landing_records(
@@ -43,3 +42,14 @@ def import_source(
         figures["history_entries_left_out"] = adapter.history_entries_left_out(spark, path)
     figures["seconds"] = round(time.perf_counter() - started, 2)
     return figures
+
+
+def checked_source_name(name: str) -> str:
+    """`name` when an import may carry it: it is stored in every row and names
+    (in SQL) the rows the import replaces, so a short lowercase word, and not
+    the nightly landing's own."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+        raise ValueError(f"source name {name!r}: lowercase letters, digits, '_' and '-' (at most 64)")
+    if name == LANDING_SOURCE:
+        raise ValueError(f"source name {LANDING_SOURCE!r} is the nightly landing's; name the import otherwise")
+    return name
