@@ -17,7 +17,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW_HOME := $(abspath .cache/airflow)
 export AIRFLOW__CORE__DAGS_FOLDER := $(abspath dags)
 
-.PHONY: setup demo test test-fast test-cluster test-cluster-dag dist bench lint clean
+.PHONY: setup demo test test-fast test-chaos test-cluster test-cluster-dag dist bench lint clean
 
 setup: $(INSTALLED) $(JARS) $(FEAST_INSTALLED) $(COMPOSE_SCHEMA)
 
@@ -58,11 +58,16 @@ demo: setup
 
 # Every test, the DAG run and spark-submit included (CI runs this).
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 -m "not cluster"
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15 -m "not cluster and not chaos"
+
+# kill -9 at every commit point of every Spark stage, each rerun checked against an
+# uninterrupted run (tests/chaos): its own target, which .ci/run also runs.
+test-chaos: setup
+	$(PY) -m pytest -q --durations=10 -m chaos tests/chaos
 
 # The quick loop while developing: everything but the slow end-to-end runs.
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not cluster" -q
+	$(PY) -m pytest -m "not slow and not cluster and not chaos" -q
 
 # A Spark standalone master with two workers, an S3-compatible store, and a Ray head
 # with a second node, all on loopback: the Spark stages through spark-submit, then

@@ -19,6 +19,7 @@ import pyarrow as pa
 from pipelines.bse.simhash import random_projection
 from pipelines.config import BseSettings
 from pipelines.errors import MissingInputError, PipelineError
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.tables import GOLD_BSE_PROJECTIONS, table_uri
 
@@ -88,10 +89,11 @@ def persisted_projection(lakehouse: str, rules: BseSettings) -> Projection:
         # and their packed environment carries no deltalake (only drivers write).
         from deltalake import write_deltalake
 
-        write_deltalake(
-            native_uri(table_uri(lakehouse, GOLD_BSE_PROJECTIONS)), pa.table(row, schema=GOLD_BSE_PROJECTIONS.schema), mode="append",
-            partition_by=["version"],
-        )
+        with commit_point(f"append {GOLD_BSE_PROJECTIONS.name}"):
+            write_deltalake(
+                native_uri(table_uri(lakehouse, GOLD_BSE_PROJECTIONS)), pa.table(row, schema=GOLD_BSE_PROJECTIONS.schema),
+                mode="append", partition_by=["version"],
+            )
     return stored_projection(lakehouse, rules)
 
 

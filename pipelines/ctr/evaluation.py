@@ -21,6 +21,7 @@ from pipelines.ctr.metrics import auc, click_metrics
 from pipelines.ctr.registry import downloaded_model
 from pipelines.ctr.training import predictions
 from pipelines.errors import MissingInputError
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import native_uri
 from pipelines.lakehouse.tables import OPS_EVALUATIONS, table_uri
 from pipelines.synth.oracle import PREDICTION_KEYS, impression_click_probabilities
@@ -66,10 +67,11 @@ def write_evaluation(lakehouse: str, version: str, model: str, day: dt.date, sco
         "probability": pa.array(scored["probability"].to_numpy().astype("float32"), pa.float32()),
         "evaluated_at": pa.array([dt.datetime.now(dt.UTC).replace(tzinfo=None)] * n, pa.timestamp("us")),
     }, schema=OPS_EVALUATIONS.schema)
-    write_deltalake(
-        native_uri(table_uri(lakehouse, OPS_EVALUATIONS)), rows, mode="overwrite", partition_by=["eval_date"],
-        predicate=f"eval_date = '{day.isoformat()}' AND model_version = '{version}'",
-    )
+    with commit_point(f"replace {OPS_EVALUATIONS.name}"):
+        write_deltalake(
+            native_uri(table_uri(lakehouse, OPS_EVALUATIONS)), rows, mode="overwrite", partition_by=["eval_date"],
+            predicate=f"eval_date = '{day.isoformat()}' AND model_version = '{version}'",
+        )
 
 
 def oracle_comparison(scored: pd.DataFrame, truth: str, day: dt.date) -> dict[str, object]:

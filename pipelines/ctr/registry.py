@@ -21,6 +21,7 @@ from typing import Any
 from pipelines.config import Settings
 from pipelines.ctr.labels import model_label
 from pipelines.errors import MissingInputError
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import native_uri
 
 
@@ -84,9 +85,10 @@ def log_and_register(
         name = settings.registry.model_name
         with contextlib.suppress(Exception):  # already registered
             mlflow_client.create_registered_model(name)
-        version = mlflow_client.create_model_version(
-            name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags
-        )
+        with commit_point("register model"):
+            version = mlflow_client.create_model_version(
+                name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id, tags=tags
+            )
     return {"run_id": run.info.run_id, "version": str(version.version)}
 
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.tables import (
     BRONZE_EVENTS,
@@ -97,8 +98,9 @@ def record_request(lakehouse: str, request: ForgetRequest) -> None:
         "model_versions": [list(request.model_versions)], "history_retention_hours": [request.history_retention_hours],
         "vacuumed_at": [request.vacuumed_at],
     }
-    write_deltalake(native_uri(table_uri(lakehouse, OPS_FORGET_REQUESTS)), pa.table(row, schema=OPS_FORGET_REQUESTS.schema),
-                    mode="append", partition_by=[OPS_FORGET_REQUESTS.partition_column])
+    with commit_point(f"append {OPS_FORGET_REQUESTS.name}"):
+        write_deltalake(native_uri(table_uri(lakehouse, OPS_FORGET_REQUESTS)), pa.table(row, schema=OPS_FORGET_REQUESTS.schema),
+                        mode="append", partition_by=[OPS_FORGET_REQUESTS.partition_column])
 
 
 def requests(lakehouse: str) -> list[dict[str, object]]:

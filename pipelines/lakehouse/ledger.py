@@ -28,6 +28,7 @@ import pyarrow as pa
 from deltalake import write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.tables import OPS_RUNS, TableSpec, table_uri
 
@@ -80,10 +81,11 @@ def record_run(lakehouse: str, run: Run, figures: dict[str, object], finished_at
         "figures": [json.dumps(figures, default=str, sort_keys=True)],
         "started_at": [run.started_at], "finished_at": [finished_at or now_utc()],
     }
-    write_deltalake(
-        native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=OPS_RUNS.schema), mode="append", partition_by=["stage"],
-        schema_mode="merge",  # a ledger written before `nights` existed gains the column
-    )
+    with commit_point(f"append {OPS_RUNS.name}"):
+        write_deltalake(
+            native_uri(table_uri(lakehouse, OPS_RUNS)), pa.table(row, schema=OPS_RUNS.schema), mode="append", partition_by=["stage"],
+            schema_mode="merge",  # a ledger written before `nights` existed gains the column
+        )
 
 
 @contextlib.contextmanager

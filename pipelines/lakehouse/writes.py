@@ -11,6 +11,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import delta_table
 from pipelines.lakehouse.publications import Publication
 from pipelines.lakehouse.tables import TableSpec, table_uri
@@ -36,9 +37,10 @@ def replace_date_partitions(
 def append_rows(df: DataFrame, lakehouse: str, table: TableSpec, **options: str | int) -> None:
     """Add `df` to `table` in one commit (the table is created on first write):
     for rows that no other row of the table stands for."""
-    df.write.format("delta").mode("append").options(**options).partitionBy(table.partition_column).save(
-        table_uri(lakehouse, table)
-    )
+    with commit_point(f"append {table.name}"):
+        df.write.format("delta").mode("append").options(**options).partitionBy(table.partition_column).save(
+            table_uri(lakehouse, table)
+        )
 
 
 def date_range_predicate(table: TableSpec, first: dt.date, last: dt.date | None = None) -> str:
@@ -57,7 +59,7 @@ def replace_where(
         # writer needs that order and then sorts nothing again.
         order = [table.partition_column, *(k for k in table.key if k != table.partition_column)]
         df = df.repartitionByRange(*order).sortWithinPartitions(*order)
-    with _parquet_row_groups(df.sparkSession, table.lookup_row_group_bytes):
+    with _parquet_row_groups(df.sparkSession, table.lookup_row_group_bytes), commit_point(f"replace {table.name}"):
         (
             df.write.format("delta")
             .mode("overwrite")
@@ -143,4 +145,5 @@ def delete_partitions_before(spark: SparkSession, lakehouse: str, table: TableSp
     column = table.partition_column
     dates = {p[column] for p in delta_table(lakehouse, table).partitions()}
     if any(dt.date.fromisoformat(day) < oldest_kept for day in dates):
-        DeltaTable.forPath(spark, table_uri(lakehouse, table)).delete(F.col(column) < F.lit(oldest_kept))
+        with commit_point(f"delete {table.name}"):
+            DeltaTable.forPath(spark, table_uri(lakehouse, table)).delete(F.col(column) < F.lit(oldest_kept))

@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.errors import QualityGateFailed
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import filesystem, native_uri
 from pipelines.lakehouse.session import materialized
 from pipelines.lakehouse.tables import OPS_QUALITY, TableSpec, table_uri
@@ -172,5 +173,6 @@ def record_quality(lakehouse: str, result: QualityResult, first: dt.date, last: 
         "evaluated": [row["evaluated"]], "failed": [row["failed"]], "rows": [row["rows"]], "seconds": [row["seconds"]],
         "failed_expectations": [row["failed_expectations"]], "outcomes": [row["outcomes"]],
     }
-    write_deltalake(native_uri(table_uri(lakehouse, OPS_QUALITY)), pa.table(record, schema=OPS_QUALITY.schema),
-                    mode="append", partition_by=["date"])
+    with commit_point(f"append {OPS_QUALITY.name}"):
+        write_deltalake(native_uri(table_uri(lakehouse, OPS_QUALITY)), pa.table(record, schema=OPS_QUALITY.schema),
+                        mode="append", partition_by=["date"])

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from pipelines.config import Settings
 from pipelines.ctr.registry import client, model_versions
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.forget import (
     USER_TABLES,
     ForgetRequest,
@@ -61,7 +62,8 @@ def forget_users(spark: SparkSession, settings: Settings, users: Sequence[int], 
             if not found:
                 continue
             delta = DeltaTable.forPath(spark, table_uri(lakehouse, table))
-            delta.delete(rows)
+            with commit_point(f"delete {table.name}"):
+                delta.delete(rows)
             left = read_table(spark, lakehouse, table).where(rows).count()
             if left:
                 raise RuntimeError(f"{table.name}: {left} rows of the forgotten users remain after the delete")

@@ -26,6 +26,7 @@ from pipelines.ctr.artifacts import ModelFiles, load_model
 from pipelines.ctr.base import CtrModel
 from pipelines.ctr.registry import champion_version, downloaded_model, scoring_embedding_version
 from pipelines.errors import MissingInputError, NothingToDo
+from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import delta_rows, delta_table, native_uri
 from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
 from pipelines.lakehouse.session import ray_runtime, spark_session
@@ -92,7 +93,8 @@ def score_day(settings: Settings, day: dt.date, version: str | None = None) -> d
         reader = pa.RecordBatchReader.from_batches(SCORES_CTR.schema, batches)
         # Write, audit, publish: the scores are staged, checked against the candidates, then published.
         staged_at = staging_uri(settings.lakehouse, SCORES_CTR, day, day)
-        write_deltalake(native_uri(staged_at), reader, mode="overwrite", schema_mode="overwrite", partition_by=["score_date"])
+        with commit_point(f"stage {SCORES_CTR.name}"):
+            write_deltalake(native_uri(staged_at), reader, mode="overwrite", schema_mode="overwrite", partition_by=["score_date"])
         publish_scores(spark_session(settings, "seqlake-score"), settings, staged_at, day, userMetadata=run.commit_tag)
         written = delta_rows(
             delta_table(settings.lakehouse, SCORES_CTR),
