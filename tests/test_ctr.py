@@ -239,6 +239,10 @@ def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_g
     days = generated_nights.days
     figures = train_model(settings, days[-3], days[-2], "sdim", kill_worker_at_epoch=1)
     assert (figures["epochs"], figures["restarted_at_epoch"]) == (2, 1)
+    # Resumed with its optimizer's state: Adam counted the steps of both epochs
+    # (a fresh one would count epoch 1's only), and the loss went on falling.
+    assert figures["optimizer_steps"] == figures["train_steps"] > 0
+    assert figures["train_losses"][1] < figures["train_losses"][0]
     assert figures["version"] == "1" and figures["best_valid_auc"] > 0.6
 
     folder = downloaded_model(settings, "1")

@@ -15,9 +15,9 @@ from pipelines.ctr.base import Batch
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterable[Batch], progress_every: int = 0,
                 log=print) -> dict[str, float]:
-    """One pass of binary cross-entropy steps; the mean loss, examples and seconds."""
+    """One pass of binary cross-entropy steps; the mean loss, examples, steps (batches) and seconds."""
     model.train()
-    started, total_loss, examples = time.perf_counter(), 0.0, 0
+    started, total_loss, examples, i = time.perf_counter(), 0.0, 0, 0
     for i, batch in enumerate(batches, start=1):
         loss = nn.functional.binary_cross_entropy_with_logits(model(batch), batch["label"])
         optimizer.zero_grad(set_to_none=True)
@@ -29,7 +29,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Ite
             rate = examples / (time.perf_counter() - started)
             log(f"  batch {i:>5}: {examples:>9,} examples, loss {total_loss / examples:.4f}, {rate:,.0f} examples/s")
     seconds = time.perf_counter() - started
-    return {"train_loss": total_loss / max(examples, 1), "train_examples": examples, "train_seconds": round(seconds, 2)}
+    return {"train_loss": total_loss / max(examples, 1), "train_examples": examples, "train_batches": i if examples else 0,
+            "train_seconds": round(seconds, 2)}
 
 
 def with_position_dropout(batch: Batch, share: float, generator: torch.Generator) -> Batch:

@@ -148,6 +148,11 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             "run_id": registered["run_id"],
             "epochs": len(history),
             "restarted_at_epoch": max((int(h["start_epoch"]) for h in history), default=0),
+            "train_losses": [round(float(h["train_loss"]), 5) for h in history],
+            # The batches rank 0 trained on, every epoch, and Adam's own count of the
+            # steps it took: equal when a resumed run carried its optimizer over.
+            "train_steps": sum(int(h["train_batches"]) for h in history),
+            "optimizer_steps": int(max((float(s["step"]) for s in state["optimizer"]["state"].values()), default=0)),
             "best_epoch": progress["best_epoch"],
             "best_valid_auc": round(progress["best_auc"], 5),
             "train_examples": int(history[-1]["train_examples"]) * train.workers if history else 0,
