@@ -129,9 +129,15 @@ def test_a_night_trains_gates_exports_scores_the_next_day_and_reports(spark, gen
     assert [(u, i, v) for u, i, _, v in first] == [(u, i, v) for u, i, _, v in expected]
     assert max(abs(a[2] - b[2]) for a, b in zip(first, expected, strict=True)) < 1e-6
     assert score_day(settings, scored_day, "1")["scores"] == candidates.num_rows and published() == first
+    # A scoring actor killed (SIGKILL, from outside) while the run is under way:
+    # Ray Data restarts it and retries its batches, and every candidate is
+    # still scored exactly once, with the same score.
+    killed = _kill_first_process_named("ModelReplica")
+    assert score_day(settings, scored_day, "1")["scores"] == candidates.num_rows
+    assert killed() and published() == first
 
     checked = delta_rows(DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)), partitions=[("date", "=", str(scored_day))])
-    assert checked.column("table").to_pylist() == ["scores/ctr"] * 2 and checked.column("success").to_pylist() == [True] * 2
+    assert checked.column("table").to_pylist() == ["scores/ctr"] * 3 and checked.column("success").to_pylist() == [True] * 3
     report = (tmp_path / "reports" / f"report-{night}.html").read_text()
     assert report.count("data:image/png;base64,") >= 9 and "not available" not in report.split('id="roc"')[1][:2000]
     _later_reads_see_what_the_nights_published(spark, settings, night, folder)
@@ -266,3 +272,34 @@ def test_half_the_dwell_values_negative_in_bronze_stop_the_night_at_the_silver_g
     results = delta_rows(DeltaTable(table_uri(settings.lakehouse, OPS_QUALITY)), partitions=[("date", "=", str(night))])
     silver = sorted((r for r in results.to_pylist() if r["table"] == "silver/events"), key=lambda r: r["validated_at"])
     assert silver[-1]["success"] is False and "dwell_ms >= 0" in silver[-1]["failed_expectations"]
+
+
+def _kill_first_process_named(name: str):
+    """SIGKILL the first process whose command line names `name`, from a
+    thread that looks for it; the returned call waits for that thread and
+    returns the pid it killed (None if none came)."""
+    import threading
+    import time
+
+    import psutil
+
+    killed: list[int] = []
+
+    def hunt() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            for process in psutil.process_iter(["pid", "cmdline"]):
+                if name in " ".join(process.info["cmdline"] or []):
+                    process.kill()
+                    killed.append(process.info["pid"])
+                    return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=hunt, daemon=True)
+    thread.start()
+
+    def result() -> int | None:
+        thread.join(timeout=300)
+        return killed[0] if killed else None
+
+    return result
