@@ -200,14 +200,10 @@ def with_conflicts_rejected(classified: DataFrame, conflicts: DataFrame) -> Data
     """`classified` with every copy of the `conflicts` (conflicting_event_ids)
     rejected as conflicting_event_id, the number of copies its detail."""
     marked = classified.join(F.broadcast(conflicts.withColumn("_conflict", F.lit(True))), ["source", "event_id"], "left")
-    conflicting = F.coalesce("_conflict", F.lit(False))
-    replaced = {
-        "reason": F.when(conflicting, F.lit(RejectReason.CONFLICTING_EVENT_ID.value)).otherwise(F.col("reason")),
-        "reason_detail": F.when(conflicting, F.format_string("%d copies that differ", "copies")).otherwise(F.col("reason_detail")),
-        # A valid record's raw line is not kept: its parsed fields stand for it.
-        "raw": F.when(conflicting, F.to_json(F.struct(*[f.name for f in LANDING_FIELDS]))).otherwise(F.col("raw")),
-    }
-    return marked.select(*[replaced[c].alias(c) if c in replaced else F.col(c) for c in classified.columns])
+    # A valid record's raw line is not kept: its parsed fields stand for it.
+    return _rejected_where(marked, F.coalesce("_conflict", F.lit(False)), RejectReason.CONFLICTING_EVENT_ID,
+                           F.format_string("%d copies that differ", "copies"),
+                           F.to_json(F.struct(*[f.name for f in LANDING_FIELDS])), columns=classified.columns)
 
 
 def with_forgotten_users_withheld(classified: DataFrame, users: frozenset[int]) -> DataFrame:
@@ -219,12 +215,19 @@ def with_forgotten_users_withheld(classified: DataFrame, users: frozenset[int]) 
         return classified
     theirs = F.coalesce(F.col("user_id").isin(sorted(users)), F.lit(False)) | (
         F.col("user_id").isNull() & F.coalesce(F.expr(user_rows_sql(BRONZE_EVENTS_REJECTED, sorted(users))), F.lit(False)))
+    return _rejected_where(classified, theirs, RejectReason.FORGOTTEN_USER, F.lit(None), F.lit(None))
+
+
+def _rejected_where(rows: DataFrame, condition: Column, reason: RejectReason, detail: Column, raw: Column,
+                    columns: list[str] | None = None) -> DataFrame:
+    """`rows` (its `columns`, default all) with those matching `condition`
+    rejected as `reason`, their detail and raw replaced."""
     replaced = {
-        "reason": F.when(theirs, F.lit(RejectReason.FORGOTTEN_USER.value)).otherwise(F.col("reason")),
-        "reason_detail": F.when(theirs, F.lit(None)).otherwise(F.col("reason_detail")),
-        "raw": F.when(theirs, F.lit(None)).otherwise(F.col("raw")),
+        "reason": F.when(condition, F.lit(reason.value)).otherwise(F.col("reason")),
+        "reason_detail": F.when(condition, detail.cast("string")).otherwise(F.col("reason_detail")),
+        "raw": F.when(condition, raw.cast("string")).otherwise(F.col("raw")),
     }
-    return classified.select(*[replaced[c].alias(c) if c in replaced else F.col(c) for c in classified.columns])
+    return rows.select(*[replaced[c].alias(c) if c in replaced else F.col(c) for c in (columns or rows.columns)])
 
 
 def _other_epoch_unit(ts: Column, oldest_ms: Column, newest_ms: Column) -> Column:
