@@ -4,6 +4,10 @@ counts add up, and every standard reader reads both tables."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +19,7 @@ from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import delta_dataset
 from pipelines.lakehouse.tables import BRONZE_EVENTS, BRONZE_EVENTS_REJECTED, table_uri
 from pipelines.stages.ingest import ingest_date
-from tests.bad_inputs import ANY_BINARY_REASON, DAY, corpus, land_corpus
+from tests.bad_inputs import ANY_BINARY_REASON, DAY, corpus, land_corpus, line
 from tests.conftest import settings_in
 
 
@@ -89,3 +93,28 @@ def test_a_landing_folder_of_empty_files_is_a_clear_error_that_writes_nothing(sp
     with pytest.raises(MissingInputError, match="the landing folder of 2026-11-02 holds no records: 1 files read, all empty; 1 skipped"):
         ingest_date(spark, settings, DAY)
     assert not Path(table_uri(settings.lakehouse, BRONZE_EVENTS)).exists()
+
+
+def test_a_file_the_job_may_not_read_is_quarantined_whole_and_the_others_are_ingested(spark, tmp_path):
+    """Permissions, the real thing: a file of mode 000 beside a readable one,
+    ingested by a job that may not read past a file's mode (as root, without
+    the capabilities that let root read anything; as any other user, as is)."""
+    settings = settings_in(tmp_path)
+    folder = Path(landing_folder(settings.landing, DAY))
+    folder.mkdir(parents=True)
+    (folder / "part-0.jsonl").write_text(line("readable") + "\n")
+    forbidden = folder / "part-1.jsonl"
+    forbidden.write_text(line("forbidden") + "\n" + line("forbidden", 1) + "\n")
+    forbidden.chmod(0)
+    argv = [str(Path(sys.executable).parent / "seqlake"), "ingest", "--date", str(DAY), "--json", "--lakehouse", settings.lakehouse,
+            "--set", f"landing={settings.landing}", "--set", "spark.master=local[1]"]
+    if os.geteuid() == 0:
+        argv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [Path(f.removeprefix("file:")) for f in figures["files_unreadable"]] == [forbidden]
+    assert "Permission denied" in next(iter(figures["files_unreadable"].values()))
+    assert (figures["files_read"], figures["landed"], figures["bronze"], figures["rejected"]) == (1, 2, 1, 1)
+    rejected = DeltaTable(table_uri(settings.lakehouse, BRONZE_EVENTS_REJECTED)).to_pyarrow_table(columns=["reason", "source_file"])
+    assert rejected.column("reason").to_pylist() == ["unreadable_file"]

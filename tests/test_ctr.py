@@ -211,8 +211,9 @@ def test_every_model_clearly_beats_a_popularity_baseline_on_generated_days(gener
 def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_gate_promotes(
     spark, generated_nights, tmp_path, monkeypatch
 ):
-    """Two Ray Train workers; the second dies at the start of epoch 1 and the run
-    resumes from epoch 0's checkpoint, not from scratch. Then the registry, the
+    """Two Ray Train workers; the second is killed (SIGKILL) in the middle of
+    epoch 1 and the run resumes from epoch 0's checkpoint, not from scratch and
+    not from the steps the dead worker took. Then the registry, the
     gate against no champion, the embedding export and evaluation by CLI."""
     import json
     import os
@@ -221,6 +222,7 @@ def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_g
     from pathlib import Path
 
     from pipelines.ctr.artifacts import load_model
+    from pipelines.ctr.distributed import KILLED_AFTER_BATCHES
     from pipelines.ctr.registry import (
         champion_version,
         current_embedding_version,
@@ -237,11 +239,14 @@ def test_training_on_ray_survives_a_lost_worker_and_registers_a_model_that_the_g
         "registry": nights.registry.model_copy(update={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}),
     })
     days = generated_nights.days
-    figures = train_model(settings, days[-3], days[-2], "sdim", kill_worker_at_epoch=1)
+    figures = train_model(settings, days[-3], days[-2], "sdim", kill_worker_mid_epoch=1)
     assert (figures["epochs"], figures["restarted_at_epoch"]) == (2, 1)
-    # Resumed with its optimizer's state: Adam counted the steps of both epochs
-    # (a fresh one would count epoch 1's only), and the loss went on falling.
-    assert figures["optimizer_steps"] == figures["train_steps"] > 0
+    # Killed mid-epoch: the epoch had more steps than the worker took before it died.
+    assert figures["train_steps"] // 2 > KILLED_AFTER_BATCHES
+    # Resumed with epoch 0's optimizer state: Adam counted the steps of both
+    # epochs once (a fresh one would count epoch 1's only; the steps the
+    # workers took before the kill would add to them), and the loss went on falling.
+    assert figures["optimizer_steps"] == figures["train_steps"]
     assert figures["train_losses"][1] < figures["train_losses"][0]
     assert figures["version"] == "1" and figures["best_valid_auc"] > 0.6
 

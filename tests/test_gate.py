@@ -58,3 +58,49 @@ def test_an_unreadable_registry_fails_instead_of_reading_as_no_champion(tmp_path
         db.execute("DROP TABLE registered_model_aliases")
     with pytest.raises(Exception, match="registered_model_aliases"):
         champion_version(settings)
+
+
+def test_what_a_train_run_killed_after_registering_left_is_withdrawn_by_the_next_and_never_gated(tmp_path, monkeypatch):
+    """Runs a (finished: its ledger row), b (killed after registering), c
+    (killed, then promoted by hand) of this lakehouse, d of another lakehouse
+    on the same registry: b's version goes and its MLflow run ends KILLED;
+    c's serves, so it stays; a's and d's are not this withdrawal's to touch."""
+    from pipelines.ctr.registry import (
+        LAKEHOUSE_TAG,
+        RUN_TAG,
+        log_and_register,
+        model_versions,
+        promote,
+        reader,
+        withdrawn_versions,
+    )
+    from pipelines.lakehouse.ledger import Run, record_run
+    from pipelines.stages.gate import trained_for_night
+    from tests.conftest import settings_in
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    settings = settings_in(tmp_path)
+    model_folder = tmp_path / "model"
+    model_folder.mkdir()
+    (model_folder / "config.json").write_text("{}")
+
+    def registered(run: str, lakehouse: str = settings.lakehouse) -> dict[str, str]:
+        tags = {"model": "din", "bse_mode": "false", "night": DAY.isoformat(), RUN_TAG: run, LAKEHOUSE_TAG: lakehouse}
+        return log_and_register(settings, f"run-{run}", {}, [], {}, model_folder, tags)
+
+    a, b, c, d = registered("a"), registered("b"), registered("c"), registered("d", str(tmp_path / "other"))
+    record_run(settings.lakehouse, Run("train", [DAY], dt.datetime(2026, 11, 9), run_id="a"), {})
+    promote(settings, c["version"])
+    mlflow = reader(settings)
+    for killed in (b, c):  # a killed process never ends its MLflow run
+        mlflow.update_run(killed["run_id"], status="RUNNING")
+
+    # The gate takes the night's model from a finished run of this lakehouse only.
+    assert trained_for_night(settings, DAY) == a["version"]
+    assert sorted(withdrawn_versions(settings, {"a"})) == sorted([
+        f"model v{c['version']} by run c kept: it holds champion", f"model v{b['version']} by run b",
+        f"mlflow run {b['run_id']} by run b", f"mlflow run {c['run_id']} by run c",
+    ])
+    assert [v.version for v in model_versions(settings)] == [d["version"], c["version"], a["version"]]
+    assert mlflow.get_run(b["run_id"]).info.status == "KILLED"
+    assert withdrawn_versions(settings, {"a"}) == [f"model v{c['version']} by run c kept: it holds champion"]

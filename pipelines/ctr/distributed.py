@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from pipelines.ctr.training import EarlyStopping, predictions, train_epoch, with
 from pipelines.ctr.zoo import build_model
 
 _STATE = "state.pt"
+# Where a resilience test kills a worker within its epoch: past its first steps, well before its last.
+KILLED_AFTER_BATCHES = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +53,9 @@ class TrainLoop:
     # with torch's default (every core) would fight its neighbours for them.
     threads: int
     run_folder: str
-    # Resilience tests: the last worker dies once at this epoch.
-    kill_worker_at_epoch: int | None = None
+    # Resilience tests: the last worker kills itself (SIGKILL) once, in the
+    # middle of this epoch, after its first KILLED_AFTER_BATCHES steps.
+    kill_worker_mid_epoch: int | None = None
 
     def as_loop_config(self) -> dict[str, TrainLoop]:
         """TorchTrainer's train_loop_config, which must be a dict."""
@@ -92,19 +96,14 @@ def train_worker(config: dict[str, TrainLoop]) -> dict[str, Any]:
 
     dropout = torch.Generator().manual_seed(loop.seed * 1_000 + rank)
 
-    def training_batches():
-        for batch in batches("train"):
+    def training_batches(epoch: int):
+        for i, batch in enumerate(batches("train")):
+            if i == KILLED_AFTER_BATCHES and loop.kill_worker_mid_epoch == epoch and rank == world - 1:
+                _killed_once(Path(loop.run_folder) / f"killed-in-epoch-{epoch}")
             yield with_position_dropout(batch, loop.position_dropout, dropout)
 
     for epoch in range(start_epoch, loop.epochs):
-        if loop.kill_worker_at_epoch == epoch and rank == world - 1:
-            marker = Path(loop.run_folder) / f"killed-at-epoch-{epoch}"
-            if not marker.exists():
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
-                ray.train.get_all_reported_checkpoints()  # the last epoch's checkpoint is registered first
-                os._exit(1)
-        trained = train_epoch(model, optimizer, training_batches(), loop.progress_every if rank == 0 else 0)
+        trained = train_epoch(model, optimizer, training_batches(epoch), loop.progress_every if rank == 0 else 0)
         _, labels, scores = predictions(model, batches("valid"))
         valid_auc = auc(labels, scores)
         improved = stopping.update(epoch, valid_auc if valid_auc is not None else -trained["train_loss"])
@@ -127,6 +126,17 @@ def train_worker(config: dict[str, TrainLoop]) -> dict[str, Any]:
         if stopping.should_stop:
             break
     return {"history": history, "best_epoch": stopping.best_epoch, "best_auc": stopping.best_auc}
+
+
+def _killed_once(marker: Path) -> None:
+    """SIGKILL this worker's process unless `marker` says it was killed before:
+    the steps it took since the last checkpoint die with it."""
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    ray.train.get_all_reported_checkpoints()  # the last epoch's checkpoint is registered first
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def load_checkpoint_state(checkpoint: Checkpoint) -> dict[str, Any]:

@@ -188,6 +188,48 @@ def model_versions(settings: Settings) -> list[ModelVersion]:
     ]
 
 
+# The tags by which a version names the train run that registered it, and that
+# run's lakehouse (one registry may serve several): its ledger says whether it finished.
+RUN_TAG, LAKEHOUSE_TAG = "seqlake_run", "seqlake_lakehouse"
+
+
+def unfinished_versions(settings: Settings, versions: Sequence[ModelVersion], finished_runs: set[str]) -> list[ModelVersion]:
+    """The versions that a train run of this lakehouse registered and never
+    recorded in its ledger (`finished_runs`: the ledger's train runs): runs
+    killed after they registered, since the train stage holds the lakehouse's
+    writer lease while it runs."""
+    return [v for v in versions if v.tags.get(LAKEHOUSE_TAG) == settings.lakehouse and v.tags.get(RUN_TAG)
+            and v.tags[RUN_TAG] not in finished_runs]
+
+
+def withdrawn_versions(settings: Settings, finished_runs: set[str]) -> list[str]:
+    """Withdraw what train runs of this lakehouse that never finished
+    (`finished_runs`: the ledger's train runs) left in the registry: their
+    versions are deleted ("model vN by run R"), except one that holds an alias
+    (someone promoted it since: it serves, and is "kept"), and their MLflow
+    runs, left RUNNING by the killed process, end as KILLED ("mlflow run M by run R")."""
+    versions = unfinished_versions(settings, model_versions(settings), finished_runs)
+    mlflow_client = reader(settings)
+    if mlflow_client is None:
+        return []
+    outcomes = []
+    for version in versions:
+        named = f"model v{version.version} by run {version.tags[RUN_TAG]}"
+        if version.aliases:
+            outcomes.append(f"{named} kept: it holds {', '.join(version.aliases)}")
+            continue
+        mlflow_client.delete_model_version(settings.registry.model_name, version.version)
+        outcomes.append(named)
+    experiment = mlflow_client.get_experiment_by_name(settings.registry.experiment)
+    running = mlflow_client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'") if experiment else []
+    for found in running:
+        tags = found.data.tags
+        if tags.get(LAKEHOUSE_TAG) == settings.lakehouse and tags.get(RUN_TAG) and tags[RUN_TAG] not in finished_runs:
+            mlflow_client.set_terminated(found.info.run_id, status="KILLED")
+            outcomes.append(f"mlflow run {found.info.run_id} by run {tags[RUN_TAG]}")
+    return outcomes
+
+
 def trained_on_night(versions: Sequence[ModelVersion], night: dt.date) -> ModelVersion | None:
     """The newest of `versions` that the night of `night` trained and registered."""
     return next((v for v in versions if v.night == night.isoformat()), None)

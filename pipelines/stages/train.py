@@ -11,6 +11,8 @@ night.train_cadence says it trains (NothingToDo otherwise).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -38,28 +40,62 @@ from pipelines.ctr.datasets import (
     vocabulary,
 )
 from pipelines.ctr.distributed import TrainLoop, load_checkpoint_state, train_worker
-from pipelines.ctr.registry import log_and_register
+from pipelines.ctr.labels import model_label
+from pipelines.ctr.registry import (
+    LAKEHOUSE_TAG,
+    RUN_TAG,
+    log_and_register,
+    model_versions,
+    withdrawn_versions,
+)
 from pipelines.ctr.zoo import MODELS, build_model, model_class
 from pipelines.errors import NothingToDo
-from pipelines.lakehouse.files import native_uri, partitions
-from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
+from pipelines.lakehouse.files import delta_table, native_uri, partitions
+from pipelines.lakehouse.ledger import Run, ledger_rows, now_utc, recorded_run
 from pipelines.lakehouse.session import ray_runtime
 from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES
 
 
+def finished_train_runs(lakehouse: str) -> set[str]:
+    """The run ids of the train runs that the ledger records as finished."""
+    return set(ledger_rows(lakehouse, "train").column("run_id").to_pylist())
+
+
+def training_inputs_sha256(settings: Settings, label: str, start: dt.date, end: dt.date, examples_version: int,
+                           night: dt.date | None) -> str:
+    """What a model is a function of: the model, its examples (dates and the
+    table's version), the training settings and the night it trained for."""
+    inputs = {"model": label, "data_range": f"{start}..{end}", "examples_table_version": examples_version,
+              "train": settings.train.model_dump(mode="json"), "night": night and night.isoformat()}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
 def train_night(settings: Settings, night: dt.date, model: str | None = None, bse: bool = False) -> dict[str, object]:
-    """The night's model (night.model unless `model`) on the window of labelled days before `night`."""
+    """The night's model (night.model unless `model`) on the window of labelled
+    days before `night`. A retry of a night whose training finished on the same
+    inputs (killed after its ledger row, before Airflow heard of it) returns
+    that run's figures, with "reused": its run, instead of training it again."""
     labelled = [dt.date.fromisoformat(p["event_date"]) for p in partitions(settings.lakehouse, GOLD_TRAINING_EXAMPLES)]
     window = nightly_training_range(night, settings.night, sorted(labelled))
     if isinstance(window, NoTraining):
         raise NothingToDo(window.reason)
-    return train_model(settings, window.first, window.last, model or settings.night.model, bse, night=night)
+    model = model or settings.night.model
+    examples_version = delta_table(settings.lakehouse, GOLD_TRAINING_EXAMPLES).version()
+    inputs = training_inputs_sha256(settings, model_label(model, bse), window.first, window.last, examples_version, night)
+    registered = {v.version for v in model_versions(settings)}
+    for row in sorted(ledger_rows(settings.lakehouse, "train").to_pylist(), key=lambda r: r["finished_at"], reverse=True):
+        figures = json.loads(row["figures"])
+        if figures.get("inputs_sha256") == inputs and figures.get("version") in registered:
+            return {**figures, "reused": row["run_id"]}
+    return train_model(settings, window.first, window.last, model, bse, night=night)
 
 
 def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bse: bool = False,
-                kill_worker_at_epoch: int | None = None, night: dt.date | None = None) -> dict[str, object]:
+                kill_worker_mid_epoch: int | None = None, night: dt.date | None = None) -> dict[str, object]:
     lakehouse = settings.lakehouse
-    with recorded_run(lakehouse, Run("train", [night or end], now_utc())) as figures:
+    run = Run("train", [night or end], now_utc())
+    with recorded_run(lakehouse, run) as figures:
+        figures["healed"] = withdrawn_versions(settings, finished_train_runs(lakehouse))
         train = settings.train
         (train_first, train_last), held_out = training_split(start, end)
         vocab = vocabulary(lakehouse, end)
@@ -74,6 +110,9 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
         train_files = example_files(lakehouse, train_first, train_last)
         bse_version = bse_sums_version(lakehouse, example_files(lakehouse, start, end), projection.sha256) if bse else None
         ray_runtime(settings.ray)
+        # Blocks in the order of their files: the same examples train the same
+        # weights (on one worker; several take blocks as each asks for them).
+        ray.data.DataContext.get_current().execution_options.preserve_order = True
         train_ds = ray.data.read_parquet(train_files.uris, columns=columns)
         train_bytes = arrow_bytes(train_files.uris, columns)
         if held_out:
@@ -98,13 +137,14 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             epochs=train.epochs, patience=train.patience, batch_size=train.batch_size, learning_rate=train.learning_rate,
             seed=train.seed, progress_every=train.progress_every, position_dropout=train.position_dropout,
             threads=max(1, round(train.cpus_per_worker)), run_folder=f"{lakehouse}/_train/{run_name}",
-            kill_worker_at_epoch=kill_worker_at_epoch,
+            kill_worker_mid_epoch=kill_worker_mid_epoch,
         )
         trainer = TorchTrainer(
             train_worker,
             train_loop_config=loop.as_loop_config(),
             datasets={"train": train_ds, "valid": valid_ds},
-            dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+            dataset_config=ray.train.DataConfig(datasets_to_split=["train"],
+                                                execution_options=ray.train.DataConfig.default_ingest_options()),
             scaling_config=ScalingConfig(num_workers=train.workers, use_gpu=False, resources_per_worker={"CPU": train.cpus_per_worker},
                                          placement_strategy=train.placement_strategy),
             run_config=RunConfig(
@@ -137,6 +177,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
                 final_metrics={"best_valid_auc": progress["best_auc"], "best_epoch": progress["best_epoch"]},
                 model_folder=Path(folder),
                 tags={"model": model, "bse_mode": str(bse).lower(), "data_range": metadata["data_range"],
+                      RUN_TAG: run.run_id, LAKEHOUSE_TAG: lakehouse,
                       **({"night": night.isoformat()} if night else {}),
                       **({"bse_embedding_version": bse_version} if bse_version else {})},
             )
@@ -157,6 +198,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             "best_valid_auc": round(progress["best_auc"], 5),
             "train_examples": int(history[-1]["train_examples"]) * train.workers if history else 0,
             "examples_table_version": train_files.version,
+            "inputs_sha256": training_inputs_sha256(settings, config.label, start, end, train_files.version, night),
             "held_in_object_store": [name for name, d in (("valid", valid_ds), ("train", train_ds))
                                      if isinstance(d, MaterializedDataset)],
         })
