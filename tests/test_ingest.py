@@ -171,6 +171,30 @@ def test_ingesting_a_date_twice_replaces_it(spark, tmp_path):
     assert [h["operation"] for h in history[:2]] == ["WRITE", "WRITE"]
 
 
+def test_an_event_id_landed_again_later_with_other_contents_is_rejected_and_the_first_landing_stays(spark, tmp_path):
+    settings = settings_in(tmp_path)
+    next_day = DAY + dt.timedelta(days=1)
+    _write_landing(settings, DAY, {"a.jsonl.gz": [_line(event_id="changed"), _line(event_id="resent"), _line(event_id="reused")]})
+    # A day later: the same two events of DAY again (one with another dwell,
+    # one the same) and an event of its own day under an id DAY used.
+    _write_landing(settings, next_day, {"b.jsonl.gz": [
+        _line(event_id="changed", dwell_ms=1), _line(event_id="resent"), _line(event_id="reused", ts=NOON_MS + 86_400_000),
+    ]})
+    ingest_date(spark, settings, DAY)
+    figures = ingest_date(spark, settings, next_day)
+
+    assert (figures["landed"], figures["bronze"], figures["rejected_by_reason"]) == (3, 2, {"conflicting_event_id": 1})
+    rejected = spark.read.format("delta").load(table_uri(settings.lakehouse, BRONZE_EVENTS_REJECTED)).collect()
+    assert [(r["landing_date"], json.loads(r["raw"])["dwell_ms"], r["reason_detail"]) for r in rejected] == [
+        (next_day, 1, "landed on 2026-11-02 with other contents")]
+    bronze = spark.read.format("delta").load(table_uri(settings.lakehouse, BRONZE_EVENTS))
+    assert sorted((r["landing_date"], r["event_id"], r["dwell_ms"]) for r in bronze.collect()) == [
+        (DAY, "changed", 15000), (DAY, "resent", 15000), (DAY, "reused", 15000),
+        # An id used again for an event of another day is not a late copy: only late events are compared.
+        (next_day, "resent", 15000), (next_day, "reused", 15000),
+    ]
+
+
 def test_tables_are_real_delta_tables_readable_without_spark(spark, tmp_path):
     settings = settings_in(tmp_path)
     _write_landing(settings, DAY, {"a.jsonl.gz": [_line(), _line(event_id="e2", dwell_ms=-1)]})

@@ -179,30 +179,54 @@ def classified_landing_records(
     return classified.withColumn("raw", F.when(F.col("reason").isNotNull(), F.make_valid_utf8("raw")))
 
 
+def _content() -> Column:
+    """A hash of a record's landing fields: equal for two copies of one event."""
+    return F.xxhash64(*[F.col(f.name) for f in LANDING_FIELDS])
+
+
 def conflicting_event_ids(classified: DataFrame) -> DataFrame:
-    """(source, event_id, copies) of each event id that valid records of
+    """(source, event_id, conflict) of each event id that valid records of
     `classified` carry with different contents. A copy of an event (an
     at-least-once upstream) is the same record again and passes (clean keeps
     one); an event id with two contents is a conflict neither side of which
     can be trusted. An aggregate of a few narrow columns: cheap where it runs
     on the persisted records, and almost always empty."""
-    content = F.xxhash64(*[F.col(f.name) for f in LANDING_FIELDS])
     return (
         classified.where(F.col("reason").isNull())
         .groupBy("source", "event_id")
-        .agg(F.min(content).alias("_low"), F.max(content).alias("_high"), F.count("*").alias("copies"))
+        .agg(F.min(_content()).alias("_low"), F.max(_content()).alias("_high"), F.count("*").alias("copies"))
         .where(F.col("_low") != F.col("_high"))
-        .select("source", "event_id", "copies")
+        .select("source", "event_id", F.format_string("%d copies that differ", "copies").alias("conflict"))
+    )
+
+
+def event_ids_landed_before_otherwise(classified: DataFrame, earlier: DataFrame) -> DataFrame:
+    """(source, event_id, conflict) of each late event of `classified` (valid,
+    of a day before its landing date) whose id `earlier` (bronze rows of the
+    landing dates before) holds with other contents. The first landing was
+    published and stays; the later one cannot be trusted over it. A copy the
+    same as the first passes (clean keeps one). Only late events can have
+    landed before, and they are few: the join reads `earlier`'s narrow columns."""
+    late = classified.where(F.col("reason").isNull() & (F.col("event_date") < F.col("landing_date"))).select(
+        "source", "event_id", _content().alias("_content"))
+    landed = earlier.select("source", "event_id", _content().alias("_landed_content"), F.col("landing_date").alias("_landed_on"))
+    return (
+        late.join(landed, ["source", "event_id"])
+        .where(F.col("_content") != F.col("_landed_content"))
+        .groupBy("source", "event_id")
+        .agg(F.min("_landed_on").alias("_first"))
+        .select("source", "event_id", F.format_string("landed on %s with other contents", F.col("_first").cast("string")).alias("conflict"))
     )
 
 
 def with_conflicts_rejected(classified: DataFrame, conflicts: DataFrame) -> DataFrame:
-    """`classified` with every copy of the `conflicts` (conflicting_event_ids)
-    rejected as conflicting_event_id, the number of copies its detail."""
-    marked = classified.join(F.broadcast(conflicts.withColumn("_conflict", F.lit(True))), ["source", "event_id"], "left")
+    """`classified` with every record of the `conflicts` (source, event_id,
+    conflict: conflicting_event_ids, event_ids_landed_before_otherwise)
+    rejected as conflicting_event_id, the conflict its detail."""
+    named = conflicts.groupBy("source", "event_id").agg(F.concat_ws("; ", F.sort_array(F.collect_set("conflict"))).alias("_conflict"))
+    marked = classified.join(F.broadcast(named), ["source", "event_id"], "left")
     # A valid record's raw line is not kept: its parsed fields stand for it.
-    return _rejected_where(marked, F.coalesce("_conflict", F.lit(False)), RejectReason.CONFLICTING_EVENT_ID,
-                           F.format_string("%d copies that differ", "copies"),
+    return _rejected_where(marked, F.col("_conflict").isNotNull(), RejectReason.CONFLICTING_EVENT_ID, F.col("_conflict"),
                            F.to_json(F.struct(*[f.name for f in LANDING_FIELDS])), columns=classified.columns)
 
 

@@ -24,6 +24,7 @@ from pipelines.clickstream.ingest import (
     bronze_events,
     classified_landing_records,
     conflicting_event_ids,
+    event_ids_landed_before_otherwise,
     rejected_events,
     with_conflicts_rejected,
     with_forgotten_users_withheld,
@@ -109,6 +110,9 @@ def publish_landing_records(
     try:
         landed = classified.count()
         conflicts = conflicting_event_ids(classified)
+        if scope.landing_date is not None and table_exists(spark, lakehouse, BRONZE_EVENTS):
+            conflicts = conflicts.unionByName(event_ids_landed_before_otherwise(
+                classified, earlier_landings(spark, lakehouse, scope.source, scope.landing_date, rules.max_lateness_days)))
         if conflicts.first() is not None:
             judged = with_conflicts_rejected(classified, conflicts).persist(StorageLevel.MEMORY_AND_DISK)
             judged.count()
@@ -159,6 +163,13 @@ def publish_landing_records(
         )
         record_run(lakehouse, run, {"job": job, **figures})
     return figures
+
+
+def earlier_landings(spark: SparkSession, lakehouse: str, source: str, day: dt.date, lateness_days: int) -> DataFrame:
+    """The bronze rows of `source` landed in the `lateness_days` before `day`:
+    where a late event of `day` may have landed before (an older one is stale)."""
+    return read_table(spark, lakehouse, BRONZE_EVENTS).where(
+        (F.col("source") == source) & F.col("landing_date").between(F.lit(day - dt.timedelta(days=lateness_days)), F.lit(day - dt.timedelta(days=1))))
 
 
 def unfinished_ingests(spark: SparkSession, lakehouse: str, rows: Column) -> list[tuple[str, dt.date]]:
