@@ -1,12 +1,14 @@
 """Ingest and generator throughput, measured against a plain Spark Parquet read + write.
 
-Generates one day (about 50 events per user), then times, in the same Spark
-session and alternating, (a) the ingest job on that landing folder and (b) a
-plain Parquet read + write of the same records; each is run --repeats times and
-the best time counts. Goals: ingest at most 2x the Parquet baseline, and the
-generator at 1M events per minute or better on 2 cores.
+Generates --days days (about 50 events per user a day) and ingests all but
+the last, as the nights before did; then times, in the same Spark session and
+alternating, (a) the ingest job on the last day's landing folder (its late
+events compared with the days landed before) and (b) a plain Parquet read +
+write of the same records; each is run --repeats times and the best time
+counts. Goals: ingest at most 2x the Parquet baseline, and the generator at
+1M events per minute or better on 2 cores.
 
-    python bench/ingest.py [--users 20000] [--json]
+    python bench/ingest.py [--users 20000] [--days 2] [--json]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pipelines.synth.generate import generate  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=2, help="days generated; the last is timed (1: no day landed before it)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
@@ -40,14 +43,16 @@ def main() -> None:
     try:
         settings = load_settings(overrides=[
             f"lakehouse={work / 'lakehouse'}", f"landing={work / 'landing'}", f"truth={work / 'truth'}",
-            f"generator.users={args.users}", "generator.days=1",
+            f"generator.users={args.users}", f"generator.days={args.days}",
         ])
-        day: dt.date = settings.generator.start_date
+        day: dt.date = settings.generator.start_date + dt.timedelta(days=args.days - 1)
         generated = generate(settings.generator, settings.landing, settings.truth)
         print(f"generator: {generated['events']:,} events in {generated['seconds']} s "
               f"= {generated['events_per_minute']:,} events/min ({settings.generator.workers} workers)")
 
         spark = spark_session(settings, "seqlake-bench-ingest")
+        for earlier in range(args.days - 1):
+            ingest_date(spark, settings, settings.generator.start_date + dt.timedelta(days=earlier))
         parquet_copy = str(work / "as_parquet")
         spark.read.json(landing_folder(settings.landing, day)).write.parquet(parquet_copy)
 
@@ -72,6 +77,7 @@ def main() -> None:
 
     figures = {
         "events": generated["events"],
+        "days_landed_before": args.days - 1,
         "landed_records": landed,
         "generator_events_per_minute": generated["events_per_minute"],
         "ingest_seconds": round(ingest_s, 2),
