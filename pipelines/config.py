@@ -154,6 +154,10 @@ class CleanSettings(Section):
     bot_min_gaps: int = Field(default=5, ge=2)
     # Pseudo-impressions at the day's click-through that shrink a user-day's own.
     ctr_prior_impressions: int = Field(default=20, ge=0)
+    # Evidence that a click was genuine, where a source has no truth (`seqlake
+    # evaluate denoise --proxy`): the same user acts on the same item (cart,
+    # fav, buy) or comes back to it in another session within this many days.
+    confirmation_days: int = Field(default=7, ge=0)
 
 
 class SequenceSettings(Section):

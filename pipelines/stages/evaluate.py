@@ -1,5 +1,6 @@
 """Measurements of a stage against what it did not shape: the denoising flags
-against the generator's truth, and BSE scoring against end-to-end scoring."""
+against the generator's truth, or - on any source - against what users did
+afterwards (the proxy), and BSE scoring against end-to-end scoring."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.clickstream.denoise_quality import confusion_counts, flag_quality
+from pipelines.clickstream.denoise_quality import (
+    confirmed_clicks,
+    confusion_counts,
+    flag_quality,
+    proxy_counts,
+    proxy_quality,
+)
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import ModelFiles
 from pipelines.ctr.registry import downloaded_model, scoring_embedding_version
@@ -22,7 +29,7 @@ from pipelines.lakehouse.tables import (
     GOLD_USER_SEQUENCES,
     SILVER_EVENTS,
 )
-from pipelines.lakehouse.writes import read_date_partitions
+from pipelines.lakehouse.writes import read_date_partitions, read_table
 from pipelines.scoring.batch_scoring import bse_parity
 from pipelines.synth.truth import truth_clicks
 
@@ -52,6 +59,29 @@ def denoise_quality(spark: SparkSession, settings: Settings, day: dt.date) -> di
     return {"date": day.isoformat(), **flag_quality(confusion_counts(flags, truth_clicks(spark, settings.truth, day)))}
 
 
+def denoise_proxy(spark: SparkSession, settings: Settings, first: dt.date, last: dt.date,
+                  source: str | None = None) -> dict[str, object]:
+    """The flags of the clicks of `first`..`last` (of `source`, or every
+    source) and the fixed dwell thresholds against the evidence of interest
+    that the days after each click hold (denoise_quality.confirmed_clicks):
+    for sources without a truth."""
+    days = settings.clean.confirmation_days
+    events = read_table(spark, settings.lakehouse, SILVER_EVENTS).where(
+        F.col("event_date").between(F.lit(first), F.lit(last + dt.timedelta(days=days))))
+    if source is not None:
+        events = events.where(F.col("source") == source)
+    clicks = confirmed_clicks(events, first, last, days).persist()
+    try:
+        evidence = {r["evidence"] or "none": r["count"] for r in clicks.groupBy("evidence").count().collect()}
+        quality = proxy_quality(proxy_counts(clicks))
+    finally:
+        clicks.unpersist()
+    if not quality["clicks"]:
+        raise MissingInputError(f"no clicks{f' of {source}' if source else ''} in silver from {first} to {last}")
+    return {"date": first.isoformat() if first == last else f"{first}..{last}", "source": source,
+            "confirmation_days": days, "evidence": dict(sorted(evidence.items())), **quality}
+
+
 def evaluation_lines(stage: str, figures: Mapping[str, Any]) -> list[str]:
     """What `seqlake evaluate STAGE` prints of its figures (without --json)."""
     if stage == "model":
@@ -63,6 +93,8 @@ def evaluation_lines(stage: str, figures: Mapping[str, Any]) -> list[str]:
                 f"{figures['embedding_version']}): max |diff| {figures['max_abs_diff']:.2e} over {figures['candidates']:,} rows; "
                 f"{figures['users_past_long_side']} users past the long side of {figures['long_side']}: "
                 f"max |diff| {figures['max_abs_diff_past_long_side']}"]
+    if "matched_rate" in figures:
+        return proxy_lines(figures)
     o, b, h = figures["overall"], figures["baseline_fixed_5s"], figures["hindsight_fixed"]
     return [
         f"denoise {figures['date']}: {figures['clicks']} clicks",
@@ -70,4 +102,23 @@ def evaluation_lines(stage: str, figures: Mapping[str, Any]) -> list[str]:
         f"  dwell < 5 s                   precision={b['precision']} recall={b['recall']} f1={b['f1']}",
         f"  dwell < {h['threshold_s']} s (hindsight best) precision={h['precision']} recall={h['recall']} f1={h['f1']}",
         *(f"  {kind:<12} precision={s['precision']} recall={s['recall']} f1={s['f1']}" for kind, s in figures["per_kind"].items()),
+    ]
+
+
+def proxy_lines(figures: Mapping[str, Any]) -> list[str]:
+    """`evaluate denoise --proxy`'s table: flag rates on all and on confirmed clicks."""
+    def row(name: str, f: Mapping[str, Any]) -> str:
+        ci = f.get("ratio_ci") or ["-", "-"]
+        return f"  {name:<14} all {f['rate_all']}  confirmed {f['rate_confirmed']}  ratio {f['ratio']} [{ci[0]}, {ci[1]}]"
+
+    matched = figures["matched_rate"]
+    return [
+        f"denoise proxy {figures['date']} ({figures['source'] or 'every source'}): {figures['clicks']} clicks of "
+        f"{figures['users']} users, {figures['confirmed']} confirmed within {figures['confirmation_days']} days {figures['evidence']}",
+        "  flag rate on all clicks, on confirmed clicks, and confirmed / all (1.0: a random flagger; lower is better)",
+        row("flags", figures["flags"]),
+        *(row(f"dwell < {name}", f) for name, f in figures["fixed"].items()),
+        "  at the flags' rate: " + ("no fixed threshold of the grid flags as many clicks" if matched is None else
+                                    f"dwell < {matched['threshold_s']} s has ratio {matched['ratio']} {matched['ratio_ci']}; "
+                                    f"flags minus it {matched['flags_minus_fixed']} {matched['flags_minus_fixed_ci']}"),
     ]
