@@ -23,6 +23,7 @@ from pipelines.ctr.labels import model_label
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import native_uri
+from pipelines.lakehouse.ledger import ledger_rows
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -200,6 +201,19 @@ def unfinished_versions(settings: Settings, versions: Sequence[ModelVersion], fi
     writer lease while it runs."""
     return [v for v in versions if v.tags.get(LAKEHOUSE_TAG) == settings.lakehouse and v.tags.get(RUN_TAG)
             and v.tags[RUN_TAG] not in finished_runs]
+
+
+def finished_train_runs(lakehouse: str) -> set[str]:
+    """The run ids of the train runs that the lakehouse's ledger records as finished."""
+    return set(ledger_rows(lakehouse, "train").column("run_id").to_pylist())
+
+
+def published_versions(settings: Settings) -> list[ModelVersion]:
+    """model_versions but those that train runs of this lakehouse registered
+    and never finished: what the gate and the report may name."""
+    versions = model_versions(settings)
+    unfinished = {v.version for v in unfinished_versions(settings, versions, finished_train_runs(settings.lakehouse))}
+    return [v for v in versions if v.version not in unfinished]
 
 
 def withdrawn_versions(settings: Settings, finished_runs: set[str]) -> list[str]:

@@ -22,7 +22,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from pipelines.config import Settings
-from pipelines.ctr.registry import ModelVersion, model_versions, reader, trained_on_night
+from pipelines.ctr.registry import ModelVersion, published_versions, reader, trained_on_night
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import delta_rows, delta_table
 from pipelines.lakehouse.tables import (
@@ -178,9 +178,10 @@ def _mlflow_client(settings: Settings):
 
 
 def registered_versions(settings: Settings) -> list[ModelVersion]:
-    """Every version of the registered model, newest first."""
+    """Every version of the registered model, newest first, but those of train
+    runs that never finished (killed after registering: nobody published them)."""
     _mlflow_client(settings)
-    versions = model_versions(settings)
+    versions = published_versions(settings)
     if not versions:
         raise MissingInputError(f"no version of {settings.registry.model_name!r} registered yet")
     return versions

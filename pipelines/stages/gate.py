@@ -9,24 +9,20 @@ from pipelines.ctr.evaluation import Contender, Decision, model_quality, promoti
 from pipelines.ctr.registry import (
     LAKEHOUSE_TAG,
     champion_version,
-    model_versions,
     promote,
+    published_versions,
     trained_on_night,
-    unfinished_versions,
 )
 from pipelines.errors import NothingToDo
 from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
 from pipelines.stages.export import export_embeddings
-from pipelines.stages.train import finished_train_runs
 
 
 def trained_for_night(settings: Settings, night: dt.date) -> str:
     """The newest version that the night of `night` trained and registered, by
     a train run of this lakehouse that finished (one killed after registering
     did not train the night's model; a registry may serve other lakehouses)."""
-    versions = model_versions(settings)
-    unfinished = {v.version for v in unfinished_versions(settings, versions, finished_train_runs(settings.lakehouse))}
-    ours = [v for v in versions if v.tags.get(LAKEHOUSE_TAG, settings.lakehouse) == settings.lakehouse and v.version not in unfinished]
+    ours = [v for v in published_versions(settings) if v.tags.get(LAKEHOUSE_TAG, settings.lakehouse) == settings.lakehouse]
     trained = trained_on_night(ours, night)
     if trained is not None:
         return trained.version

@@ -44,6 +44,7 @@ from pipelines.ctr.labels import model_label
 from pipelines.ctr.registry import (
     LAKEHOUSE_TAG,
     RUN_TAG,
+    finished_train_runs,
     log_and_register,
     model_versions,
     withdrawn_versions,
@@ -54,11 +55,6 @@ from pipelines.lakehouse.files import delta_table, native_uri, partitions
 from pipelines.lakehouse.ledger import Run, ledger_rows, now_utc, recorded_run
 from pipelines.lakehouse.session import ray_runtime
 from pipelines.lakehouse.tables import GOLD_TRAINING_EXAMPLES
-
-
-def finished_train_runs(lakehouse: str) -> set[str]:
-    """The run ids of the train runs that the ledger records as finished."""
-    return set(ledger_rows(lakehouse, "train").column("run_id").to_pylist())
 
 
 def training_inputs_sha256(settings: Settings, label: str, start: dt.date, end: dt.date, examples_version: int,
