@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pytest
 
 from pipelines.clickstream.denoise_quality import (
     ProxyCounts,
@@ -87,6 +88,8 @@ def test_evaluate_denoise_proxy_on_an_imported_log_counts_what_a_reference_finds
     the confirmed clicks are those a plain pandas reading of the file confirms."""
     import pandas as pd
 
+    from jobs.cli import invoke
+    from pipelines.errors import MissingInputError
     from pipelines.stages.clean import clean_dates
     from pipelines.stages.evaluate import denoise_proxy, proxy_lines
     from pipelines.stages.imports import import_source
@@ -118,3 +121,8 @@ def test_evaluate_denoise_proxy_on_an_imported_log_counts_what_a_reference_finds
     # Without dwell no fixed threshold flags a click; the flags are the bursts'.
     assert all(f["rate_all"] == 0 for f in figures["fixed"].values())
     assert proxy_lines(figures)[0].startswith(f"denoise proxy 2017-11-25..2017-11-26 (taobao): {len(clicks)} clicks")
+    # The same through the CLI; a range without clicks is a clear error, not zeros.
+    by_cli = invoke("evaluate", ["denoise", "--proxy", "--start", str(first), "--end", "2017-11-26", "--source", "taobao", "--json"], settings)
+    assert {k: v for k, v in by_cli.items() if k != "seconds"} == figures
+    with pytest.raises(MissingInputError, match="no clicks of taobao in silver from 2017-12-10 to 2017-12-11"):
+        denoise_proxy(spark, settings, dt.date(2017, 12, 10), dt.date(2017, 12, 11), "taobao")

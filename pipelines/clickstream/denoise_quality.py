@@ -248,23 +248,23 @@ def proxy_quality(counts: ProxyCounts, resamples: int = 1_000, seed: int = 0, ta
         flags_ratio = float(rates["flags_confirmed"][row]) / flag_rate
         return threshold_ms / 1000, confirmed_rate / flag_rate, flags_ratio - confirmed_rate / flag_rate
 
-    def summary(all_rates: np.ndarray, confirmed_rates: np.ndarray, column: int | None) -> dict[str, object]:
-        pick = (lambda a: a[:, column]) if column is not None else (lambda a: a)
-        figures = {"rate_all": _round(pick(all_rates)[0]), "rate_confirmed": _round(pick(confirmed_rates)[0]),
-                   "ratio": _round(pick(confirmed_rates)[0] / pick(all_rates)[0] if pick(all_rates)[0] else float("nan"))}
+    def flagger(all_key: str, confirmed_key: str, column: int | None = None) -> dict[str, object]:
+        """Rates and ratio of the flags (`column` None) or of a fixed threshold's column, with the ratio's interval."""
+        def of(rates: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            flagged_all, flagged_confirmed = rates[all_key], rates[confirmed_key]
+            return (flagged_all, flagged_confirmed) if column is None else (flagged_all[:, column], flagged_confirmed[:, column])
+
+        flagged_all, flagged_confirmed = of(point)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            figures = {"rate_all": _round(flagged_all[0]), "rate_confirmed": _round(flagged_confirmed[0]),
+                       "ratio": _round(flagged_confirmed[0] / flagged_all[0])}
+            if boot:
+                resampled_all, resampled_confirmed = of(boot)
+                figures["ratio_ci"] = interval(resampled_confirmed / resampled_all)
         return figures
 
-    flags = summary(point["flags_all"], point["flags_confirmed"], None)
-    fixed = {}
-    for ms in table_ms:
-        column = counts.thresholds_ms.index(ms)
-        fixed[f"{ms / 1000:g}s"] = summary(point["fixed_all"], point["fixed_confirmed"], column)
-    if boot:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            flags["ratio_ci"] = interval(boot["flags_confirmed"] / boot["flags_all"])
-            for ms in table_ms:
-                column = counts.thresholds_ms.index(ms)
-                fixed[f"{ms / 1000:g}s"]["ratio_ci"] = interval(boot["fixed_confirmed"][:, column] / boot["fixed_all"][:, column])
+    flags = flagger("flags_all", "flags_confirmed")
+    fixed = {f"{ms / 1000:g}s": flagger("fixed_all", "fixed_confirmed", counts.thresholds_ms.index(ms)) for ms in table_ms}
     at_rate = matched(point, 0)
     comparison = None
     if at_rate is not None:

@@ -113,11 +113,16 @@ def publish_landing_records(
         if scope.landing_date is not None and table_exists(spark, lakehouse, BRONZE_EVENTS):
             conflicts = conflicts.unionByName(event_ids_landed_before_otherwise(
                 classified, earlier_landings(spark, lakehouse, scope.source, scope.landing_date, rules.max_lateness_days)))
-        if conflicts.first() is not None:
-            judged = with_conflicts_rejected(classified, conflicts).persist(StorageLevel.MEMORY_AND_DISK)
-            judged.count()
-            classified.unpersist()
-            classified = judged
+        # Persisted: the look-up in earlier landings runs once, whether or not it finds any.
+        conflicts = conflicts.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if conflicts.first() is not None:
+                judged = with_conflicts_rejected(classified, conflicts).persist(StorageLevel.MEMORY_AND_DISK)
+                judged.count()
+                classified.unpersist()
+                classified = judged
+        finally:
+            conflicts.unpersist()
         unknown_fields = {r["field"]: r["count"] for r in classified.select(F.explode("unknown_fields").alias("field"))
                           .groupBy("field").count().orderBy("field").collect()}
         dates = sorted(r[0] for r in classified.select("landing_date").distinct().collect())

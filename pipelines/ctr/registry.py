@@ -194,16 +194,15 @@ def model_versions(settings: Settings) -> list[ModelVersion]:
 RUN_TAG, LAKEHOUSE_TAG = "seqlake_run", "seqlake_lakehouse"
 
 
-def unfinished_versions(settings: Settings, versions: Sequence[ModelVersion], finished_runs: set[str]) -> list[ModelVersion]:
-    """The versions that a train run of this lakehouse registered and never
-    recorded in its ledger (`finished_runs`: the ledger's train runs): runs
-    killed after they registered, since the train stage holds the lakehouse's
-    writer lease while it runs."""
-    return [v for v in versions if v.tags.get(LAKEHOUSE_TAG) == settings.lakehouse and v.tags.get(RUN_TAG)
-            and v.tags[RUN_TAG] not in finished_runs]
+def _of_unfinished_run(settings: Settings, tags: Mapping[str, str], finished_runs: set[str]) -> bool:
+    """Whether `tags` (a version's or an MLflow run's) name a train run of this
+    lakehouse that never recorded its ledger row (`finished_runs`: the
+    ledger's train runs): a run killed after it registered, since the train
+    stage holds the lakehouse's writer lease while it runs."""
+    return tags.get(LAKEHOUSE_TAG) == settings.lakehouse and bool(tags.get(RUN_TAG)) and tags[RUN_TAG] not in finished_runs
 
 
-def finished_train_runs(lakehouse: str) -> set[str]:
+def _finished_train_runs(lakehouse: str) -> set[str]:
     """The run ids of the train runs that the lakehouse's ledger records as finished."""
     return set(ledger_rows(lakehouse, "train").column("run_id").to_pylist())
 
@@ -211,23 +210,24 @@ def finished_train_runs(lakehouse: str) -> set[str]:
 def published_versions(settings: Settings) -> list[ModelVersion]:
     """model_versions but those that train runs of this lakehouse registered
     and never finished: what the gate and the report may name."""
-    versions = model_versions(settings)
-    unfinished = {v.version for v in unfinished_versions(settings, versions, finished_train_runs(settings.lakehouse))}
-    return [v for v in versions if v.version not in unfinished]
+    finished = _finished_train_runs(settings.lakehouse)
+    return [v for v in model_versions(settings) if not _of_unfinished_run(settings, v.tags, finished)]
 
 
-def withdrawn_versions(settings: Settings, finished_runs: set[str]) -> list[str]:
-    """Withdraw what train runs of this lakehouse that never finished
-    (`finished_runs`: the ledger's train runs) left in the registry: their
-    versions are deleted ("model vN by run R"), except one that holds an alias
-    (someone promoted it since: it serves, and is "kept"), and their MLflow
-    runs, left RUNNING by the killed process, end as KILLED ("mlflow run M by run R")."""
-    versions = unfinished_versions(settings, model_versions(settings), finished_runs)
+def withdrawn_versions(settings: Settings) -> list[str]:
+    """Withdraw what train runs of this lakehouse that never finished left in
+    the registry: their versions are deleted ("model vN by run R"), except one
+    that holds an alias (someone promoted it since: it serves, and is "kept"),
+    and their MLflow runs, left RUNNING by the killed process, end as KILLED
+    ("mlflow run M by run R")."""
     mlflow_client = reader(settings)
     if mlflow_client is None:
         return []
+    finished = _finished_train_runs(settings.lakehouse)
     outcomes = []
-    for version in versions:
+    for version in model_versions(settings):
+        if not _of_unfinished_run(settings, version.tags, finished):
+            continue
         named = f"model v{version.version} by run {version.tags[RUN_TAG]}"
         if version.aliases:
             outcomes.append(f"{named} kept: it holds {', '.join(version.aliases)}")
@@ -237,10 +237,9 @@ def withdrawn_versions(settings: Settings, finished_runs: set[str]) -> list[str]
     experiment = mlflow_client.get_experiment_by_name(settings.registry.experiment)
     running = mlflow_client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'") if experiment else []
     for found in running:
-        tags = found.data.tags
-        if tags.get(LAKEHOUSE_TAG) == settings.lakehouse and tags.get(RUN_TAG) and tags[RUN_TAG] not in finished_runs:
+        if _of_unfinished_run(settings, found.data.tags, finished):
             mlflow_client.set_terminated(found.info.run_id, status="KILLED")
-            outcomes.append(f"mlflow run {found.info.run_id} by run {tags[RUN_TAG]}")
+            outcomes.append(f"mlflow run {found.info.run_id} by run {found.data.tags[RUN_TAG]}")
     return outcomes
 
 

@@ -44,7 +44,6 @@ from pipelines.ctr.labels import model_label
 from pipelines.ctr.registry import (
     LAKEHOUSE_TAG,
     RUN_TAG,
-    finished_train_runs,
     log_and_register,
     model_versions,
     withdrawn_versions,
@@ -91,7 +90,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
     lakehouse = settings.lakehouse
     run = Run("train", [night or end], now_utc())
     with recorded_run(lakehouse, run) as figures:
-        figures["healed"] = withdrawn_versions(settings, finished_train_runs(lakehouse))
+        figures["healed"] = withdrawn_versions(settings)
         train = settings.train
         (train_first, train_last), held_out = training_split(start, end)
         vocab = vocabulary(lakehouse, end)
