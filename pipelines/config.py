@@ -148,16 +148,23 @@ class CleanSettings(Section):
     burst_rhythm_fraction: float = Field(default=0.25, ge=0, le=1)
     # Bots: a user-day whose volume, click-through, regularity and spread over
     # the day are, together, outliers of the same day's population (robust
-    # z-scores), at a false-alarm rate of bot_alpha per human user-day.
+    # z-scores), at a false-alarm rate of bot_alpha per human user-day, and
+    # whose manner alone (click-through, regularity) is unusual at
+    # bot_manner_alpha: clicking more than others, as heavy readers do, is
+    # not a bot's sign by itself.
     bot_alpha: float = Field(default=1e-4, gt=0, lt=0.5)
+    bot_manner_alpha: float = Field(default=0.05, gt=0, lt=1)
     # Gaps within sessions needed to judge a user-day's regularity.
     bot_min_gaps: int = Field(default=5, ge=2)
     # Pseudo-impressions at the day's click-through that shrink a user-day's own.
     ctr_prior_impressions: int = Field(default=20, ge=0)
     # Evidence that a click was genuine, where a source has no truth (`seqlake
     # evaluate denoise --proxy`): the same user acts on the same item (cart,
-    # fav, buy) or comes back to it in another session within this many days.
+    # fav, buy) or comes back to it in another session within this many days,
+    # or the click's page was scrolled this far (percent; 100: to the end),
+    # where the source logs scroll depth.
     confirmation_days: int = Field(default=7, ge=0)
+    deep_read_scroll_pct: float = Field(default=100.0, gt=0, le=100)
 
 
 class SequenceSettings(Section):

@@ -15,7 +15,6 @@ features get` reads it, and where every output landed."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from features.store import latest_features
 from pipelines.config import Settings, home
 from pipelines.ctr.registry import champion_version, tracking_uri
 from pipelines.lakehouse.files import delta_dataset, delta_rows
-from pipelines.lakehouse.ledger import ledger_rows, run_nights
+from pipelines.lakehouse.ledger import ledger_rows, newest_run, night_figures, run_nights
 from pipelines.lakehouse.session import spark_session
 from pipelines.lakehouse.tables import SCORES_CTR, SILVER_NOISE_METRICS, TABLES, table_uri
 from pipelines.lakehouse.writes import read_date_partitions
@@ -90,6 +89,19 @@ def print_demo_summary(settings: Settings, nights: list[dt.date], runs: dict[dt.
               f"{o['precision']:.3f} / {o['recall']:.3f} / {o['f1']:.3f}   "
               f"{h['threshold_s']:>4} s: {h['precision']:.3f} / {h['recall']:.3f} / {h['f1']:.3f}      "
               f"{q['f1_gain_over_hindsight']:+.3f}")
+
+    print("== clean: the flags against later evidence of interest, no truth needed (each run's clicks; seqlake evaluate denoise --proxy)")
+    print(f"   {'night':<12} {'clicks of':<24} {'clicks':>7} {'confirmed':>9}  confirmed / all flag rate: flags, dwell < 5 s, "
+          "and the fixed threshold at the flags' rate (lower is better; 1.0 is a random flagger)")
+    for night in nights:
+        p = (night_figures(lakehouse, "clean", night) or {}).get("proxy")
+        if not p or not p["confirmed"]:
+            print(f"   {night!s:<12} no evidence of interest after the clicks")
+            continue
+        m, flags, five = p["matched_rate"], p["flags"], p["fixed"]["5s"]
+        at_rate = "-" if m is None else f"dwell < {m['threshold_s']:.2f} s {m['ratio']:.3f}, flags minus it {m['flags_minus_fixed']:+.3f}"
+        print(f"   {night!s:<12} {p['clicks_of']:<24} {p['clicks']:>7,} {p['confirmed']:>9,}  flags {flags['ratio']:.3f} "
+              f"{flags['ratio_ci']}, dwell < 5 s {five['ratio']:.3f}; {at_rate}")
 
     print("== sequences, signatures (BSE) and examples of each run (the backfill's figures are of its last date)")
     print(f"   {'nights':<22} {'users':>7} {'behaviors':>10}  length p50/p90/p99/max  {'BSE version':<22} {'occupancy':>9}  "
@@ -231,13 +243,3 @@ def dag_test(dag: Any, title: str, logical_date: dt.datetime, conf: dict | None 
     return tasks
 
 
-def newest_run(lakehouse: str, stage: str, day: dt.date) -> dict | None:
-    """The ledger row of the newest finished run of `stage` whose last date is `day`."""
-    rows = [r for r in ledger_rows(lakehouse, stage).to_pylist() if r["dates"] and max(r["dates"]) == day]
-    return max(rows, key=lambda r: r["finished_at"]) if rows else None
-
-
-def night_figures(lakehouse: str, stage: str, day: dt.date) -> dict | None:
-    """The figures of the newest finished run of `stage` whose last date is `day`."""
-    run = newest_run(lakehouse, stage, day)
-    return json.loads(run["figures"]) if run else None

@@ -25,6 +25,11 @@ class OwnershipError(PipelineError):
     """A write would replace rows that another source or job wrote."""
 
 
+class SchemaMismatchError(PipelineError):
+    """A table lacks a column the catalog requires: it was not made by this
+    version of the pipeline, and nothing would say what its old rows hold."""
+
+
 class IncompleteRunError(PipelineError):
     """A table holds the writes of a run that did not finish; rerun that run."""
 

@@ -118,6 +118,11 @@ def corpus() -> list[BadInput]:
         BadInput("a required field null", "null.jsonl", _lines(line("null", item_id=None)), rejected={"missing_field": 1}),
         BadInput("an unknown event type", "hover.jsonl", _lines(line("hover", event_type="hover")), rejected={"unknown_event_type": 1}),
         BadInput("a negative dwell", "negative.jsonl", _lines(line("neg", dwell_ms=-1)), rejected={"negative_dwell": 1}),
+        BadInput("a scroll depth past 100%, or below 0", "scroll.jsonl", _lines(
+            line("scroll", 0, scroll_pct=150), line("scroll", 1, scroll_pct=-5), line("scroll", 2, scroll_pct=100),
+            line("scroll", 3, scroll_pct=0.5)), bronze=2, rejected={"scroll_out_of_range": 2}),
+        BadInput("a scroll depth as a word", "scroll-word.jsonl", _lines(line("scrollw", scroll_pct="deep")),
+                 rejected={"wrong_type": 1}),
         BadInput("events of a future date", "future.jsonl", _lines(line("future", ts=NOON_MS + 3 * _DAY_MS)),
                  rejected={"future_timestamp": 1}),
         BadInput("events older than the lateness allowed", "stale.jsonl", _lines(line("stale", ts=NOON_MS - 40 * _DAY_MS)),

@@ -31,7 +31,7 @@ def bronze_frame(spark: SparkSession, rows: list[dict]) -> DataFrame:
         record = {
             "event_id": f"e{i}", "event_type": "click", "user_id": 1, "item_id": 1, "ts": ts,
             "category_id": 1, "impression_id": None, "position": 0, "dwell_ms": None,
-            "content_length": None, "event_ts": event_ts, "event_date": event_ts.date(),
+            "content_length": None, "scroll_pct": None, "event_ts": event_ts, "event_date": event_ts.date(),
             "source": LANDING_SOURCE, "source_file": "f.jsonl", "ingest_ts": INGEST_TS.replace(tzinfo=dt.UTC),
             "landing_date": event_ts.date(),
         } | row

@@ -168,7 +168,9 @@ def test_bot_user_days_are_outliers_of_the_same_days_population(spark):
     heavy_reader = _user_day(41, 40, 330, [30, 200, 45, 900, 60], [7, 10, 13, 19])
     scraper = _user_day(42, 200, 250, [3.0, 3.4, 2.7, 3.2, 2.9], [4])
     human_like_bot = _user_day(43, 150, 300, [20, 90, 12, 240, 35], [h + 0.5 for h in range(0, 23, 2)])
-    flags = _flags(spark, humans + heavy_reader + scraper + human_like_bot)
+    # Ten times anyone's clicks, over sixteen hours, but at a person's click-through and rhythm.
+    heavy_human = _user_day(44, 400, 4000, [30, 200, 45, 900, 60, 25], [6 + h for h in range(16)])
+    flags = _flags(spark, humans + heavy_reader + scraper + human_like_bot + heavy_human)
     bots = {k.split("-")[0] for k, v in flags.items() if v == "bot"}
     assert bots == {"c42", "c43"}
     assert all(flags[f"c42-{i}"] == "bot" for i in range(200))

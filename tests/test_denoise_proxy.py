@@ -21,11 +21,12 @@ NOON_MS = int(dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC).timestamp() * 1000)
 HOUR_MS = 3_600_000
 
 
-def test_a_click_is_confirmed_by_the_same_users_later_action_on_the_same_item_or_return_in_another_session(spark):
-    def event(event_id: str, kind: str, item: int, hours: float, session: str, user: int = 1) -> tuple:
+def test_a_click_is_confirmed_by_the_same_users_later_action_on_the_same_item_a_deep_read_or_a_return(spark):
+    def event(event_id: str, kind: str, item: int, hours: float, session: str, user: int = 1,
+              scroll: float | None = None) -> tuple:
         ts = NOON_MS + int(hours * HOUR_MS)
         day = dt.datetime.fromtimestamp(ts / 1000, dt.UTC).date()
-        return (event_id, kind, user, item, ts, session, day, 20_000 if kind == "click" else None, None)
+        return (event_id, kind, user, item, ts, session, day, 20_000 if kind == "click" else None, None, scroll)
 
     events = spark.createDataFrame([
         event("carted", "click", 10, 0, "s1"), event("cart", "cart", 10, 1, "s2"),
@@ -36,12 +37,17 @@ def test_a_click_is_confirmed_by_the_same_users_later_action_on_the_same_item_or
         event("another user's cart", "click", 16, 0, "s1"), event("their cart", "cart", 16, 1, "u2", user=2),
         event("carted before", "click", 17, 2, "s2"), event("cart first", "cart", 17, 1, "s2"),
         event("faved and bought", "click", 18, 0, "s1"), event("fav", "fav", 18, 1, "s2"), event("buy 18", "buy", 18, 2, "s2"),
+        # Scroll depth, where the source logs it: read to the end (100%) is a deep read.
+        event("read to the end", "click", 19, 0, "s1", scroll=100.0), event("most of it", "click", 20, 0, "s1", scroll=99.0),
+        event("deep read, carted", "click", 21, 0, "s1", scroll=100.0), event("cart 21", "cart", 21, 1, "s2"),
+        event("deep read, came back", "click", 22, 0, "s1", scroll=100.0), event("back to 22", "click", 22, 30, "s4"),
     ], "event_id string, event_type string, user_id long, item_id long, ts long, session_id string, event_date date, "
-       "dwell_ms long, noise_reason string")
-    got = {r["event_id"]: r["evidence"] for r in confirmed_clicks(events, DAY, DAY, 7).collect()}
+       "dwell_ms long, noise_reason string, scroll_pct float")
+    got = {r["event_id"]: r["evidence"] for r in confirmed_clicks(events, DAY, DAY, 7, deep_read_scroll_pct=100.0).collect()}
     assert got == {
         "carted": "cart", "other item": None, "again in session": None, "same session": None, "came back": "return",
         "bought too late": None, "another user's cart": None, "carted before": None, "faved and bought": "buy",
+        "read to the end": "deep_read", "most of it": None, "deep read, carted": "cart", "deep read, came back": "deep_read",
     }
 
 

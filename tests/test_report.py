@@ -17,6 +17,7 @@ import pytest
 from deltalake import write_deltalake
 
 from jobs.cli import invoke
+from pipelines.clickstream.denoise_quality import HINDSIGHT_GRID_MS, ProxyCounts, proxy_quality
 from pipelines.config import Settings, load_settings
 from pipelines.ctr.metrics import auc
 from pipelines.ctr.registry import ModelVersion
@@ -40,7 +41,7 @@ from pipelines.stages.report import report_uri, write_report
 DAY = dt.date(2026, 11, 4)
 DAYS = [DAY - dt.timedelta(days=2), DAY - dt.timedelta(days=1), DAY]
 NEXT_DAY = DAY + dt.timedelta(days=1)
-FIGURE_SECTIONS = ["dwell", "noise", "sequences", "bse", "training", "roc", "oracle", "scores", "timings"]
+FIGURE_SECTIONS = ["dwell", "noise", "proxy", "sequences", "bse", "training", "roc", "oracle", "scores", "timings"]
 
 
 class ReportPage(HTMLParser):
@@ -152,11 +153,23 @@ def _night(settings: Settings, rng: np.random.Generator) -> None:
               ("sequences", DAYS, 30), ("score", [NEXT_DAY], 25)]
     rows, at = [], start
     for stage, dates, seconds in stages:
-        rows.append({"stage": stage, "run_id": stage, "source": None, "dates": dates, "written_ts": None,
-                     "table_versions": [], "figures": "{}", "started_at": at, "finished_at": at + dt.timedelta(seconds=seconds)})
+        figures = {"proxy": _proxy(rng)} if (stage, dates) == ("clean", DAYS) else {}
+        rows.append({"stage": stage, "run_id": stage, "source": None, "dates": dates, "written_ts": None, "table_versions": [],
+                     "figures": json.dumps(figures), "started_at": at, "finished_at": at + dt.timedelta(seconds=seconds)})
         at += dt.timedelta(seconds=seconds + 2)
     write_deltalake(table_uri(settings.lakehouse, OPS_RUNS), pa.Table.from_pylist(rows, schema=OPS_RUNS.schema),
                     partition_by=["stage"], mode="append")
+
+
+def _proxy(rng: np.random.Generator) -> dict:
+    """The clean run's proxy figures over 50 users' counts: 100 clicks each, 30
+    confirmed; the flags take 5 (1 confirmed); dwell < t s takes about 4 t (1.2 t)."""
+    users, grid = 50, HINDSIGHT_GRID_MS
+    under = np.array([[round(0.004 * t) for t in grid]] * users)
+    counts = ProxyCounts(np.full(users, 100), np.full(users, 30), np.full(users, 5), rng.integers(0, 3, users),
+                         under, np.round(under * 0.3).astype(int), grid)
+    return {"clicks_of": f"{DAYS[0]}..{DAY}", "confirmation_days": 7, "evidence": {"cart": 900, "return": 600, "none": 3500},
+            **proxy_quality(counts, resamples=200)}
 
 
 def _models(settings: Settings, folder: Path, rng: np.random.Generator) -> None:
@@ -220,6 +233,13 @@ def test_the_night_scores_the_next_day_and_its_runs_are_its_own(full_report):
     assert any(f"400 candidates of {NEXT_DAY} (scored by this night)" in t for t in page.texts["scores"])
     assert any(t.startswith("4 finished runs of the night") for t in page.texts["timings"])  # ingest, clean, sequences, score
     assert any("v2 sdim (newest)" in t and "v1 din (champion)" in t for t in page.texts["roc"])
+
+
+def test_the_proxy_compares_the_flags_with_the_fixed_threshold_at_their_rate(full_report):
+    page = parsed(full_report[1]["report"])
+    caption = " ".join(page.texts["proxy"])
+    assert f"Clicks of {DAYS[0]}..{DAY} (5,000 of 50 users): 1,500 confirmed" in caption
+    assert "cart 900, return 600" in caption and "At the flags' rate, dwell < 1.25 s" in caption
 
 
 def test_the_failed_validation_is_highlighted(full_report):

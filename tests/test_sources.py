@@ -45,20 +45,38 @@ def test_ebnerd_fixture_imports_every_impression_click_and_history_read(spark, t
     bronze = _bronze(spark, settings)
     assert {r["event_type"]: r["count"] for r in bronze.groupBy("event_type").count().collect()} == expected
 
-    # read_time is the dwell: the median of the history reads is the fixture's 15 s.
+    # A history read's dwell and scroll depth are its own: the median read is the fixture's 15 s.
     reads = np.concatenate(history["read_time_fixed"].to_numpy())
-    history_dwell = bronze.where(F.col("event_id").startswith("eb-hist")).select(
-        F.percentile("dwell_ms", 0.5)
-    ).first()[0]
-    assert history_dwell == np.median(np.round(reads * 1000))
+    scrolls = np.concatenate(history["scroll_percentage_fixed"].to_numpy()).astype(float)
+    past = bronze.where(F.col("event_id").startswith("eb-hist")).agg(
+        F.percentile("dwell_ms", 0.5), F.count("scroll_pct"), F.sum("scroll_pct")).first()
+    assert past[0] == np.median(np.round(reads * 1000))
+    assert (past[1], past[2]) == (np.isfinite(scrolls).sum(), pytest.approx(np.nansum(scrolls)))
 
-    # Clean runs unchanged on an imported day.
+    # A click's dwell and scroll depth are those of the clicked article (next_*), not
+    # of the page it was clicked on (read_time, scroll_percentage); with two
+    # articles clicked, neither is said to be whose.
+    single = behaviors[behaviors["article_ids_clicked"].map(len) == 1]
+    expected_reads = {
+        (f"eb-clk-{r.impression_id}-{r.article_ids_clicked[0]}"): (
+            None if np.isnan(r.next_read_time) else round(r.next_read_time * 1000),
+            None if np.isnan(r.next_scroll_percentage) else float(r.next_scroll_percentage))
+        for r in single.itertuples()
+    }
+    clicked = {r["event_id"]: (r["dwell_ms"], r["scroll_pct"]) for r in bronze.where(
+        F.col("event_id").startswith("eb-clk")).select("event_id", "dwell_ms", "scroll_pct").collect()}
+    assert {k: v for k, v in clicked.items() if k in expected_reads} == expected_reads
+    assert [v for k, v in clicked.items() if k not in expected_reads] == [(None, None)] * 2
+
+    # Clean runs unchanged on an imported day, and carries the scroll depth to silver.
     day = behaviors["impression_time"].dt.date.max()
     clean_dates(spark, settings, day)
     silver = spark.read.format("delta").load(table_uri(settings.lakehouse, SILVER_EVENTS))
     clicks = silver.where((F.col("event_date") == F.lit(day)) & (F.col("event_type") == "click"))
     assert clicks.count() > 0
-    assert {r[0] for r in clicks.select("dwell_source").distinct().collect()} == {"observed"}
+    dwell = {r["event_id"]: r["dwell_source"] for r in clicks.collect()}
+    assert {k for k, v in dwell.items() if v == "observed"} == {k for k in dwell if clicked[k][0] is not None}
+    assert {r["event_id"]: r["scroll_pct"] for r in clicks.collect()} == {k: clicked[k][1] for k in dwell}
 
 
 def test_taobao_csv_maps_behaviors_and_quarantines_bad_lines(spark, tmp_path):

@@ -27,12 +27,9 @@ from pipelines.clickstream.sessions import (
 from pipelines.config import CleanSettings, IngestSettings
 from pipelines.errors import ConservationError
 from pipelines.lakehouse.dates import rewritten_dates
+from pipelines.lakehouse.tables import SILVER_EVENTS
 
-SILVER_COLUMNS = [
-    "event_id", "event_type", "user_id", "item_id", "ts", "event_ts", "category_id",
-    "impression_id", "position", "dwell_ms", "dwell_source", "content_length", "session_id",
-    "noise_reason", "source", "source_file", "landing_date", "ingest_ts", "event_date",
-]
+SILVER_COLUMNS = SILVER_EVENTS.schema.names
 
 
 @dataclasses.dataclass(frozen=True)

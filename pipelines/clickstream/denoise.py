@@ -11,7 +11,8 @@ fit (median and interquartile range). Glances (under `glance_s`) are left alone.
 Stage 2 (bursts and bots): clicks in a run of rapid clicks, faster than the
 user's own rhythm and than a person reads, are `burst`; a user-day whose
 volume, click-through, regularity and spread over the day are together
-outliers of the same day's population is `bot`.
+outliers of the same day's population is `bot`, unless the way it clicks
+(click-through, regularity) is usual: a heavy reader only clicks more.
 Precedence when several apply: bot, then burst, then short_dwell.
 
 Point in time: the flags of a date depend on the events of that date and the
@@ -38,7 +39,9 @@ from pipelines.config import CleanSettings
 _IQR_SIGMAS = 1.349
 # Items with fewer reads do not inform the content-length line; fewer such items, no line.
 _LINE_MIN_READS, _LINE_MIN_ITEMS = 3, 30
-_BOT_FEATURES = ("volume", "click_through", "regularity", "hours")
+# How much a user-day clicks, and how: a bot is an outlier in both.
+_BOT_AMOUNT = ("volume", "hours")
+_BOT_MANNER = ("click_through", "regularity")
 
 
 class NoiseReason(enum.StrEnum):
@@ -198,12 +201,17 @@ def bot_user_days(
 ) -> DataFrame:
     """(user_id, event_date, _bot) for the user-days of [first, last] with clicks.
 
-    Four features, each oriented so that larger is more machine-like: log
-    clicks, log-odds of the (shrunk) click-through, minus the log coefficient of
-    variation of in-session gaps, log distinct hours with clicks. Each becomes
-    a robust z-score against the same day's user-days (median and interquartile range); a
-    user-day is a bot when the sum of its squared positive z-scores exceeds
-    what independent normal features reach with probability bot_alpha.
+    Four features, each oriented so that larger is more machine-like: of how
+    much a user-day clicks, log clicks and log distinct hours with clicks; of
+    how it clicks (its manner), log-odds of the (shrunk) click-through and
+    minus the log coefficient of variation of in-session gaps. Each becomes a
+    robust z-score against the same day's user-days (median and
+    interquartile range). A user-day is a bot when the sum of its squared
+    positive z-scores exceeds what independent normal features reach with
+    probability bot_alpha, and its manner alone is unusual at
+    bot_manner_alpha: a heavy reader, who comes back many times a day and
+    clicks the way people do, is an outlier of the amount only. (The
+    proxy's returns showed them flagged; they read like people.)
     """
     in_window = F.col("event_date").between(F.lit(first), F.lit(last))
     impressions = (
@@ -235,14 +243,20 @@ def bot_user_days(
         F.when(F.col("_gaps") >= rules.bot_min_gaps, -F.log(F.greatest("_gap_cv", F.lit(0.01)))).alias("regularity"),
         F.log("_hours").alias("hours"),
     )
-    z = robust_z_scores(features, "event_date", _BOT_FEATURES)
-    positive = [F.greatest(F.col(f), F.lit(0.0)) for f in _BOT_FEATURES]
+    z = robust_z_scores(features, "event_date", (*_BOT_AMOUNT, *_BOT_MANNER))
+    bot = _outlying((*_BOT_AMOUNT, *_BOT_MANNER), rules.bot_alpha) & _outlying(_BOT_MANNER, rules.bot_manner_alpha)
+    return z.select("user_id", "event_date", bot.alias("_bot"))
+
+
+def _outlying(features: tuple[str, ...], alpha: float) -> Column:
+    """True where the sum of the squared positive z-scores of `features` (those
+    not null) exceeds what as many independent normal features reach with
+    probability `alpha`; false where none is known."""
+    positive = [F.greatest(F.col(f), F.lit(0.0)) for f in features]
     score = sum((F.coalesce(p * p, F.lit(0.0)) for p in positive), F.lit(0.0))
-    judged = F.size(F.array_compact(F.array(*[F.col(f) for f in _BOT_FEATURES])))
-    cuts = F.array(*[F.lit(one_sided_chi2_cut(p, rules.bot_alpha)) for p in range(1, len(_BOT_FEATURES) + 1)])
-    return z.select(
-        "user_id", "event_date", ((judged > 0) & (score > F.element_at(cuts, F.greatest(judged, F.lit(1))))).alias("_bot")
-    )
+    judged = F.size(F.array_compact(F.array(*[F.col(f) for f in features])))
+    cuts = F.array(*[F.lit(one_sided_chi2_cut(p, alpha)) for p in range(1, len(features) + 1)])
+    return (judged > 0) & (score > F.element_at(cuts, F.greatest(judged, F.lit(1))))
 
 
 def robust_z_scores(rows: DataFrame, group: str, columns: tuple[str, ...]) -> DataFrame:

@@ -8,7 +8,8 @@ hindsight threshold is the bar.
 
 Where a source has no truth (real logs), against evidence of interest: a
 click is confirmed when the same user later acts on the same item or comes
-back to it in another session. A flagger that catches noise flags confirmed
+back to it in another session, or when the click's page was read to the end
+(scroll depth, where the source logs it). A flagger that catches noise flags confirmed
 clicks less often than clicks at large: the ratio of its two flag rates is
 1.0 for a random flagger and lower the better it separates. A flagger that
 flags more clicks can look better or worse for that alone, so the flags are
@@ -26,6 +27,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.clickstream.denoise import NoiseReason
+from pipelines.config import CleanSettings
 
 # Truth label of each kind of fake interest -> the flag that should catch it.
 TRUTH_KIND = {"accidental": NoiseReason.SHORT_DWELL, "human_burst": NoiseReason.BURST, "bot": NoiseReason.BOT}
@@ -120,14 +122,19 @@ CONFIRMING_ACTIONS = ("cart", "fav", "buy")
 PROXY_TABLE_MS = tuple(range(1_000, 10_001, 1_000))
 
 
-def confirmed_clicks(events: DataFrame, first: dt.date, last: dt.date, confirmation_days: int) -> DataFrame:
+def confirmed_clicks(events: DataFrame, first: dt.date, last: dt.date, confirmation_days: int,
+                     deep_read_scroll_pct: float) -> DataFrame:
     """The clicks of `first`..`last` (event_id, user_id, dwell_ms, noise_reason)
-    with `evidence`: how the same user showed, within `confirmation_days`
-    after it, an interest in the same item - "buy", "cart" or "fav" (the
-    strongest), "return" (a click in another session), null when nothing did.
-    `events`: silver rows of the dates and the `confirmation_days` after them."""
+    with `evidence`: how the same user showed an interest in the same item -
+    "buy", "cart" or "fav" within `confirmation_days` after it (the
+    strongest), "deep_read" (the click's page scrolled to
+    `deep_read_scroll_pct` percent), "return" (a click in another session
+    within those days), null when nothing did. `events`: silver rows of the
+    dates and the `confirmation_days` after them. A deep read is judged by
+    scroll depth alone, never by dwell: the flaggers it scores are dwell's."""
     clicks = events.where((F.col("event_type") == "click") & F.col("event_date").between(F.lit(first), F.lit(last))).select(
-        "event_id", "user_id", "item_id", "ts", "session_id", "dwell_ms", "noise_reason")
+        "event_id", "user_id", "item_id", "ts", "session_id", "dwell_ms", "noise_reason",
+        F.coalesce(F.col("scroll_pct") >= deep_read_scroll_pct, F.lit(False)).alias("_deep_read"))
     # The later side under names of its own: the join reads one table twice.
     later = events.where(F.col("event_type").isin("click", *CONFIRMING_ACTIONS)).select(
         F.col("user_id").alias("_user"), F.col("item_id").alias("_item"), F.col("ts").alias("_ts"),
@@ -139,15 +146,31 @@ def confirmed_clicks(events: DataFrame, first: dt.date, last: dt.date, confirmat
         & (F.col("_ts") > F.col("ts")) & (F.col("_ts") <= F.col("ts") + within),
         "left",
     )
-    # The strongest evidence wins: an action over a return; a click in the same session is none.
-    strength = (F.when(F.col("_type") == "buy", 4).when(F.col("_type") == "cart", 3).when(F.col("_type") == "fav", 2)
+    # The strongest evidence wins: an action over a deep read over a return; a
+    # click in the same session is none.
+    strength = (F.when(F.col("_type") == "buy", 5).when(F.col("_type") == "cart", 4).when(F.col("_type") == "fav", 3)
+                .when(F.col("_deep_read"), 2)
                 .when((F.col("_type") == "click") & (F.col("_session") != F.col("session_id")), 1))
     strongest = F.max(strength)
     # A CASE, not element_at(array, max(...)): Spark 4.0.x gave that one
     # different values under a filter or an aggregate above it than collected.
-    evidence = (F.when(strongest == 4, "buy").when(strongest == 3, "cart").when(strongest == 2, "fav")
-                .when(strongest == 1, "return"))
+    evidence = (F.when(strongest == 5, "buy").when(strongest == 4, "cart").when(strongest == 3, "fav")
+                .when(strongest == 2, "deep_read").when(strongest == 1, "return"))
     return joined.groupBy("event_id", "user_id", "dwell_ms", "noise_reason").agg(evidence.alias("evidence"))
+
+
+def proxy_figures(events: DataFrame, first: dt.date, last: dt.date, rules: CleanSettings) -> dict[str, object]:
+    """The flags of the clicks of `first`..`last` and the fixed dwell
+    thresholds against the evidence of interest `events` (silver rows of those
+    dates and the rules' confirmation_days after them) hold: the evidence
+    found per kind, and proxy_quality."""
+    clicks = confirmed_clicks(events, first, last, rules.confirmation_days, rules.deep_read_scroll_pct).persist()
+    try:
+        evidence = {r["evidence"] or "none": r["count"] for r in clicks.groupBy("evidence").count().collect()}
+        quality = proxy_quality(proxy_counts(clicks))
+    finally:
+        clicks.unpersist()
+    return {"confirmation_days": rules.confirmation_days, "evidence": dict(sorted(evidence.items())), **quality}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,8 +252,11 @@ def proxy_quality(counts: ProxyCounts, resamples: int = 1_000, seed: int = 0, ta
     users = len(counts.clicks)
     point = _rates(np.ones((1, users)), counts)
     rng = np.random.default_rng(seed)
-    draws = [_rates(rng.multinomial(users, np.full(users, 1 / users), size=min(100, resamples - done)).astype(float), counts)
-             for done in range(0, resamples, 100)] if users else []
+    # Resampled in chunks of at most about 10M user weights (80 MB): a night of
+    # many users is bootstrapped in bounded memory.
+    chunk = max(1, min(100, 10_000_000 // max(users, 1)))
+    draws = [_rates(rng.multinomial(users, np.full(users, 1 / users), size=min(chunk, resamples - done)).astype(float), counts)
+             for done in range(0, resamples, chunk)] if users else []
     boot = {k: np.concatenate([d[k] for d in draws]) for k in point} if draws else {}
 
     def interval(values: np.ndarray) -> list[float] | None:

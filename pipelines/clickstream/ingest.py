@@ -151,6 +151,7 @@ def classified_landing_records(
         (RejectReason.AMBIGUOUS_TIMESTAMP, F.col("_iso_ts") & ts.isNull(), F.col("_text_ts")),
         (RejectReason.UNKNOWN_EVENT_TYPE, ~F.col("event_type").isin(known_types), F.col("event_type")),
         (RejectReason.NEGATIVE_DWELL, dwell < 0, dwell),
+        (RejectReason.SCROLL_OUT_OF_RANGE, F.isnan("scroll_pct") | ~F.col("scroll_pct").between(0, 100), F.col("scroll_pct")),
         (RejectReason.WRONG_TIME_UNIT, unit.isNotNull(), unit),
         (RejectReason.FUTURE_TIMESTAMP, ts > newest_ms, ts),
         (RejectReason.STALE_TIMESTAMP, ts < oldest_ms, ts),

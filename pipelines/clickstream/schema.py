@@ -57,6 +57,8 @@ class RejectReason(enum.StrEnum):
     WRONG_TIME_UNIT = "wrong_time_unit"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     NEGATIVE_DWELL = "negative_dwell"
+    # A scroll depth outside 0-100 percent (or NaN): not a share of a page.
+    SCROLL_OUT_OF_RANGE = "scroll_out_of_range"
     FUTURE_TIMESTAMP = "future_timestamp"
     STALE_TIMESTAMP = "stale_timestamp"
     # One event id landed in the batch with different contents: which is true is a guess.

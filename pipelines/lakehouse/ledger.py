@@ -158,6 +158,18 @@ def ledger_rows(lakehouse: str, stage: str | None = None) -> pa.Table:
     return delta_rows(table, filters=[("stage", "=", stage)] if stage else None)
 
 
+def newest_run(lakehouse: str, stage: str, day: dt.date) -> dict | None:
+    """The ledger row of the newest finished run of `stage` whose last date is `day`."""
+    rows = [r for r in ledger_rows(lakehouse, stage).to_pylist() if r["dates"] and max(r["dates"]) == day]
+    return max(rows, key=lambda r: r["finished_at"]) if rows else None
+
+
+def night_figures(lakehouse: str, stage: str, day: dt.date) -> dict | None:
+    """The figures of the newest finished run of `stage` whose last date is `day`."""
+    run = newest_run(lakehouse, stage, day)
+    return json.loads(run["figures"]) if run else None
+
+
 def finished_writes(spark: SparkSession, lakehouse: str, stage: str) -> DataFrame:
     """(source, date, written_us) of every date that a finished run of `stage`
     wrote, written_us being its written_ts in microseconds since the epoch (UTC)."""

@@ -84,12 +84,16 @@ def spark_type_name(kind: pa.DataType) -> str:
 
 # One landing record, one JSON object per line, as upstream writers (the
 # generator, the adapters) write it: `ts` is event time in epoch milliseconds
-# (UTC), `dwell_ms` the upstream's dwell where it measures one. Non-nullable
-# fields are required: a record without one is rejected.
+# (UTC), `dwell_ms` the upstream's dwell where it measures one, `scroll_pct`
+# how far down the item's page the user scrolled (0-100) where it logs that.
+# Non-nullable fields are required: a record without one is rejected. A
+# column added here later is nullable: the writers add it to tables made
+# before it (pipelines.lakehouse.writes).
 LANDING_RECORD = pa.schema(_fields(
     ("event_id", pa.string(), _NOT_NULL), ("event_type", pa.string(), _NOT_NULL), ("user_id", pa.int64(), _NOT_NULL),
     ("item_id", pa.int64(), _NOT_NULL), ("ts", pa.int64(), _NOT_NULL), ("category_id", pa.int32()),
     ("impression_id", pa.string()), ("position", pa.int32()), ("dwell_ms", pa.int64()), ("content_length", pa.int32()),
+    ("scroll_pct", pa.float32()),
 ))
 # What ingest adds to every row: where it came from and when it landed.
 _LINEAGE = _fields(
@@ -120,7 +124,7 @@ SILVER_EVENTS = TableSpec("silver/events", pa.schema(_fields(
     ("event_id", pa.string()), ("event_type", pa.string()), ("user_id", pa.int64()), ("item_id", pa.int64()),
     ("ts", pa.int64()), ("event_ts", _UTC), ("category_id", pa.int32()), ("impression_id", pa.string()),
     ("position", pa.int32()), ("dwell_ms", pa.int64()), ("dwell_source", pa.string()), ("content_length", pa.int32()),
-    ("session_id", pa.string()), ("noise_reason", pa.string()), ("source", pa.string()), ("source_file", pa.string()),
+    ("scroll_pct", pa.float32()), ("session_id", pa.string()), ("noise_reason", pa.string()), ("source", pa.string()), ("source_file", pa.string()),
     ("landing_date", pa.date32()), ("ingest_ts", _UTC), ("event_date", pa.date32()),
 )), "event_date", ("event_id", "event_date"))
 SILVER_NOISE_METRICS = TableSpec("silver/noise_metrics", pa.schema(_fields(

@@ -11,10 +11,12 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pipelines.errors import SchemaMismatchError
 from pipelines.lakehouse.faults import commit_point
 from pipelines.lakehouse.files import delta_table
 from pipelines.lakehouse.publications import Publication
-from pipelines.lakehouse.tables import TableSpec, table_uri
+from pipelines.lakehouse.spark_schema import spark_type
+from pipelines.lakehouse.tables import TableSpec, spark_type_name, table_uri
 
 
 def replace_date_partitions(
@@ -37,6 +39,7 @@ def replace_date_partitions(
 def append_rows(df: DataFrame, lakehouse: str, table: TableSpec, **options: str | int) -> None:
     """Add `df` to `table` in one commit (the table is created on first write):
     for rows that no other row of the table stands for."""
+    _add_catalog_columns(df.sparkSession, lakehouse, table)
     with commit_point(f"append {table.name}"):
         df.write.format("delta").mode("append").options(**options).partitionBy(table.partition_column).save(
             table_uri(lakehouse, table)
@@ -59,6 +62,7 @@ def replace_where(
         # writer needs that order and then sorts nothing again.
         order = [table.partition_column, *(k for k in table.key if k != table.partition_column)]
         df = df.repartitionByRange(*order).sortWithinPartitions(*order)
+    _add_catalog_columns(df.sparkSession, lakehouse, table)
     with _parquet_row_groups(df.sparkSession, table.lookup_row_group_bytes), commit_point(f"replace {table.name}"):
         (
             df.write.format("delta")
@@ -68,6 +72,25 @@ def replace_where(
             .partitionBy(table.partition_column)
             .save(table_uri(lakehouse, table))
         )
+
+
+def _add_catalog_columns(spark: SparkSession, lakehouse: str, table: TableSpec) -> None:
+    """Add to `table`, where it exists, the columns the catalog declares that it
+    lacks (a lakehouse made before them), in one commit of their own: a write
+    that carries them would fail on the table's older schema. Its rows before
+    read as null there, as the catalog allows: a column added later is
+    nullable (SchemaMismatchError otherwise). A write never adds a column the
+    catalog does not name (Delta refuses a frame that has one)."""
+    if not table_exists(spark, lakehouse, table):
+        return
+    missing = [f for f in table.schema if f.name not in read_table_as_written(spark, lakehouse, table).columns]
+    if not missing:
+        return
+    required = [f.name for f in missing if not f.nullable]
+    if required:
+        raise SchemaMismatchError(f"{table.name} lacks the required columns {required}: only nullable columns are added to a table")
+    columns = ", ".join(f"{f.name} {spark_type_name(f.type).upper()}" for f in missing)
+    spark.sql(f"ALTER TABLE delta.`{table_uri(lakehouse, table)}` ADD COLUMNS ({columns})")
 
 
 def _parquet_row_groups(spark: SparkSession, size_bytes: int | None) -> contextlib.AbstractContextManager[None]:
@@ -105,7 +128,24 @@ def read_date_partitions(
 
 
 def read_table(spark: SparkSession, lakehouse: str, table: TableSpec) -> DataFrame:
+    """`table`'s rows with every column of the catalog: one added to the catalog
+    since the table was written reads as null (see _add_catalog_columns)."""
+    return with_catalog_columns(read_table_as_written(spark, lakehouse, table), table)
+
+
+def read_table_as_written(spark: SparkSession, lakehouse: str, table: TableSpec) -> DataFrame:
     return spark.read.format("delta").load(table_uri(lakehouse, table))
+
+
+def with_catalog_columns(frame: DataFrame, table: TableSpec) -> DataFrame:
+    """`frame` (rows of `table`, as some version of it was written) with the
+    catalog's nullable columns it lacks as typed nulls, in the catalog's order."""
+    missing = {f.name: f for f in table.schema if f.nullable and f.name not in frame.columns}
+    if not missing:
+        return frame
+    return frame.select(*[F.lit(None).cast(spark_type(missing[f.name].type)).alias(f.name) if f.name in missing
+                          else F.col(f.name) for f in table.schema if f.name in missing or f.name in frame.columns],
+                        *[c for c in frame.columns if c not in table.schema.names])
 
 
 def read_as_published(spark: SparkSession, lakehouse: str, table: TableSpec, publication: Publication) -> DataFrame:
@@ -124,7 +164,8 @@ def read_published(spark: SparkSession, lakehouse: str, table: TableSpec, publis
         days.setdefault((p.table_version, p.embedding_version), []).append(p.day)
     frames = []
     for (version, embedding_version), dates in sorted(days.items(), key=lambda kv: kv[0][0]):
-        frame = spark.read.format("delta").option("versionAsOf", version).load(table_uri(lakehouse, table))
+        frame = with_catalog_columns(
+            spark.read.format("delta").option("versionAsOf", version).load(table_uri(lakehouse, table)), table)
         frame = frame.where(F.col(table.partition_column).isin(sorted(dates)))
         if table.embedding_version_column and embedding_version is not None:
             frame = frame.where(F.col(table.embedding_version_column) == embedding_version)

@@ -97,6 +97,34 @@ def noise_reasons_over_days_png(counts: pd.DataFrame) -> bytes:
     return _png(figure)
 
 
+def proxy_ratios_png(fixed: Sequence[tuple[float, float, float | None, float | None]],
+                     flags: tuple[float, float, float | None, float | None] | None) -> bytes:
+    """Flag rate on confirmed clicks over the rate on all clicks (y) against the
+    rate on all clicks (x): each fixed dwell threshold a point of one line, the
+    flags a point of their own, each with its 95% interval; 1.0 (a random
+    flagger) dashed. Each entry: (rate on all, ratio, interval low, high)."""
+    figure = _figure()
+    axes = figure.add_subplot()
+
+    def errors(points: Sequence[tuple[float, float, float | None, float | None]]) -> np.ndarray:
+        return np.array([[r - (lo if lo is not None else r) for _, r, lo, _ in points],
+                         [(hi if hi is not None else r) - r for _, r, _, hi in points]])
+
+    if fixed:
+        x = [100 * p[0] for p in fixed]
+        axes.errorbar(x, [p[1] for p in fixed], yerr=errors(fixed), color="#8c8c8c", marker="o", markersize=3,
+                      capsize=2, linewidth=1.2, label="dwell < 1 .. 10 s")
+    if flags is not None:
+        axes.errorbar([100 * flags[0]], [flags[1]], yerr=errors([flags]), color=REASON_COLORS["short_dwell"], marker="D",
+                      markersize=6, capsize=3, linewidth=0, elinewidth=1.6, label="the flags")
+    axes.axhline(1.0, color="black", linestyle="--", linewidth=0.8, label="random flagger")
+    axes.set_xlabel("flagged share of all clicks (%)")
+    axes.set_ylabel("confirmed / all flag rate")
+    axes.set_ylim(bottom=0)
+    axes.legend(fontsize=8, frameon=False)
+    return _png(figure)
+
+
 def length_distribution_png(lengths: np.ndarray, cap: int | None = None) -> bytes:
     """Histogram (log x) of per-user sequence lengths, with p50 / p90 / p99 marks."""
     lengths = np.asarray(lengths, dtype=float)

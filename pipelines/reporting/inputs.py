@@ -25,6 +25,7 @@ from pipelines.config import Settings
 from pipelines.ctr.registry import ModelVersion, published_versions, reader, trained_on_night
 from pipelines.errors import MissingInputError
 from pipelines.lakehouse.files import delta_rows, delta_table
+from pipelines.lakehouse.ledger import night_figures
 from pipelines.lakehouse.tables import (
     GOLD_USER_BSE,
     GOLD_USER_SEQUENCES,
@@ -93,6 +94,18 @@ def noise_counts(lakehouse: str, day: dt.date, days: int = 30) -> pd.DataFrame:
         raise MissingInputError(f"{SILVER_NOISE_METRICS.name} has no clicks for {day}")
     ordered = [GENUINE] * (GENUINE in table.columns) + sorted(c for c in table.columns if c != GENUINE)
     return table[ordered].sort_index()
+
+
+def night_proxy(lakehouse: str, day: dt.date) -> dict:
+    """The proxy figures of the clean run of the night of `day` (its ledger row)."""
+    figures = night_figures(lakehouse, "clean", day)
+    if figures is None:
+        raise MissingInputError(f"no finished clean run of the night of {day}")
+    proxy = figures.get("proxy")
+    if not proxy or not proxy.get("confirmed"):
+        raise MissingInputError(f"the clean run of {day} found no evidence of interest after its clicks "
+                                "(no action, return or scroll depth in the source)")
+    return proxy
 
 
 def sequence_lengths(lakehouse: str, day: dt.date) -> np.ndarray:

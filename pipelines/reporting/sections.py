@@ -23,6 +23,7 @@ from pipelines.synth.oracle import PREDICTION_KEYS
 TITLES: dict[str, str] = {
     "dwell": "Dwell of genuine and flagged clicks",
     "noise": "Clicks by noise reason over the days",
+    "proxy": "Noise flags against later evidence of interest",
     "sequences": "Behavior sequence lengths",
     "bse": "BSE bucket occupancy",
     "training": "Training curves",
@@ -72,6 +73,43 @@ def noise_section(counts: pd.DataFrame) -> Section:
               caption=f"Flagged clicks per event date ({counts.index.min()} to {counts.index.max()}), stacked by reason; "
                       "the line is the flagged share of all clicks. Late events restate a date for the look-back window."),
         Table(["event date", *counts.columns, "flagged share"], rows),
+    )
+
+
+def proxy_section(proxy: Mapping[str, object]) -> Section:
+    """`proxy`: the clean run's proxy figures (denoise_quality.proxy_figures)."""
+    def ci(f: Mapping[str, object]) -> str:
+        low, high = f.get("ratio_ci") or (None, None)
+        return "-" if low is None else f"[{low:.2f}, {high:.2f}]"
+
+    def row(name: str, f: Mapping[str, object]) -> list[object]:
+        ratio = f["ratio"]
+        return [name, percent(f["rate_all"]), percent(f["rate_confirmed"]) if f["rate_confirmed"] is not None else None,
+                None if ratio is None else f"{ratio:.2f}", ci(f)]
+
+    flags, fixed, matched = proxy["flags"], proxy["fixed"], proxy["matched_rate"]
+
+    def point(f: Mapping[str, object]) -> tuple[float, float, float | None, float | None] | None:
+        low, high = f.get("ratio_ci") or (None, None)
+        return None if f["ratio"] is None else (f["rate_all"], f["ratio"], low, high)
+
+    evidence = ", ".join(f"{kind} {n:,}" for kind, n in proxy["evidence"].items() if kind != "none")
+    compared = ("no fixed threshold of the grid flags as many clicks as the flags" if matched is None else
+                f"At the flags' rate, dwell < {matched['threshold_s']:.2f} s has a ratio of {matched['ratio']:.2f}; "
+                f"the flags' minus it: {matched['flags_minus_fixed']:+.2f} "
+                f"{ci({'ratio_ci': matched['flags_minus_fixed_ci']})} (below 0: the flags separate better).")
+    caption = (f"Clicks of {proxy['clicks_of']} ({proxy['clicks']:,} of {proxy['users']:,} users): {proxy['confirmed']:,} "
+               f"confirmed by what the same user did later ({evidence or 'nothing'}; within {proxy['confirmation_days']} days, "
+               "as far as the days written hold them: the newest clicks have had less time). A flagger that tells noise from "
+               "interest flags confirmed clicks less often than clicks at large: ratio below 1.0. 95% intervals over users "
+               f"({proxy['resamples']:,} resamples). {compared}")
+    fixed_points = [p for p in (point(f) for f in fixed.values()) if p is not None]
+    return _section(
+        "proxy",
+        Image(figures.proxy_ratios_png(fixed_points, point(flags)),
+              alt="Confirmed over all flag rate of the flags and of each fixed dwell threshold", caption=caption),
+        Table(["flagger", "flags of all clicks", "of confirmed clicks", "ratio", "95% interval"],
+              [row("the flags", flags), *(row(f"dwell < {name}", f) for name, f in fixed.items())]),
     )
 
 

@@ -1,14 +1,18 @@
 """EB-NeRD (Ekstra Bladet): behaviors.parquet and history.parquet.
 
 behaviors: one row per impression: article_ids_inview are the impressions (in
-list order, the position), article_ids_clicked the clicks, read_time the dwell
-of the click in seconds. history: per user, the clicks before the behavior
-log, with their read times. Articles' lengths are not part of these two files.
+list order, the position), article_ids_clicked the clicks. read_time and
+scroll_percentage are of the page the impression was shown on (article_id;
+the front page where it is null), not of the click: the clicked article's are
+next_read_time and next_scroll_percentage (seconds; percent of the page), and
+with two articles clicked it is not said which one they are of. history: per
+user, the clicks before the behavior log, with their read times and scroll
+depths. Articles' lengths are not part of these two files.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.sources.records import landing_record, with_source_file
@@ -42,7 +46,7 @@ def landing_records(spark: SparkSession, folder: str) -> DataFrame:
                 "clk",
                 event_type=F.lit("click"),
                 position=F.array_position("article_ids_inview", F.col("article")).cast("int") - 1,
-                dwell_ms=F.round(F.col("read_time") * 1000).cast("long"),
+                **_read_of(F.col("next_read_time"), F.col("next_scroll_percentage"), F.size("article_ids_clicked") == 1),
             )
         ).alias("raw"),
         "source_file",
@@ -51,7 +55,7 @@ def landing_records(spark: SparkSession, folder: str) -> DataFrame:
         "user_id",
         "source_file",
         F.posexplode_outer(
-            F.arrays_zip("impression_time_fixed", "article_id_fixed", "read_time_fixed")
+            F.arrays_zip("impression_time_fixed", "article_id_fixed", "read_time_fixed", "scroll_percentage_fixed")
         ).alias("n", "click"),
     ).select(
         landing_record(
@@ -60,8 +64,18 @@ def landing_records(spark: SparkSession, folder: str) -> DataFrame:
             user_id=F.col("user_id"),
             item_id=F.col("click.article_id_fixed"),
             ts=F.unix_millis(F.col("click.impression_time_fixed").cast("timestamp")),
-            dwell_ms=F.round(F.col("click.read_time_fixed") * 1000).cast("long"),
+            **_read_of(F.col("click.read_time_fixed"), F.col("click.scroll_percentage_fixed")),
         ).alias("raw"),
         "source_file",
     )
     return impressions.unionByName(clicks).unionByName(past)
+
+
+def _read_of(read_time_s: Column, scroll_percentage: Column, known: Column | None = None) -> dict[str, Column]:
+    """dwell_ms and scroll_pct of a click from the dataset's read time and
+    scroll percentage; left out where they are null, NaN or not `known`."""
+    def value(column: Column) -> Column:
+        present = column.isNotNull() & ~F.isnan(column)
+        return F.when(present if known is None else present & known, column)
+
+    return {"dwell_ms": F.round(value(read_time_s) * 1000).cast("long"), "scroll_pct": value(scroll_percentage).cast("float")}

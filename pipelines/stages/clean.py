@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.clickstream.clean import (
     CleanWindow,
@@ -13,8 +13,9 @@ from pipelines.clickstream.clean import (
     prepared_events,
     silver_events,
 )
+from pipelines.clickstream.denoise_quality import proxy_figures
 from pipelines.clickstream.publish import require_finished_ingests
-from pipelines.config import Settings
+from pipelines.config import CleanSettings, Settings
 from pipelines.lakehouse.continuity import require_unbroken_past
 from pipelines.lakehouse.dates import days_between
 from pipelines.lakehouse.ledger import Run, now_utc, recorded_run
@@ -50,4 +51,14 @@ def clean_dates(spark: SparkSession, settings: Settings, start: dt.date, end: dt
             written,
             read_date_partitions(spark, lakehouse, SILVER_NOISE_METRICS, end),
         ))
+        figures["proxy"] = night_proxy(written, window, rules)
     return figures
+
+
+def night_proxy(written: DataFrame, window: CleanWindow, rules: CleanSettings) -> dict[str, object] | None:
+    """The flags against evidence of interest (denoise_quality.proxy_figures)
+    on the clicks of the dates the run rewrote, with the evidence that those
+    dates hold so far (a click of the last one has none yet): what the night's
+    report shows. None without clicks."""
+    figures = proxy_figures(written, window.first, window.last, rules)
+    return {"clicks_of": f"{window.first}..{window.last}", **figures} if figures["clicks"] else None

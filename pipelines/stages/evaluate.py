@@ -11,13 +11,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from pipelines.clickstream.denoise_quality import (
-    confirmed_clicks,
-    confusion_counts,
-    flag_quality,
-    proxy_counts,
-    proxy_quality,
-)
+from pipelines.clickstream.denoise_quality import confusion_counts, flag_quality, proxy_figures
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import ModelFiles
 from pipelines.ctr.registry import downloaded_model, scoring_embedding_version
@@ -65,21 +59,15 @@ def denoise_proxy(spark: SparkSession, settings: Settings, first: dt.date, last:
     source) and the fixed dwell thresholds against the evidence of interest
     that the days after each click hold (denoise_quality.confirmed_clicks):
     for sources without a truth."""
-    days = settings.clean.confirmation_days
+    rules = settings.clean
     events = read_table(spark, settings.lakehouse, SILVER_EVENTS).where(
-        F.col("event_date").between(F.lit(first), F.lit(last + dt.timedelta(days=days))))
+        F.col("event_date").between(F.lit(first), F.lit(last + dt.timedelta(days=rules.confirmation_days))))
     if source is not None:
         events = events.where(F.col("source") == source)
-    clicks = confirmed_clicks(events, first, last, days).persist()
-    try:
-        evidence = {r["evidence"] or "none": r["count"] for r in clicks.groupBy("evidence").count().collect()}
-        quality = proxy_quality(proxy_counts(clicks))
-    finally:
-        clicks.unpersist()
-    if not quality["clicks"]:
+    figures = proxy_figures(events, first, last, rules)
+    if not figures["clicks"]:
         raise MissingInputError(f"no clicks{f' of {source}' if source else ''} in silver from {first} to {last}")
-    return {"date": first.isoformat() if first == last else f"{first}..{last}", "source": source,
-            "confirmation_days": days, "evidence": dict(sorted(evidence.items())), **quality}
+    return {"date": first.isoformat() if first == last else f"{first}..{last}", "source": source, **figures}
 
 
 def evaluation_lines(stage: str, figures: Mapping[str, Any]) -> list[str]:

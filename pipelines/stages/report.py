@@ -73,6 +73,7 @@ def report_sections(settings: Settings, day: dt.date, versions: Sequence[str],
 
     add(("dwell",), lambda: sections.dwell_section(inputs.click_dwell(lakehouse, day), day))
     add(("noise",), lambda: sections.noise_section(inputs.noise_counts(lakehouse, day)))
+    add(("proxy",), lambda: sections.proxy_section(inputs.night_proxy(lakehouse, day)))
     add(("sequences",), lambda: sections.sequences_section(inputs.sequence_lengths(lakehouse, day), day, settings.sequences.max_len))
     add(("bse",), lambda: sections.bse_section(inputs.occupied_buckets(lakehouse, day), day, settings.bse.signatures, settings.bse.bits))
 

@@ -13,7 +13,9 @@ import pandas as pd
 from pipelines.clickstream.schema import LANDING_FIELDS, REQUIRED_FIELDS, RejectReason
 from pipelines.config import GeneratorSettings
 
-LANDING_COLUMNS = [f.name for f in LANDING_FIELDS]
+# The generated upstream logs no scroll depth (its users do not scroll): the
+# field is left out, as such an upstream leaves it out.
+LANDING_COLUMNS = [f.name for f in LANDING_FIELDS if f.name != "scroll_pct"]
 # Malformations an upstream produces, each named by the reject reason ingest must give it.
 MALFORMATIONS = (
     RejectReason.MALFORMED_RECORD,
