@@ -94,9 +94,11 @@ def print_demo_summary(settings: Settings, nights: list[dt.date], runs: dict[dt.
     print(f"   {'night':<12} {'clicks of':<24} {'clicks':>7} {'confirmed':>9}  confirmed / all flag rate: flags, dwell < 5 s, "
           "and the fixed threshold at the flags' rate (lower is better; 1.0 is a random flagger)")
     for night in nights:
-        p = (night_figures(lakehouse, "clean", night) or {}).get("proxy")
+        clean = night_figures(lakehouse, "clean", night)
+        p = (clean or {}).get("proxy")
         if not p or not p["confirmed"]:
-            print(f"   {night!s:<12} no evidence of interest after the clicks")
+            print(f"   {night!s:<12} " + ("no clean run ends here (a range run covers it)" if clean is None
+                                          else "no evidence of interest after the clicks"))
             continue
         m, flags, five = p["matched_rate"], p["flags"], p["fixed"]["5s"]
         at_rate = "-" if m is None else f"dwell < {m['threshold_s']:.2f} s {m['ratio']:.3f}, flags minus it {m['flags_minus_fixed']:+.3f}"

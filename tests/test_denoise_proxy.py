@@ -124,6 +124,13 @@ def test_evaluate_denoise_proxy_on_an_imported_log_counts_what_a_reference_finds
                  for c in clicks.itertuples()]
     assert (figures["clicks"], figures["confirmed"]) == (len(clicks), sum(confirmed)) and 0 < sum(confirmed) < len(clicks), figures["evidence"]
     assert sum(figures["evidence"].values()) == figures["clicks"]
+
+    # Each kind alone: a later cart of the item, a later click on it (in another session).
+    def later(c, kind: str) -> bool:
+        theirs = log[(log.user == c.user) & (log.item == c.item) & (log.kind == kind)]
+        return bool(((theirs.t > c.t) & (theirs.t <= c.t + 7 * 86_400)).any())
+    expected = {"action": sum(later(c, "cart") for c in clicks.itertuples()), "return": sum(later(c, "pv") for c in clicks.itertuples())}
+    assert {kind: f["confirmed"] for kind, f in figures["by_evidence"].items()} == expected and all(expected.values())
     # Without dwell no fixed threshold flags a click; the flags are the bursts'.
     assert all(f["rate_all"] == 0 for f in figures["fixed"].values())
     assert proxy_lines(figures)[0].startswith(f"denoise proxy 2017-11-25..2017-11-26 (taobao): {len(clicks)} clicks")

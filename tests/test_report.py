@@ -168,8 +168,9 @@ def _proxy(rng: np.random.Generator) -> dict:
     under = np.array([[round(0.004 * t) for t in grid]] * users)
     counts = ProxyCounts(np.full(users, 100), np.full(users, 30), np.full(users, 5), rng.integers(0, 3, users),
                          under, np.round(under * 0.3).astype(int), grid)
+    quality = proxy_quality(counts, resamples=200)
     return {"clicks_of": f"{DAYS[0]}..{DAY}", "confirmation_days": 7, "evidence": {"cart": 900, "return": 600, "none": 3500},
-            **proxy_quality(counts, resamples=200)}
+            **quality, "by_evidence": {"action": quality}}
 
 
 def _models(settings: Settings, folder: Path, rng: np.random.Generator) -> None:
@@ -240,6 +241,10 @@ def test_the_proxy_compares_the_flags_with_the_fixed_threshold_at_their_rate(ful
     caption = " ".join(page.texts["proxy"])
     assert f"Clicks of {DAYS[0]}..{DAY} (5,000 of 50 users): 1,500 confirmed" in caption
     assert "cart 900, return 600" in caption and "At the flags' rate, dwell < 1.25 s" in caption
+    text = Path(full_report[1]["report"]).read_text(encoding="utf-8")
+    assert "Each kind of evidence on its own." in text and "<td>action</td><td>1,500</td>" in text
+    # The thresholds in their order, not the ledger JSON's text order.
+    assert text.index("dwell &lt; 2 s") < text.index("dwell &lt; 10 s")
 
 
 def test_the_failed_validation_is_highlighted(full_report):

@@ -23,7 +23,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.clickstream.denoise import NoiseReason
@@ -118,6 +118,8 @@ def best_threshold(
 # Where a source has no truth: a click is confirmed by what the same user did
 # with the same item afterwards. These actions, or a click in another session.
 CONFIRMING_ACTIONS = ("cart", "fav", "buy")
+# Each kind of evidence -> the column of confirmed_clicks that says a click has it.
+EVIDENCE_KINDS = {"action": "acted", "deep_read": "deep_read", "return": "returned"}
 # The fixed thresholds of the proxy's table, and the grid their interpolation runs on.
 PROXY_TABLE_MS = tuple(range(1_000, 10_001, 1_000))
 
@@ -125,16 +127,18 @@ PROXY_TABLE_MS = tuple(range(1_000, 10_001, 1_000))
 def confirmed_clicks(events: DataFrame, first: dt.date, last: dt.date, confirmation_days: int,
                      deep_read_scroll_pct: float) -> DataFrame:
     """The clicks of `first`..`last` (event_id, user_id, dwell_ms, noise_reason)
-    with `evidence`: how the same user showed an interest in the same item -
+    with `evidence`, the strongest of how the same user showed an interest in the same item -
     "buy", "cart" or "fav" within `confirmation_days` after it (the
     strongest), "deep_read" (the click's page scrolled to
     `deep_read_scroll_pct` percent), "return" (a click in another session
-    within those days), null when nothing did. `events`: silver rows of the
-    dates and the `confirmation_days` after them. A deep read is judged by
-    scroll depth alone, never by dwell: the flaggers it scores are dwell's."""
+    within those days), null when nothing did - and each kind on its own
+    (EVIDENCE_KINDS: `acted`, `deep_read`, `returned`). `events`: silver rows
+    of the dates and the `confirmation_days` after them. A deep read is
+    judged by scroll depth alone, never by dwell: the flaggers it scores are
+    dwell's (though reading to the end takes time: see proxy_figures)."""
     clicks = events.where((F.col("event_type") == "click") & F.col("event_date").between(F.lit(first), F.lit(last))).select(
         "event_id", "user_id", "item_id", "ts", "session_id", "dwell_ms", "noise_reason",
-        F.coalesce(F.col("scroll_pct") >= deep_read_scroll_pct, F.lit(False)).alias("_deep_read"))
+        F.coalesce(F.col("scroll_pct") >= deep_read_scroll_pct, F.lit(False)).alias("deep_read"))
     # The later side under names of its own: the join reads one table twice.
     later = events.where(F.col("event_type").isin("click", *CONFIRMING_ACTIONS)).select(
         F.col("user_id").alias("_user"), F.col("item_id").alias("_item"), F.col("ts").alias("_ts"),
@@ -148,29 +152,41 @@ def confirmed_clicks(events: DataFrame, first: dt.date, last: dt.date, confirmat
     )
     # The strongest evidence wins: an action over a deep read over a return; a
     # click in the same session is none.
+    returned = (F.col("_type") == "click") & (F.col("_session") != F.col("session_id"))
     strength = (F.when(F.col("_type") == "buy", 5).when(F.col("_type") == "cart", 4).when(F.col("_type") == "fav", 3)
-                .when(F.col("_deep_read"), 2)
-                .when((F.col("_type") == "click") & (F.col("_session") != F.col("session_id")), 1))
+                .when(F.col("deep_read"), 2).when(returned, 1))
     strongest = F.max(strength)
     # A CASE, not element_at(array, max(...)): Spark 4.0.x gave that one
     # different values under a filter or an aggregate above it than collected.
     evidence = (F.when(strongest == 5, "buy").when(strongest == 4, "cart").when(strongest == 3, "fav")
                 .when(strongest == 2, "deep_read").when(strongest == 1, "return"))
-    return joined.groupBy("event_id", "user_id", "dwell_ms", "noise_reason").agg(evidence.alias("evidence"))
+    return joined.groupBy("event_id", "user_id", "dwell_ms", "noise_reason", "deep_read").agg(
+        evidence.alias("evidence"), F.coalesce(F.max(F.col("_type").isin(*CONFIRMING_ACTIONS)), F.lit(False)).alias("acted"),
+        F.coalesce(F.max(returned), F.lit(False)).alias("returned"))
 
 
 def proxy_figures(events: DataFrame, first: dt.date, last: dt.date, rules: CleanSettings) -> dict[str, object]:
     """The flags of the clicks of `first`..`last` and the fixed dwell
     thresholds against the evidence of interest `events` (silver rows of those
-    dates and the rules' confirmation_days after them) hold: the evidence
-    found per kind, and proxy_quality."""
+    dates and the rules' confirmation_days after them) hold: the clicks by
+    their strongest evidence, proxy_quality against any evidence, and
+    `by_evidence`: proxy_quality against each kind the clicks have alone.
+
+    The kinds need not agree, and where they do not, the one tied to dwell
+    by mechanics says less: reading a page to its end takes time, so a deep
+    read confirms long dwells whatever the intent, and any dwell threshold
+    looks good against it; a return or an action is not timed."""
     clicks = confirmed_clicks(events, first, last, rules.confirmation_days, rules.deep_read_scroll_pct).persist()
     try:
         evidence = {r["evidence"] or "none": r["count"] for r in clicks.groupBy("evidence").count().collect()}
+        having = clicks.agg(*(F.count_if(F.col(column)).alias(kind) for kind, column in EVIDENCE_KINDS.items())).first()
         quality = proxy_quality(proxy_counts(clicks))
+        by_evidence = {kind: proxy_quality(proxy_counts(clicks, F.col(column)))
+                       for kind, column in EVIDENCE_KINDS.items() if having[kind]}
     finally:
         clicks.unpersist()
-    return {"confirmation_days": rules.confirmation_days, "evidence": dict(sorted(evidence.items())), **quality}
+    return {"confirmation_days": rules.confirmation_days, "evidence": dict(sorted(evidence.items())), **quality,
+            "by_evidence": by_evidence}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,9 +205,11 @@ class ProxyCounts:
     thresholds_ms: tuple[int, ...]
 
 
-def proxy_counts(clicks: DataFrame, thresholds_ms: tuple[int, ...] = HINDSIGHT_GRID_MS) -> ProxyCounts:
-    """ProxyCounts of confirmed_clicks' rows, aggregated per user in Spark."""
-    confirmed = F.col("evidence").isNotNull().cast("long")
+def proxy_counts(clicks: DataFrame, confirming: Column | None = None,
+                 thresholds_ms: tuple[int, ...] = HINDSIGHT_GRID_MS) -> ProxyCounts:
+    """ProxyCounts of confirmed_clicks' rows, aggregated per user in Spark; a
+    click is confirmed where `confirming` holds (default: any evidence)."""
+    confirmed = (F.col("evidence").isNotNull() if confirming is None else confirming).cast("long")
     flagged = F.col("noise_reason").isNotNull().cast("long")
     unders = [F.coalesce((F.col("dwell_ms") < t).cast("long"), F.lit(0)) for t in thresholds_ms]
     rows = clicks.groupBy("user_id").agg(

@@ -83,11 +83,12 @@ def proxy_section(proxy: Mapping[str, object]) -> Section:
         return "-" if low is None else f"[{low:.2f}, {high:.2f}]"
 
     def row(name: str, f: Mapping[str, object]) -> list[object]:
-        ratio = f["ratio"]
         return [name, percent(f["rate_all"]), percent(f["rate_confirmed"]) if f["rate_confirmed"] is not None else None,
-                None if ratio is None else f"{ratio:.2f}", ci(f)]
+                _ratio(f["ratio"]), ci(f)]
 
-    flags, fixed, matched = proxy["flags"], proxy["fixed"], proxy["matched_rate"]
+    flags, matched = proxy["flags"], proxy["matched_rate"]
+    # By threshold: the ledger's JSON keeps keys sorted as text ("10s" before "2s").
+    fixed = dict(sorted(proxy["fixed"].items(), key=lambda item: float(item[0].removesuffix("s"))))
 
     def point(f: Mapping[str, object]) -> tuple[float, float, float | None, float | None] | None:
         low, high = f.get("ratio_ci") or (None, None)
@@ -109,8 +110,21 @@ def proxy_section(proxy: Mapping[str, object]) -> Section:
         Image(figures.proxy_ratios_png(fixed_points, point(flags)),
               alt="Confirmed over all flag rate of the flags and of each fixed dwell threshold", caption=caption),
         Table(["flagger", "flags of all clicks", "of confirmed clicks", "ratio", "95% interval"],
-              [row("the flags", flags), *(row(f"dwell < {name}", f) for name, f in fixed.items())]),
+              [row("the flags", flags), *(row(f"dwell < {name.removesuffix('s')} s", f) for name, f in fixed.items())]),
+        *([Table(["evidence alone", "confirmed clicks", "the flags' ratio", "95% interval",
+                  "fixed threshold at their rate", "its ratio", "95% interval"],
+                 [[kind, f"{f['confirmed']:,}", _ratio(f["flags"]["ratio"]), ci(f["flags"]),
+                   *(["-", "-", "-"] if f["matched_rate"] is None else
+                     [f"dwell < {f['matched_rate']['threshold_s']:.2f} s", _ratio(f["matched_rate"]["ratio"]), ci(f["matched_rate"])])]
+                  for kind, f in proxy["by_evidence"].items()],
+                 caption="Each kind of evidence on its own. Where they disagree, trust the one dwell does not drive: "
+                         "reading a page to its end takes time, so deep reads favor any dwell threshold.")]
+          if proxy.get("by_evidence") else []),
     )
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def sequences_section(lengths: np.ndarray, day: dt.date, max_len: int) -> Section:

@@ -99,14 +99,18 @@ def proxy_lines(figures: Mapping[str, Any]) -> list[str]:
         ci = f.get("ratio_ci") or ["-", "-"]
         return f"  {name:<14} all {f['rate_all']}  confirmed {f['rate_confirmed']}  ratio {f['ratio']} [{ci[0]}, {ci[1]}]"
 
-    matched = figures["matched_rate"]
+    def at_rate(matched: Mapping[str, Any] | None) -> str:
+        return ("no fixed threshold of the grid flags as many clicks" if matched is None else
+                f"dwell < {matched['threshold_s']} s has ratio {matched['ratio']} {matched['ratio_ci']}; "
+                f"flags minus it {matched['flags_minus_fixed']} {matched['flags_minus_fixed_ci']}")
+
     return [
         f"denoise proxy {figures['date']} ({figures['source'] or 'every source'}): {figures['clicks']} clicks of "
         f"{figures['users']} users, {figures['confirmed']} confirmed within {figures['confirmation_days']} days {figures['evidence']}",
         "  flag rate on all clicks, on confirmed clicks, and confirmed / all (1.0: a random flagger; lower is better)",
         row("flags", figures["flags"]),
         *(row(f"dwell < {name}", f) for name, f in figures["fixed"].items()),
-        "  at the flags' rate: " + ("no fixed threshold of the grid flags as many clicks" if matched is None else
-                                    f"dwell < {matched['threshold_s']} s has ratio {matched['ratio']} {matched['ratio_ci']}; "
-                                    f"flags minus it {matched['flags_minus_fixed']} {matched['flags_minus_fixed_ci']}"),
+        "  at the flags' rate: " + at_rate(figures["matched_rate"]),
+        *(f"  {kind} alone ({f['confirmed']} clicks): flags ratio {f['flags']['ratio']} {f['flags'].get('ratio_ci')}; "
+          f"at their rate: {at_rate(f['matched_rate'])}" for kind, f in figures["by_evidence"].items()),
     ]
