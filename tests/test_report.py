@@ -170,7 +170,8 @@ def _proxy(rng: np.random.Generator) -> dict:
                          under, np.round(under * 0.3).astype(int), grid)
     quality = proxy_quality(counts, resamples=200)
     return {"clicks_of": f"{DAYS[0]}..{DAY}", "confirmation_days": 7, "evidence": {"cart": 900, "return": 600, "none": 3500},
-            **quality, "by_evidence": {"action": quality}}
+            **quality, "by_reason": {"bot": {"rate_all": 0.03, "rate_confirmed": 0.06, "ratio": 2.0}},
+            "by_evidence": {"action": quality}}
 
 
 def _models(settings: Settings, folder: Path, rng: np.random.Generator) -> None:
@@ -243,6 +244,7 @@ def test_the_proxy_compares_the_flags_with_the_fixed_threshold_at_their_rate(ful
     assert "cart 900, return 600" in caption and "At the flags' rate, dwell < 1.25 s" in caption
     text = Path(full_report[1]["report"]).read_text(encoding="utf-8")
     assert "Each kind of evidence on its own." in text and "<td>action</td><td>1,500</td>" in text
+    assert '<td>  of them bot</td><td class="num">3.0%</td><td class="num">6.0%</td><td>2.00</td>' in text
     # The thresholds in their order, not the ledger JSON's text order.
     assert text.index("dwell &lt; 2 s") < text.index("dwell &lt; 10 s")
 

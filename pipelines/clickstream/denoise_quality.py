@@ -169,8 +169,9 @@ def proxy_figures(events: DataFrame, first: dt.date, last: dt.date, rules: Clean
     """The flags of the clicks of `first`..`last` and the fixed dwell
     thresholds against the evidence of interest `events` (silver rows of those
     dates and the rules' confirmation_days after them) hold: the clicks by
-    their strongest evidence, proxy_quality against any evidence, and
-    `by_evidence`: proxy_quality against each kind the clicks have alone.
+    their strongest evidence, proxy_quality against any evidence,
+    `by_reason`: each noise reason's rates, and `by_evidence`: proxy_quality
+    against each kind alone, where the clicks have more than one.
 
     The kinds need not agree, and where they do not, the one tied to dwell
     by mechanics says less: reading a page to its end takes time, so a deep
@@ -181,12 +182,28 @@ def proxy_figures(events: DataFrame, first: dt.date, last: dt.date, rules: Clean
         evidence = {r["evidence"] or "none": r["count"] for r in clicks.groupBy("evidence").count().collect()}
         having = clicks.agg(*(F.count_if(F.col(column)).alias(kind) for kind, column in EVIDENCE_KINDS.items())).first()
         quality = proxy_quality(proxy_counts(clicks))
-        by_evidence = {kind: proxy_quality(proxy_counts(clicks, F.col(column)))
-                       for kind, column in EVIDENCE_KINDS.items() if having[kind]}
+        kinds = [kind for kind in EVIDENCE_KINDS if having[kind]]
+        # With one kind only, it alone is the whole figure.
+        by_evidence = {kind: proxy_quality(proxy_counts(clicks, F.col(EVIDENCE_KINDS[kind])))
+                       for kind in kinds} if len(kinds) > 1 else {}
+        reasons = clicks.where(F.col("noise_reason").isNotNull()).groupBy("noise_reason").agg(
+            F.count("*").alias("flagged"), F.count("evidence").alias("confirmed")).collect()
     finally:
         clicks.unpersist()
     return {"confirmation_days": rules.confirmation_days, "evidence": dict(sorted(evidence.items())), **quality,
+            "by_reason": {r["noise_reason"]: _reason_rates(r["flagged"], r["confirmed"], quality["clicks"], quality["confirmed"])
+                          for r in sorted(reasons, key=lambda r: r["noise_reason"])},
             "by_evidence": by_evidence}
+
+
+def _reason_rates(flagged: int, flagged_confirmed: int, clicks: int, confirmed: int) -> dict[str, float | None]:
+    """One noise reason's share of all and of confirmed clicks and their ratio
+    (no interval): which of the flags a kind of evidence agrees with. Bots
+    come back to what they clicked, so returns confirm them."""
+    rate_all = flagged / clicks
+    rate_confirmed = flagged_confirmed / confirmed if confirmed else None
+    return {"rate_all": _round(rate_all), "rate_confirmed": None if rate_confirmed is None else _round(rate_confirmed),
+            "ratio": None if rate_confirmed is None else _round(rate_confirmed / rate_all)}
 
 
 @dataclasses.dataclass(frozen=True)

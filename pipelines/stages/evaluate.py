@@ -96,7 +96,7 @@ def evaluation_lines(stage: str, figures: Mapping[str, Any]) -> list[str]:
 def proxy_lines(figures: Mapping[str, Any]) -> list[str]:
     """`evaluate denoise --proxy`'s table: flag rates on all and on confirmed clicks."""
     def row(name: str, f: Mapping[str, Any]) -> str:
-        ci = f.get("ratio_ci") or ["-", "-"]
+        ci = f.get("ratio_ci") or ["-", "-"]  # none for a reason's own rates
         return f"  {name:<14} all {f['rate_all']}  confirmed {f['rate_confirmed']}  ratio {f['ratio']} [{ci[0]}, {ci[1]}]"
 
     def at_rate(matched: Mapping[str, Any] | None) -> str:
@@ -109,6 +109,7 @@ def proxy_lines(figures: Mapping[str, Any]) -> list[str]:
         f"{figures['users']} users, {figures['confirmed']} confirmed within {figures['confirmation_days']} days {figures['evidence']}",
         "  flag rate on all clicks, on confirmed clicks, and confirmed / all (1.0: a random flagger; lower is better)",
         row("flags", figures["flags"]),
+        *(row(f"  {reason}", f) for reason, f in figures["by_reason"].items()),
         *(row(f"dwell < {name}", f) for name, f in figures["fixed"].items()),
         "  at the flags' rate: " + at_rate(figures["matched_rate"]),
         *(f"  {kind} alone ({f['confirmed']} clicks): flags ratio {f['flags']['ratio']} {f['flags'].get('ratio_ci')}; "
