@@ -229,19 +229,20 @@ def proxy_counts(clicks: DataFrame, confirming: Column | None = None,
     confirmed = (F.col("evidence").isNotNull() if confirming is None else confirming).cast("long")
     flagged = F.col("noise_reason").isNotNull().cast("long")
     unders = [F.coalesce((F.col("dwell_ms") < t).cast("long"), F.lit(0)) for t in thresholds_ms]
-    rows = clicks.groupBy("user_id").agg(
+    # Columnar (Arrow) to the driver: one row a user, so a night's many users
+    # do not become as many Python rows.
+    per_user = clicks.groupBy("user_id").agg(
         F.count("*").alias("clicks"), F.sum(confirmed).alias("confirmed"), F.sum(flagged).alias("flagged"),
         F.sum(flagged * confirmed).alias("flagged_confirmed"),
         *(F.sum(u).alias(f"under_{i}") for i, u in enumerate(unders)),
         *(F.sum(u * confirmed).alias(f"under_confirmed_{i}") for i, u in enumerate(unders)),
-    ).collect()
+    ).toArrow()
 
     def column(name: str) -> np.ndarray:
-        return np.array([r[name] for r in rows], dtype=np.int64)
+        return per_user.column(name).to_numpy().astype(np.int64)
 
     def matrix(prefix: str) -> np.ndarray:
-        return np.array([[r[f"{prefix}_{i}"] for i in range(len(thresholds_ms))] for r in rows], dtype=np.int64).reshape(
-            len(rows), len(thresholds_ms))
+        return np.stack([column(f"{prefix}_{i}") for i in range(len(thresholds_ms))], axis=1)
 
     return ProxyCounts(column("clicks"), column("confirmed"), column("flagged"), column("flagged_confirmed"),
                        matrix("under"), matrix("under_confirmed"), thresholds_ms)

@@ -140,12 +140,12 @@ def read_table_as_written(spark: SparkSession, lakehouse: str, table: TableSpec)
 def with_catalog_columns(frame: DataFrame, table: TableSpec) -> DataFrame:
     """`frame` (rows of `table`, as some version of it was written) with the
     catalog's nullable columns it lacks as typed nulls, in the catalog's order."""
-    missing = {f.name: f for f in table.schema if f.nullable and f.name not in frame.columns}
-    if not missing:
+    present = set(frame.columns)
+    if all(f.name in present for f in table.schema if f.nullable):
         return frame
-    return frame.select(*[F.lit(None).cast(spark_type(missing[f.name].type)).alias(f.name) if f.name in missing
-                          else F.col(f.name) for f in table.schema if f.name in missing or f.name in frame.columns],
-                        *[c for c in frame.columns if c not in table.schema.names])
+    columns = [F.col(f.name) if f.name in present else F.lit(None).cast(spark_type(f.type)).alias(f.name)
+               for f in table.schema if f.name in present or f.nullable]
+    return frame.select(*columns, *[c for c in frame.columns if c not in table.schema.names])
 
 
 def read_as_published(spark: SparkSession, lakehouse: str, table: TableSpec, publication: Publication) -> DataFrame:
