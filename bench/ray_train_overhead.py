@@ -30,7 +30,7 @@ import torch  # noqa: E402
 
 from pipelines.config import TrainSettings  # noqa: E402
 from pipelines.ctr.base import ModelConfig  # noqa: E402
-from pipelines.ctr.batches import DENSE_FEATURES, BatchShape, Vocabulary, to_batch  # noqa: E402
+from pipelines.ctr.batches import BatchShape, Vocabulary, to_batch  # noqa: E402
 from pipelines.ctr.datasets import arrow_bytes, held_in_object_store  # noqa: E402
 from pipelines.ctr.training import train_epoch  # noqa: E402
 from pipelines.ctr.zoo import build_model  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> None:
         pq.write_table(rows, path, row_group_size=8192)
         vocab = Vocabulary.of(np.arange(1, ITEMS), np.arange(0, CATEGORIES), np.arange(1, USERS))
         shape = BatchShape(long_len=LONG, short_len=50)
-        config = ModelConfig(model=args.model, dense_features=DENSE_FEATURES, **vocab.sizes())
+        config = ModelConfig(model=args.model, **vocab.sizes())
 
         torch.set_num_threads(THREADS)
         torch.manual_seed(0)

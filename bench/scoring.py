@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from pipelines.bse.simhash import random_projection  # noqa: E402
 from pipelines.ctr.artifacts import ModelFiles, save_model  # noqa: E402
 from pipelines.ctr.base import ModelConfig  # noqa: E402
-from pipelines.ctr.batches import DENSE_FEATURES, Vocabulary  # noqa: E402
+from pipelines.ctr.batches import Vocabulary  # noqa: E402
 from pipelines.ctr.zoo import build_model  # noqa: E402
 from pipelines.scoring.batch_scoring import ModelReplica, ScoringPlan  # noqa: E402
 
@@ -117,7 +117,7 @@ def main() -> None:
     try:
         vocab = Vocabulary.of(np.arange(1, ITEMS), np.arange(0, CATEGORIES), np.arange(1, USERS))
         torch.manual_seed(0)
-        model = build_model(ModelConfig(model="sdim", dense_features=DENSE_FEATURES, **vocab.sizes()), random_projection(DIM, HASHES, 3, seed=1))
+        model = build_model(ModelConfig(model="sdim", **vocab.sizes()), random_projection(DIM, HASHES, 3, seed=1))
         files = ModelFiles.read(save_model(work / "model", model, vocab, {}))
         figures: dict[str, object] = {"rows": args.rows}
 

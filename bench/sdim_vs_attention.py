@@ -35,7 +35,7 @@ import torch  # noqa: E402
 
 from pipelines.bse.simhash import random_projection  # noqa: E402
 from pipelines.ctr.base import ModelConfig  # noqa: E402
-from pipelines.ctr.batches import DENSE_FEATURES, BatchShape, Vocabulary, to_batch  # noqa: E402
+from pipelines.ctr.batches import BatchShape, Vocabulary, to_batch  # noqa: E402
 from pipelines.ctr.metrics import auc  # noqa: E402
 from pipelines.ctr.zoo import build_model  # noqa: E402
 
@@ -75,7 +75,7 @@ def step_times(lengths: list[int], batch: int = 256, steps: int = 4) -> dict[str
         rows = step_rows(rng, batch, length, items, signatures, dim)
         line = []
         for model_name, inputs in VARIANTS:
-            config = ModelConfig(model=model_name, dense_features=DENSE_FEATURES, bse_mode=inputs == "bse", **vocab.sizes())
+            config = ModelConfig(model=model_name, bse_mode=inputs == "bse", **vocab.sizes())
             model = build_model(config, projection if model_name == "sdim" else None)
             optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
             tensors = to_batch(rows, vocab, BatchShape(long_len=length, short_len=50, sdim_inputs=inputs))
@@ -147,7 +147,7 @@ def accuracy(users: int, days: int, epochs: int, work: Path) -> dict[str, object
     for model_name, inputs in VARIANTS:
         torch.manual_seed(0)
         shape = BatchShape(long_len=settings.examples.train_len, short_len=settings.examples.short_len, sdim_inputs=inputs)
-        config = ModelConfig(model=model_name, dense_features=DENSE_FEATURES, bse_mode=inputs == "bse", **vocab.sizes())
+        config = ModelConfig(model=model_name, bse_mode=inputs == "bse", **vocab.sizes())
         model = build_model(config, projection if model_name == "sdim" else None)
         optimizer = torch.optim.Adam(model.parameters(), lr=settings.train.learning_rate)
         stopping, best, trained_for = EarlyStopping(patience=0), None, time.perf_counter()

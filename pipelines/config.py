@@ -31,7 +31,7 @@ from pydantic_settings import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The model zoo's names (pipelines.ctr.zoo maps each to its class and checks
 # that the two agree): what night.model and the train command accept.
-MODEL_NAMES = ("sdim", "din", "long_attention", "avg_pool")
+MODEL_NAMES = ("sdim", "din", "long_attention", "avg_pool", "sim", "eta", "twin")
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 _REMOTE_SCHEMES = ("s3a://", "s3://", "abfss://", "gs://", "hdfs://")
 _SPARK_MASTER = re.compile(r"^(local(\[(\*|\d+)(,\d+)?\])?|yarn|k8s://.+|spark://.+)$")
@@ -248,6 +248,12 @@ class TrainSettings(Section):
     object_store_share: float = Field(default=0.5, ge=0, le=1)
     attention_hidden: tuple[int, ...] = (64, 32)
     mlp_hidden: tuple[int, ...] = (128, 64)
+    # The hand-made share features (the candidate category's share of the long
+    # and short sequences): off, DIN sees nothing of the long sequence and a long
+    # model only what its own long side reads; on, an ablation that hands them the answer's outline.
+    share_features: bool = False
+    # SIM, ETA, TWIN: long behaviors retrieved for the second stage's attention.
+    retrieve_k: int = Field(default=64, ge=1)
     progress_every: int = Field(default=50, ge=0)
 
 

@@ -247,7 +247,7 @@ def test_bse_sums_of_a_3000_behavior_history_equal_end_to_end_sdim_over_the_long
 
     from pipelines.bse.embeddings import EMBEDDINGS_SCHEMA
     from pipelines.ctr.base import ModelConfig
-    from pipelines.ctr.batches import DENSE_FEATURES, BatchShape, Vocabulary, to_batch
+    from pipelines.ctr.batches import BatchShape, Vocabulary, to_batch
     from pipelines.ctr.embeddings import item_embedding_rows
     from pipelines.ctr.zoo import build_model
     from pipelines.lakehouse.writes import replace_date_partitions, replace_where
@@ -260,7 +260,7 @@ def test_bse_sums_of_a_3000_behavior_history_equal_end_to_end_sdim_over_the_long
     items = np.arange(1, 401)
     vocab = Vocabulary.of(items, np.arange(6), [1])
     torch.manual_seed(3)
-    model = build_model(ModelConfig("sdim", dense_features=DENSE_FEATURES, embedding_dim=8, signatures=4, bits=3,
+    model = build_model(ModelConfig("sdim", embedding_dim=8, signatures=4, bits=3,
                                     **vocab.sizes()), projection.matrix).eval()
     replace_where(spark.createDataFrame(item_embedding_rows(model, vocab, "test-v1").to_pandas(), schema=EMBEDDINGS_SCHEMA),
                   settings.lakehouse, GOLD_ITEM_EMBEDDINGS, "version = 'test-v1'")

@@ -16,7 +16,7 @@ from pipelines.bse.projection import stored_projection
 from pipelines.bse.simhash import bucket_sums, random_projection, simhash_codes
 from pipelines.config import MODEL_NAMES
 from pipelines.ctr.base import ModelConfig
-from pipelines.ctr.batches import DENSE_FEATURES, BatchShape, Vocabulary, shape_for, to_batch
+from pipelines.ctr.batches import BatchShape, Vocabulary, shape_for, to_batch
 from pipelines.ctr.metrics import auc, calibration, gauc, logloss
 from pipelines.ctr.zoo import MODELS, build_model, model_class
 from pipelines.lakehouse.tables import (
@@ -50,8 +50,8 @@ PROJECTION = random_projection(32, 16, 3, seed=5)
 
 
 def _model(name: str, bse_mode: bool = False):
-    config = ModelConfig(model=name, dense_features=DENSE_FEATURES, bse_mode=bse_mode, **VOCAB.sizes())
-    return build_model(config, PROJECTION if name == "sdim" else None)
+    config = ModelConfig(model=name, bse_mode=bse_mode, **VOCAB.sizes())
+    return build_model(config, PROJECTION if MODELS[name].uses_projection else None)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -139,9 +139,13 @@ def test_batches_index_pad_on_the_left_and_bucket_time_gaps():
     assert batch["short_items"].tolist() == [[2, 3], [0, 0]]
     assert batch["long_unique"].tolist() == [1, 2, 3]
     assert batch["long_pairs"].tolist() == [[0, 0, 1], [0, 1, 1], [0, 2, 1]]
-    # The last two dense features: share of the long and short sequence in the candidate's category.
-    assert batch["dense"][0, -2:].tolist() == pytest.approx([2 / 3, 1.0])
-    assert batch["dense"][1].tolist() == [0.0] * DENSE_FEATURES
+    # Without share features the dense part knows the short length (2), nothing of the long sequence.
+    assert batch["dense"].shape == (2, 9) and batch["dense"][0, -1] == pytest.approx(np.log1p(2))
+    assert batch["dense"][1].tolist() == [0.0] * 9
+    shared = to_batch(rows, vocab, BatchShape(long_len=4, short_len=2, share_features=True))
+    # With them: the long and the short sequence's share in the candidate's category, and the long length (3).
+    assert shared["dense"][0, -3:].tolist() == pytest.approx([2 / 3, 1.0, np.log1p(3)])
+    assert shared["dense"][1].tolist() == [0.0] * 12
 
 
 def test_metrics_by_hand():
@@ -169,7 +173,7 @@ def test_sdim_hashes_like_the_signatures_job(spark, generated_nights):
     embeddings = {r["item_id"]: r["vector"] for r in load(GOLD_ITEM_EMBEDDINGS).limit(300).collect()}
     signatures = {r["item_id"]: r["codes"] for r in load(GOLD_ITEM_SIGNATURES).where(F.col("item_id").isin(list(embeddings))).collect()}
     ids = sorted(embeddings)
-    model = build_model(ModelConfig(model="sdim", dense_features=DENSE_FEATURES, items=len(ids) + 1, categories=2, users=2,
+    model = build_model(ModelConfig(model="sdim", items=len(ids) + 1, categories=2, users=2,
                                     embedding_dim=settings.bse.embedding_dim), projection.matrix)
     with torch.no_grad():
         model.item.weight[1:] = torch.tensor(np.array([embeddings[i] for i in ids]))
@@ -200,7 +204,7 @@ def test_every_model_clearly_beats_a_popularity_baseline_on_generated_days(gener
     for name in sorted(MODELS):
         torch.manual_seed(0)
         shape = BatchShape(long_len=256, short_len=50, sdim_inputs="e2e" if name == "sdim" else None)
-        model = build_model(ModelConfig(model=name, dense_features=DENSE_FEATURES, **vocab.sizes()), projection if name == "sdim" else None)
+        model = build_model(ModelConfig(model=name, **vocab.sizes()), projection if MODELS[name].uses_projection else None)
         optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
         train_epoch(model, optimizer, (to_batch(r, vocab, shape) for r in train_rows))
         _, _, scores = predictions(model, (to_batch(r, vocab, shape) for r in test_rows))
@@ -310,13 +314,14 @@ def test_a_bse_mode_model_trains_on_the_sums_of_one_embedding_version_only(gener
 def test_what_a_model_needs_is_stated_on_its_class_and_read_from_there():
     assert sorted(MODELS) == sorted(MODEL_NAMES)
     abilities = {name: (cls.uses_projection, cls.has_bse_mode) for name, cls in MODELS.items()}
-    assert abilities == {"sdim": (True, True), "din": (False, False), "long_attention": (False, False), "avg_pool": (False, False)}
-    sdim = ModelConfig("sdim", items=5, categories=3, users=2, dense_features=DENSE_FEATURES)
+    assert abilities == {"sdim": (True, True), "din": (False, False), "long_attention": (False, False), "avg_pool": (False, False),
+                         "sim": (False, False), "eta": (True, False), "twin": (False, False)}
+    sdim = ModelConfig("sdim", items=5, categories=3, users=2)
     assert shape_for(sdim, 40, 10).sdim_inputs == "e2e" and sdim.label == "sdim"
-    in_bse_mode = ModelConfig("sdim", items=5, categories=3, users=2, dense_features=DENSE_FEATURES, bse_mode=True)
+    in_bse_mode = ModelConfig("sdim", items=5, categories=3, users=2, bse_mode=True)
     assert shape_for(in_bse_mode, 40, 10).sdim_inputs == "bse" and in_bse_mode.label == "sdim-bse"
-    assert shape_for(ModelConfig("din", items=5, categories=3, users=2, dense_features=DENSE_FEATURES), 40, 10).sdim_inputs is None
-    with pytest.raises(ValueError, match="unknown model 'dien'; known: din, long_attention, avg_pool, sdim"):
+    assert shape_for(ModelConfig("din", items=5, categories=3, users=2), 40, 10).sdim_inputs is None
+    with pytest.raises(ValueError, match="unknown model 'dien'; known: din, long_attention, avg_pool, sdim, sim, eta, twin"):
         model_class("dien")
 
 

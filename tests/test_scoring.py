@@ -96,7 +96,7 @@ def test_candidates_with_published_sums_score_from_them_and_the_others_end_to_en
     from pipelines.bse.simhash import random_projection
     from pipelines.ctr.artifacts import ModelFiles, save_model
     from pipelines.ctr.base import ModelConfig
-    from pipelines.ctr.batches import DENSE_FEATURES, Vocabulary, shape_for
+    from pipelines.ctr.batches import Vocabulary, shape_for
     from pipelines.ctr.zoo import build_model
     from pipelines.errors import MissingInputError
     from pipelines.scoring.batch_scoring import ModelReplica, click_probabilities, scoring_plan
@@ -104,7 +104,7 @@ def test_candidates_with_published_sums_score_from_them_and_the_others_end_to_en
     projection = random_projection(32, 16, 3, seed=5)
     vocab = Vocabulary.of(np.arange(1, 200), np.arange(5), np.arange(1, 61))
     torch.manual_seed(1)
-    model = build_model(ModelConfig("sdim", dense_features=DENSE_FEATURES, **vocab.sizes()), projection).eval()
+    model = build_model(ModelConfig("sdim", **vocab.sizes()), projection).eval()
     save_model(tmp_path / "model", model, vocab, {})
     rows = _candidates_with_sums(spark, model, vocab, projection, 60, long_len=40, short_len=10)
 
@@ -116,7 +116,7 @@ def test_candidates_with_published_sums_score_from_them_and_the_others_end_to_en
     end_to_end = click_probabilities(model, vocab, shape_for(model.config, 40, 10), rows.drop_columns(["long_bse"]))
     np.testing.assert_allclose(scored.column("score").to_numpy(), end_to_end, rtol=0, atol=1e-6)
 
-    bse_mode = build_model(ModelConfig("sdim", dense_features=DENSE_FEATURES, bse_mode=True, **vocab.sizes()), projection)
+    bse_mode = build_model(ModelConfig("sdim", bse_mode=True, **vocab.sizes()), projection)
     with pytest.raises(MissingInputError, match="of 60 candidates, 30 have other or none"):
         scoring_plan(bse_mode, rows.column("bse_version"), "v1")
 

@@ -33,7 +33,10 @@ class ModelConfig:
     items: int  # vocabulary sizes, index 0 being padding / unknown
     categories: int
     users: int
-    dense_features: int
+    # The hand-made share features (the candidate category's share of the long
+    # and of the short sequence, the long length): off, a model knows of the
+    # long sequence only what its own long side reads (DIN: nothing).
+    share_features: bool = False
     embedding_dim: int = 32
     gap_buckets: int = 16
     positions: int = 32
@@ -44,17 +47,23 @@ class ModelConfig:
     signatures: int = 16
     bits: int = 3
     bse_mode: bool = False
+    # SIM, ETA, TWIN: how many long behaviors the first stage retrieves for target attention.
+    retrieve_k: int = 64
 
     @classmethod
-    def for_vocabulary(cls, model: str, sizes: dict[str, int], dense_features: int, settings: Settings,
-                       bse_mode: bool = False) -> ModelConfig:
+    def for_vocabulary(cls, model: str, sizes: dict[str, int], settings: Settings, bse_mode: bool = False) -> ModelConfig:
         """The configuration a night trains `model` with: vocabulary `sizes`, the
-        embedding width and SimHash shape of bse, the layers of train."""
+        embedding width and SimHash shape of bse, the layers and options of train."""
         return cls(
-            model=model, dense_features=dense_features, embedding_dim=settings.bse.embedding_dim,
+            model=model, share_features=settings.train.share_features, embedding_dim=settings.bse.embedding_dim,
             attention_hidden=settings.train.attention_hidden, mlp_hidden=settings.train.mlp_hidden,
-            signatures=settings.bse.signatures, bits=settings.bse.bits, bse_mode=bse_mode, **sizes,
+            signatures=settings.bse.signatures, bits=settings.bse.bits, bse_mode=bse_mode,
+            retrieve_k=settings.train.retrieve_k, **sizes,
         )
+
+    @property
+    def dense_features(self) -> int:
+        return dense_width(self.share_features)
 
     @property
     def label(self) -> str:
@@ -67,6 +76,12 @@ class ModelConfig:
     def from_json(cls, text: str) -> ModelConfig:
         fields: dict[str, Any] = json.loads(text)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def dense_width(share_features: bool) -> int:
+    """Columns of a batch's "dense": eight user and item statistics and the short
+    length, then with share features the long and short shares and the long length."""
+    return 12 if share_features else 9
 
 
 def mlp(sizes: tuple[int, ...], last_activation: bool = True) -> nn.Sequential:
@@ -93,6 +108,15 @@ class TargetAttention(nn.Module):
         logits = logits.masked_fill(~mask, float("-inf"))
         weights = torch.softmax(logits, dim=-1).nan_to_num(0.0)  # a user without behaviors: all zero
         return torch.einsum("bt,btd->bd", weights, keys)
+
+
+def top_k(relevance: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first stage of a two-stage model: per row, the positions of the `k`
+    most relevant behaviors among `mask` ([B, L] each), and which of them are
+    real (a row with fewer than k behaviors pads with masked positions)."""
+    k = min(k, relevance.shape[1])
+    index = relevance.masked_fill(~mask, float("-inf")).topk(k, dim=1).indices
+    return index, mask.gather(1, index)
 
 
 class CtrModel(nn.Module):
@@ -137,6 +161,14 @@ class CtrModel(nn.Module):
     def behaviors(self, batch: Batch, side: str) -> torch.Tensor:
         """[B, T, d]: item + category + time-gap embeddings of one sequence."""
         return self.item(batch[f"{side}_items"]) + self.category(batch[f"{side}_categories"]) + self.gap(batch[f"{side}_gaps"])
+
+    def behaviors_at(self, batch: Batch, index: torch.Tensor) -> torch.Tensor:
+        """[B, K, d]: the long behaviors at positions `index` [B, K], embedded
+        after the gather, so that a retrieval never embeds the whole sequence."""
+        def at(name: str) -> torch.Tensor:
+            return batch[f"long_{name}"].gather(1, index)
+
+        return self.item(at("items")) + self.category(at("categories")) + self.gap(at("gaps"))
 
     def long_interest(self, batch: Batch, target: torch.Tensor) -> torch.Tensor | None:
         raise NotImplementedError

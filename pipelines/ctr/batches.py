@@ -20,7 +20,6 @@ import torch
 from pipelines.ctr.base import ModelConfig
 from pipelines.ctr.zoo import model_class
 
-DENSE_FEATURES = 11
 EXAMPLE_COLUMNS = [
     "user_id", "item_id", "category_id", "position", "label", "impression_ts",
     "long_item_ids", "long_category_ids", "long_timestamps",
@@ -62,13 +61,14 @@ class BatchShape:
     sdim_inputs: str | None = None
     signatures: int = 16
     embedding_dim: int = 32
+    share_features: bool = False
 
 
 def shape_for(config: ModelConfig, long_len: int, short_len: int) -> BatchShape:
     """The batch a model of `config` reads: the long inputs its class asks for
-    (SDIM: distinct items end to end, or bucket sums in BSE mode)."""
+    (SDIM: distinct items end to end, or bucket sums in BSE mode) and its share features."""
     return BatchShape(long_len=long_len, short_len=short_len, sdim_inputs=model_class(config.model).long_inputs(config),
-                      signatures=config.signatures, embedding_dim=config.embedding_dim)
+                      signatures=config.signatures, embedding_dim=config.embedding_dim, share_features=config.share_features)
 
 
 def index_of(ids: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -105,14 +105,16 @@ def to_batch(rows: pa.RecordBatch | pa.Table | Mapping[str, Any], vocab: Vocabul
     long_gaps = _left_padded(gaps, lengths, long_len)
     long_mask = np.arange(long_len)[None, :] >= (long_len - kept)[:, None]
     position = _numeric(rows["position"], n, missing=-1)
+    dense = _dense(rows, n, np.minimum(kept, short_len))
+    if shape.share_features:
+        shares = _category_shares(long_categories, long_mask, short_len, rows, vocab, n, long_share)
+        dense = np.concatenate([dense, shares, np.log1p(long_length.astype(np.float32))[:, None]], axis=1)
     batch = {
         "user": index_of(_numeric(rows["user_id"], n).astype(np.int64), vocab.users),
         "item": index_of(_numeric(rows["item_id"], n).astype(np.int64), vocab.items),
         "category": index_of(_numeric(rows["category_id"], n, missing=-1).astype(np.int64), vocab.categories),
         "position": np.where(position < 0, 0, np.minimum(position + 1, shape.positions - 1)).astype(np.int64),
-        "dense": np.concatenate(
-            [_dense(rows, n, long_length), _category_shares(long_categories, long_mask, short_len, rows, vocab, n, long_share)], axis=1
-        ),
+        "dense": dense,
         "label": _numeric(rows["label"], n).astype(np.float32),
         "long_items": long_items, "long_categories": long_categories, "long_gaps": long_gaps, "long_mask": long_mask,
         "short_items": long_items[:, -short_len:], "short_categories": long_categories[:, -short_len:],
@@ -137,7 +139,7 @@ def distinct_long_items(long_items: np.ndarray, long_mask: np.ndarray) -> tuple[
     return unique.astype(np.int64), pairs.reshape(-1, 3)
 
 
-def _dense(rows: Any, n: int, kept: np.ndarray) -> np.ndarray:
+def _dense(rows: Any, n: int, short_length: np.ndarray) -> np.ndarray:
     def log_count(name: str) -> np.ndarray:
         return np.log1p(np.maximum(_numeric(rows[name], n), 0))
 
@@ -146,7 +148,7 @@ def _dense(rows: Any, n: int, kept: np.ndarray) -> np.ndarray:
         np.log1p(np.maximum(_numeric(rows["user_dwell_mean_ms"], n), 0) / 1000),
         log_count("item_impressions"), log_count("item_clicks"), _numeric(rows["item_ctr"], n),
         np.log1p(np.maximum(_numeric(rows["item_dwell_mean_ms"], n), 0) / 1000),
-        np.log1p(kept.astype(np.float64)),
+        np.log1p(short_length.astype(np.float64)),
     ]
     return np.stack(features, axis=1).astype(np.float32)
 

@@ -9,10 +9,15 @@ from pipelines.config import MODEL_NAMES
 from pipelines.ctr.avg_pool import AvgPool
 from pipelines.ctr.base import CtrModel, ModelConfig
 from pipelines.ctr.din import Din
+from pipelines.ctr.eta import Eta
 from pipelines.ctr.long_attention import LongAttention
 from pipelines.ctr.sdim import Sdim
+from pipelines.ctr.sim import Sim
+from pipelines.ctr.twin import Twin
 
-MODELS: dict[str, type[CtrModel]] = {"din": Din, "long_attention": LongAttention, "avg_pool": AvgPool, "sdim": Sdim}
+MODELS: dict[str, type[CtrModel]] = {
+    "din": Din, "long_attention": LongAttention, "avg_pool": AvgPool, "sdim": Sdim, "sim": Sim, "eta": Eta, "twin": Twin,
+}
 if sorted(MODELS) != sorted(MODEL_NAMES):
     raise ImportError(f"pipelines.config.MODEL_NAMES lists {sorted(MODEL_NAMES)}, the zoo has {sorted(MODELS)}")
 

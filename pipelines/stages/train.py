@@ -28,7 +28,7 @@ from pipelines.bse.projection import stored_projection
 from pipelines.config import Settings
 from pipelines.ctr.artifacts import save_model
 from pipelines.ctr.base import ModelConfig
-from pipelines.ctr.batches import DENSE_FEATURES, EXAMPLE_COLUMNS, shape_for
+from pipelines.ctr.batches import EXAMPLE_COLUMNS, shape_for
 from pipelines.ctr.cadence import NoTraining, nightly_training_range
 from pipelines.ctr.datasets import (
     arrow_bytes,
@@ -99,7 +99,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
             raise ValueError(f"{model} has no BSE mode (models that have one: "
                              f"{', '.join(name for name, cls in MODELS.items() if cls.has_bse_mode)})")
         projection = stored_projection(lakehouse, settings.bse) if kind.uses_projection else None
-        config = ModelConfig.for_vocabulary(model, vocab.sizes(), DENSE_FEATURES, settings, bse_mode=bse)
+        config = ModelConfig.for_vocabulary(model, vocab.sizes(), settings, bse_mode=bse)
         shape = shape_for(config, settings.examples.train_len, settings.examples.short_len)
         columns = EXAMPLE_COLUMNS + (["long_bse"] if bse else [])
         train_files = example_files(lakehouse, train_first, train_last)
