@@ -199,7 +199,7 @@ def _models(settings: Settings, folder: Path, rng: np.random.Generator) -> None:
         }, "eval_date")
     folder_of_day = Path(settings.truth) / "events" / f"event_date={DAY}"
     folder_of_day.mkdir(parents=True)
-    pd.DataFrame({**keys, "event_type": "impression", "click_prob": truth}).to_parquet(folder_of_day / "part-0.parquet")
+    pd.DataFrame({**keys, "event_type": "impression", "click_prob": truth, "click_prob_nightly": truth}).to_parquet(folder_of_day / "part-0.parquet")
 
 
 @pytest.fixture(scope="module")

@@ -75,19 +75,28 @@ def write_evaluation(lakehouse: str, version: str, model: str, day: dt.date, sco
 
 
 def oracle_comparison(scored: pd.DataFrame, truth: str, day: dt.date) -> dict[str, object]:
-    """The oracle's AUC (true click probabilities) and the model's on the rows the truth covers."""
+    """The model's AUC against two oracles' on the rows the truth covers: the
+    true click probabilities (full), and the probabilities given only what the
+    night before can know (nightly: the session's focus and the day's interest
+    step marginalized out), the bound for a model that scores with features as of D-1."""
     try:
         impressions = impression_click_probabilities(truth, day)
     except MissingInputError:
-        return {"oracle_auc": None, "model_over_oracle": None}
+        return {"oracle_auc": None, "model_over_oracle": None, "nightly_oracle_auc": None, "model_over_nightly_oracle": None}
     joined = scored.merge(impressions, on=PREDICTION_KEYS)
-    oracle = auc(joined["label"].to_numpy(), joined["click_prob"].to_numpy()) if len(joined) else None
-    model = auc(joined["label"].to_numpy(), joined["probability"].to_numpy()) if len(joined) else None
+    labels = joined["label"].to_numpy()
+
+    def auc_of(column: str) -> float | None:
+        return round(auc(labels, joined[column].to_numpy()), 5) if len(joined) else None
+
+    def ratio(model: float | None, oracle: float | None) -> float | None:
+        return None if not (oracle and model) else round(model / oracle, 4)
+
+    model, oracle, nightly = auc_of("probability"), auc_of("click_prob"), auc_of("click_prob_nightly")
     return {
-        "oracle_rows": int(len(joined)),
-        "oracle_auc": None if oracle is None else round(oracle, 5),
-        "model_auc_on_oracle_rows": None if model is None else round(model, 5),
-        "model_over_oracle": None if not (oracle and model) else round(model / oracle, 4),
+        "oracle_rows": int(len(joined)), "model_auc_on_oracle_rows": model,
+        "oracle_auc": oracle, "model_over_oracle": ratio(model, oracle),
+        "nightly_oracle_auc": nightly, "model_over_nightly_oracle": ratio(model, nightly),
     }
 
 

@@ -200,10 +200,11 @@ def model_sections(predictions: Mapping[str, Predictions], oracle: pd.DataFrame 
         model_auc = auc(labels, probabilities)
         curves[f"{label}: AUC {model_auc:.4f}" if model_auc is not None else label] = figures.roc_points(labels, probabilities)
         joined = _joined(scored, oracle)
-        on_truth = orc = None
+        on_truth = orc = nightly = None
         if joined is not None and len(joined):
             on_truth = auc(joined["label"].to_numpy(), joined["probability"].to_numpy())
             orc = auc(joined["label"].to_numpy(), joined["click_prob"].to_numpy())
+            nightly = auc(joined["label"].to_numpy(), joined["click_prob_nightly"].to_numpy())
             if oracle_auc is None and orc is not None:
                 oracle_auc = orc
                 curves[f"oracle: AUC {orc:.4f}"] = figures.roc_points(joined["label"].to_numpy(), joined["click_prob"].to_numpy())
@@ -212,7 +213,8 @@ def model_sections(predictions: Mapping[str, Predictions], oracle: pd.DataFrame 
         rows.append([label, int(len(frame)), model_auc, gauc(frame["user_id"].to_numpy(), labels, probabilities),
                      logloss(labels, probabilities) if len(frame) else None,
                      None if joined is None else int(len(joined)), on_truth, orc,
-                     None if not (on_truth and orc) else on_truth / orc])
+                     None if not (on_truth and orc) else on_truth / orc, nightly,
+                     None if not (on_truth and nightly) else on_truth / nightly])
     sources = "; ".join(f"{label}: {p.source}" for label, p in predictions.items())
     roc = _section(
         "roc",
@@ -220,13 +222,15 @@ def model_sections(predictions: Mapping[str, Predictions], oracle: pd.DataFrame 
               caption=f"Examples of {day} (gold/training_examples), labels of genuine clicks. Predictions: {sources}."
                       + ("" if oracle is not None else f" No oracle curve: {oracle_reason}.")),
     )
-    table = Table(["model", "rows", "AUC", "GAUC", "logloss", "rows with truth", "AUC on them", "oracle AUC", "model / oracle"], rows)
+    table = Table(["model", "rows", "AUC", "GAUC", "logloss", "rows with truth", "AUC on them", "oracle AUC", "model / oracle",
+                   "nightly oracle AUC", "model / nightly oracle"], rows)
     if not aucs:
         return roc, Section("oracle", TITLES["oracle"], unavailable="no model AUC (the day's examples hold one class only)")
     items: list[Image | Table | str] = [
         Image(figures.auc_vs_oracle_png(aucs, oracle_auc), alt=f"AUC of each model vs the oracle AUC on {day}",
               caption="Each model's AUC on the rows the truth covers, next to the AUC of the true click probabilities "
-                      "(the best any model can reach on these rows)." if oracle_auc is not None else
+                      "(the best any model can reach on these rows). The nightly oracle knows only what the night before can: "
+                      "the session's focus and the day's drift of interests averaged out." if oracle_auc is not None else
                       f"Each model's AUC on {day}; no oracle: {oracle_reason}."),
         table,
     ]

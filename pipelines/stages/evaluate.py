@@ -75,7 +75,8 @@ def evaluation_lines(stage: str, figures: Mapping[str, Any]) -> list[str]:
     if stage == "model":
         return [f"model {figures['version']} ({figures['model']}) on {figures['date']}: AUC {figures['auc']}, "
                 f"GAUC {figures['gauc']}, logloss {figures['logloss']}, oracle AUC {figures['oracle_auc']}, "
-                f"model / oracle {figures['model_over_oracle']}"]
+                f"model / oracle {figures['model_over_oracle']}, nightly oracle AUC {figures['nightly_oracle_auc']}, "
+                f"model / nightly oracle {figures['model_over_nightly_oracle']}"]
     if stage == "bse":
         return [f"BSE vs end to end on the candidates of {figures['date']} (v{figures['version']}, sums under "
                 f"{figures['embedding_version']}): max |diff| {figures['max_abs_diff']:.2e} over {figures['candidates']:,} rows; "

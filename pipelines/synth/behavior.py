@@ -35,6 +35,9 @@ from pipelines.synth.world import (
     UserKind,
     Users,
     distinct_page_items,
+    drift_step,
+    interest_log_weights,
+    normalized,
 )
 
 GENUINE, ACCIDENTAL, HUMAN_BURST, BOT = "genuine", "accidental", "human_burst", "bot"
@@ -50,6 +53,12 @@ _HOURLY_ACTIVITY = np.array(
 )
 # Click model: logit = base + affinity * w + focus bonus + position slope * pos + quality.
 _CLICK_BASE, _CLICK_AFFINITY, _CLICK_FOCUS, _CLICK_POSITION = -4.0, 4.0, 1.4, -0.12
+# Where a page's slots come from: the session's focus, the user's standing
+# interests (by weight), or any category (by popularity).
+_FOCUS_SHARE, _INTEREST_SHARE = 0.5, 0.25
+_RANDOM_SHARE = 1 - _FOCUS_SHARE - _INTEREST_SHARE
+# Draws of the day's interest step that the nightly-information probability averages over.
+_NIGHTLY_SAMPLES = 32
 # Accidental clicks fall off with the slot: weight exp(-position / decay), scaled
 # so that a page of ten slots averages the configured rate.
 _ACCIDENTAL_DECAY_SLOTS = 3.0
@@ -65,15 +74,18 @@ def day_events(
     impression_id, position, ts, dwell_ms, content_length. Truth columns:
     label (genuine / accidental / human_burst / bot for clicks, None for
     impressions), click_prob (human impressions: the true probability of a
-    genuine click), is_bot_user and user_kind.
+    genuine click), click_prob_nightly (the same with what a nightly batch
+    cannot know marginalized out: see `_nightly_click_prob`), is_bot_user and user_kind.
     """
     rng = np.random.default_rng([settings.seed, 0xDA7, day, chunk])
+    previous, today = interest_log_weights(settings, users, chunk, day)
+    nightly_rng = np.random.default_rng([settings.seed, 0x0AC1E, day, chunk])
     day_start_ms = int(
         dt.datetime.combine(settings.start_date + dt.timedelta(days=day), dt.time(), tzinfo=dt.UTC).timestamp()
         * 1000
     )
     frames = [
-        _human_events(settings, items, users, np.flatnonzero(~users.is_bot), day_start_ms, rng),
+        _human_events(settings, items, users, (previous, today), np.flatnonzero(~users.is_bot), day_start_ms, rng, nightly_rng),
         _bot_events(items, users, np.flatnonzero(users.is_bot), day_start_ms, rng),
     ]
     events = pd.concat([f for f in frames if len(f)], ignore_index=True)
@@ -88,15 +100,20 @@ def _human_events(
     settings: GeneratorSettings,
     items: Items,
     users: Users,
+    log_weights: tuple[np.ndarray, np.ndarray],
     members: np.ndarray,
     day_start_ms: int,
     rng: np.random.Generator,
+    nightly_rng: np.random.Generator,
 ) -> pd.DataFrame:
+    previous, today = log_weights
+    weight = normalized(today, users.interests)
     n_sessions = rng.poisson(users.sessions_per_day[members])
     session_user = np.repeat(members, n_sessions)
     n_s = len(session_user)
     session_start_ms = day_start_ms + _session_starts_s(n_s, rng) * 1000
-    focus = np.stack([_interest_of(users, session_user, rng), _interest_of(users, session_user, rng)], 1)
+    focus = np.stack([_interest_of(users.interests, weight, session_user, rng),
+                      _interest_of(users.interests, weight, session_user, rng)], 1)
     # About half the sessions focus on one interest only.
     focus[:, 1] = np.where(rng.random(n_s) < 0.5, focus[:, 0], focus[:, 1])
 
@@ -112,23 +129,17 @@ def _human_events(
 
     source = rng.random(n_i)
     in_focus_pick = focus[imp_session, (rng.random(n_i) < 0.5).astype(int)]
-    interest_pick = _interest_of(users, imp_user, rng)
+    interest_pick = _interest_of(users.interests, weight, imp_user, rng)
     random_pick = rng.choice(len(items.category_share), size=n_i, p=items.category_share)
-    category = np.where(source < 0.5, in_focus_pick, np.where(source < 0.75, interest_pick, random_pick))
+    category = np.where(source < _FOCUS_SHARE, in_focus_pick,
+                        np.where(source < _FOCUS_SHARE + _INTEREST_SHARE, interest_pick, random_pick))
     item = distinct_page_items(items, category, imp_request, rng)
     category = items.category[item]
-    affinity = (
-        (users.interests[imp_user] == category[:, None]) * users.interest_weight[imp_user]
-    ).sum(axis=1)
+    slot = users.interests[imp_user] == category[:, None]  # [n_i, MAX_INTERESTS], at most one True
     in_focus = (category == focus[imp_session, 0]) | (category == focus[imp_session, 1])
-    logit = (
-        _CLICK_BASE
-        + _CLICK_AFFINITY * affinity
-        + _CLICK_FOCUS * in_focus
-        + _CLICK_POSITION * position
-        + items.quality[item]
-    )
-    click_prob = 1.0 / (1.0 + np.exp(-logit))
+    logit = _click_logit(items, item, position, (slot * weight[imp_user]).sum(axis=1))
+    click_prob = _sigmoid(logit + _CLICK_FOCUS * in_focus)
+    click_prob_nightly = _nightly_click_prob(items, item, position, slot, previous, imp_user, members, users.interests, nightly_rng)
 
     noise = settings.noise_scale
     burst_request = rng.random(n_r) < min(HUMAN_BURST_RATE * noise, 1.0)
@@ -166,7 +177,7 @@ def _human_events(
     page = _Page(users.user_id[imp_user], item, category, imp_request, position, request_start_ms[imp_request])
     clicked_ts = request_start_ms[c_request] + scan_ms[c_request] + click_offset_ms
     return _page_events(
-        items, page, c, clicked_ts, pd.array(dwell_ms, dtype="Int64"), label[c], click_prob,
+        items, page, c, clicked_ts, pd.array(dwell_ms, dtype="Int64"), label[c], (click_prob, click_prob_nightly),
         users.kind[imp_user],
     )
 
@@ -267,7 +278,7 @@ def _page_events(
     clicked_ts: np.ndarray,
     dwell_ms: pd.api.extensions.ExtensionArray,
     click_label: np.ndarray | str,
-    click_prob: np.ndarray | float,
+    click_probs: tuple[np.ndarray, np.ndarray] | float,
     user_kind: np.ndarray,
 ) -> pd.DataFrame:
     """The impression events of every slot, then the click events of the `clicked` slots."""
@@ -287,7 +298,8 @@ def _page_events(
                 "dwell_ms": dwell,
                 "content_length": pd.array(items.content_length[item], dtype="Int64"),
                 "label": label,
-                "click_prob": prob,
+                "click_prob": prob[0],
+                "click_prob_nightly": prob[1],
                 "is_bot_user": kind != UserKind.HUMAN,
                 "user_kind": np.array(UserKind.NAMES)[kind],
             }
@@ -296,9 +308,10 @@ def _page_events(
     shown = len(page.item)
     impressions = events(
         slice(None), "impression", page.shown_ms + 20 * page.position,
-        pd.array([None] * shown, dtype="Int64"), None, click_prob,
+        pd.array([None] * shown, dtype="Int64"), None,
+        click_probs if isinstance(click_probs, tuple) else (click_probs, click_probs),
     )
-    clicks = events(clicked, "click", clicked_ts, dwell_ms, click_label, np.nan)
+    clicks = events(clicked, "click", clicked_ts, dwell_ms, click_label, (np.nan, np.nan))
     return pd.concat([impressions, clicks], ignore_index=True)
 
 
@@ -308,13 +321,52 @@ def _session_starts_s(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.minimum(seconds, _LAST_SESSION_START_S).astype(np.int64)
 
 
-def _interest_of(users: Users, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One of each row's user's interests, drawn by interest weight."""
-    cum = np.cumsum(users.interest_weight[rows], axis=1)
+def _interest_of(interests: np.ndarray, weights: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One of each row's user's interests, drawn by `weights` (rows of users)."""
+    cum = np.cumsum(weights[rows], axis=1)
     slot = (cum < rng.random(len(rows))[:, None]).sum(axis=1)
-    n_active = (users.interests[rows] >= 0).sum(axis=1)
+    n_active = (interests[rows] >= 0).sum(axis=1)
     slot = np.minimum(slot, n_active - 1, out=slot)
-    return users.interests[rows, np.minimum(slot, MAX_INTERESTS - 1)]
+    return interests[rows, np.minimum(slot, MAX_INTERESTS - 1)]
+
+
+def _click_logit(items: Items, item: np.ndarray, position: np.ndarray, affinity: np.ndarray) -> np.ndarray:
+    """The logit of a genuine click out of the session's focus."""
+    return _CLICK_BASE + _CLICK_AFFINITY * affinity + _CLICK_POSITION * position + items.quality[item]
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _nightly_click_prob(items: Items, item: np.ndarray, position: np.ndarray, slot: np.ndarray, previous: np.ndarray,
+                        imp_user: np.ndarray, members: np.ndarray, interests: np.ndarray,
+                        rng: np.random.Generator) -> np.ndarray:
+    """The click probability of each impression given what a nightly batch can
+    know: the day before's interest weights, the item and its slot. The day's
+    drift step (_NIGHTLY_SAMPLES draws of it per user) and the session's focus
+    are marginalized out, the focus in closed form given that this item was
+    shown: with the user's weight w of the item's category and its popularity
+    share p, a page shows the category with probability P = F w + I w + R p
+    (focus, interest and random picks) and shows it while in focus with
+    probability A = F w + (I w + R p) q, q = w (1.5 - 0.5 w) the chance that
+    one of the session's two focus draws (the second a repeat half the time)
+    is the category. P(click | shown) = sum over draws of [A s(L + focus) +
+    (P - A) s(L)] / sum over draws of P, L the logit out of focus."""
+    users = np.unique(members)
+    row = np.searchsorted(users, imp_user)
+    has, at = slot.any(axis=1), slot.argmax(axis=1)
+    share = items.category_share[items.category[item]]
+    numerator = np.zeros(len(item))
+    denominator = np.zeros(len(item))
+    for _ in range(_NIGHTLY_SAMPLES):
+        w = np.where(has, normalized(drift_step(previous[users], rng), interests[users])[row, at], 0.0)
+        shown = (_FOCUS_SHARE + _INTEREST_SHARE) * w + _RANDOM_SHARE * share
+        in_focus = _FOCUS_SHARE * w + (_INTEREST_SHARE * w + _RANDOM_SHARE * share) * w * (1.5 - 0.5 * w)
+        logit = _click_logit(items, item, position, w)
+        numerator += in_focus * _sigmoid(logit + _CLICK_FOCUS) + (shown - in_focus) * _sigmoid(logit)
+        denominator += shown
+    return numerator / denominator
 
 
 def _rank_in_group(sizes: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from pipelines.synth.world import Items, chunk_count, world_items, world_users
 
 TRUTH_EVENT_COLUMNS = [
     "event_id", "event_type", "user_id", "item_id", "impression_id", "ts",
-    "label", "click_prob", "is_bot_user", "user_kind",
+    "label", "click_prob", "click_prob_nightly", "is_bot_user", "user_kind",
 ]
 
 

@@ -1,5 +1,6 @@
-"""The generator's true click probability of each impression: the oracle that
-model evaluations and the report compare against (never read by the pipeline)."""
+"""The generator's true click probability of each impression, and the same given
+only what a nightly batch can know: the oracles that model evaluations and the
+report compare against (never read by the pipeline)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ PREDICTION_KEYS = ["user_id", "impression_id", "item_id"]
 
 
 def impression_click_probabilities(truth: str, day: dt.date) -> pd.DataFrame:
-    """(PREDICTION_KEYS, click_prob) of the impressions of `day`; MissingInputError
+    """(PREDICTION_KEYS, click_prob, click_prob_nightly) of the impressions of `day`; MissingInputError
     where the truth has no such day (real data has no oracle)."""
     # pyarrow's filesystems, not pandas' fsspec: the truth may be on s3a://, which fsspec does not know.
     store, folder = filesystem(truth_events_folder(truth, day))
     try:
-        frame = pq.read_table(folder, filesystem=store, columns=[*PREDICTION_KEYS, "event_type", "click_prob"]).to_pandas()
+        frame = pq.read_table(folder, filesystem=store, columns=[*PREDICTION_KEYS, "event_type", "click_prob", "click_prob_nightly"]).to_pandas()
     except (FileNotFoundError, OSError):
         raise MissingInputError(f"no generator truth for {day} (real data has no oracle)") from None
     frame = frame[(frame["event_type"] == "impression") & frame["click_prob"].notna()]

@@ -5,7 +5,8 @@ the share of the user's genuine clicks before that day that fall in the
 impression item's category: over the whole history (long) and over its last
 `recent` clicks (short). If interests that only the long history reveals
 exist, the long share predicts the day's clicks better (AUC) than the short
-one; the truth's own click probability (the oracle) bounds both. Nothing
+one; the truth's own click probability (the oracle) bounds both, and so does
+its probability given only what the night before knows (the nightly oracle). Nothing
 here is fitted, so no model of this project can shape the answer.
 """
 
@@ -22,7 +23,7 @@ def category_share_aucs(truth: pd.DataFrame, item_category: np.ndarray, recent: 
     on the last day's impressions of human users.
 
     `truth`: the generator's truth rows (event_type, user_id, item_id,
-    impression_id, ts, label, click_prob, is_bot_user) of every day;
+    impression_id, ts, label, click_prob, click_prob_nightly, is_bot_user) of every day;
     `item_category`: the category of item id i at index i - 1."""
     humans = truth[~truth["is_bot_user"]]
     day = pd.to_datetime(humans["ts"], unit="ms").dt.date
@@ -52,4 +53,5 @@ def category_share_aucs(truth: pd.DataFrame, item_category: np.ndarray, recent: 
         "long_share_auc": round(long_auc, 4), "short_share_auc": round(short_auc, 4),
         "long_minus_short": round(long_auc - short_auc, 4),
         "oracle_auc": round(auc(labels, shown["click_prob"].to_numpy()), 4),
+        "nightly_oracle_auc": round(auc(labels, shown["click_prob_nightly"].to_numpy()), 4),
     }
