@@ -87,7 +87,7 @@ bench: setup
 	$(PY) bench/sequences_bse.py --json
 	$(PY) bench/bse_incremental.py --json
 	$(PY) bench/denoise.py --json
-	$(PY) bench/sdim_vs_attention.py --json
+	$(PY) bench/ctr_zoo.py --json
 	$(PY) bench/ray_train_overhead.py --json
 	$(PY) bench/scoring.py --json
 	$(PY) bench/feature_reads.py --json

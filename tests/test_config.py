@@ -88,7 +88,7 @@ def test_the_cluster_profile_refuses_a_root_that_only_one_node_has(root):
         ("lakehouse=", "lakehouse: String should have at least 1 character, got ''"),
         ("examples.label_modes.kuairand=bad", "examples.label_modes.kuairand: Input should be 'impressions' or 'implicit', got 'bad'"),
         ("sequences.retention_days=2", "sequences.retention_days: must be > clean.lookback_days (3), got 2"),
-        ("night.model=dien", "night.model: not one of the model zoo's: sdim, din, long_attention, avg_pool, got 'dien'"),
+        ("night.model=dien", "night.model: not one of the model zoo's: sdim, din, long_attention, avg_pool, sim, eta, twin, got 'dien'"),
     ],
 )
 def test_invalid_values_fail_at_start_naming_the_key_and_the_value(override, message):

@@ -129,7 +129,7 @@ def test_candidates_whose_sums_are_under_other_embeddings_are_all_scored_end_to_
     from pipelines.ctr.zoo import build_model
     from pipelines.scoring.batch_scoring import scoring_plan
 
-    config = ModelConfig.for_vocabulary("sdim", {"items": 10, "categories": 3, "users": 5}, 2, Settings())
+    config = ModelConfig.for_vocabulary("sdim", {"items": 10, "categories": 3, "users": 5}, Settings())
     plan = scoring_plan(build_model(config, None), pa.array(["bootstrap-v1", None]), "seqlake-ctr-v1")
     assert (plan.embedding_version, plan.from_bse, plan.end_to_end) == (None, 0, 2)
     assert "bse_version" not in plan.columns()
