@@ -254,6 +254,13 @@ class TrainSettings(Section):
     share_features: bool = False
     # SIM, ETA, TWIN: long behaviors retrieved for the second stage's attention.
     retrieve_k: int = Field(default=64, ge=1)
+    # Items shown fewer times than this as of the training's last day share the
+    # unknown embedding, and user_embedding = false drops the per-user vector:
+    # on the generated worlds of bench/ctr_zoo.py (median item: 3 impressions)
+    # both ids memorize their few rows and every epoch after the first scored
+    # worse on held-out days; 0 and true keep every id (the nightly default).
+    min_item_impressions: int = Field(default=0, ge=0)
+    user_embedding: bool = True
     progress_every: int = Field(default=50, ge=0)
 
 

@@ -100,3 +100,28 @@ def test_a_two_stage_model_reads_at_most_k_behaviors_whatever_the_length(name):
     index, real = (model.retrieved(batch) if name != "twin"
                    else top_k(model.relevance(batch, model.target(batch)), batch["long_mask"], 2))
     assert index.shape == (1, 2) and real.sum() <= 2
+
+
+def test_items_shown_too_rarely_share_the_unknown_embedding_and_users_can_go_without_one(tmp_path):
+    import datetime as dt
+
+    from deltalake import write_deltalake
+
+    from pipelines.ctr.datasets import vocabulary
+    from pipelines.lakehouse.tables import GOLD_ITEM_STATS, GOLD_USER_STATS, table_uri
+
+    day = dt.date(2026, 11, 3)
+    write_deltalake(table_uri(str(tmp_path), GOLD_ITEM_STATS), pa.table({
+        "item_id": [1, 2, 3], "category_id": pa.array([1, 1, 2], pa.int32()), "item_impressions": [50, 49, 400],
+        "as_of_date": pa.array([day] * 3, pa.date32()),
+    }))
+    write_deltalake(table_uri(str(tmp_path), GOLD_USER_STATS), pa.table({"user_id": [7], "as_of_date": pa.array([day], pa.date32())}))
+    assert vocabulary(str(tmp_path), day).items.tolist() == [1, 2, 3]
+    seen = vocabulary(str(tmp_path), day, min_item_impressions=50)
+    # Item 2 (49 impressions) is unknown; its category stays known.
+    assert seen.items.tolist() == [1, 3] and seen.categories.tolist() == [1, 2] and seen.users.tolist() == [7]
+
+    without_users = build_model(ModelConfig(model="din", embedding_dim=4, user_embedding=False, **VOCAB.sizes()))
+    assert without_users.user is None
+    logits = without_users(_one_user([1, 2, 3], [1, 2, 3], item=4, category=1))
+    assert logits.shape == (1,) and torch.isfinite(logits).all()

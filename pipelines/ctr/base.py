@@ -37,6 +37,8 @@ class ModelConfig:
     # and of the short sequence, the long length): off, a model knows of the
     # long sequence only what its own long side reads (DIN: nothing).
     share_features: bool = False
+    # Off: no per-user embedding (the user is known by the sequences and statistics).
+    user_embedding: bool = True
     embedding_dim: int = 32
     gap_buckets: int = 16
     positions: int = 32
@@ -58,7 +60,7 @@ class ModelConfig:
             model=model, share_features=settings.train.share_features, embedding_dim=settings.bse.embedding_dim,
             attention_hidden=settings.train.attention_hidden, mlp_hidden=settings.train.mlp_hidden,
             signatures=settings.bse.signatures, bits=settings.bse.bits, bse_mode=bse_mode,
-            retrieve_k=settings.train.retrieve_k, **sizes,
+            retrieve_k=settings.train.retrieve_k, user_embedding=settings.train.user_embedding, **sizes,
         )
 
     @property
@@ -121,7 +123,7 @@ def top_k(relevance: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Te
 
 class CtrModel(nn.Module):
     """Base: embeddings, the short sequence through target attention, and an MLP
-    head over [user, target, position, dense, short interest, long interest]."""
+    head over [user (optional), target, position, dense, short interest, long interest]."""
 
     long_parts = 1  # how many d-wide vectors long_interest returns (0: none)
     # What a model needs and can do, read by training, batches and scoring
@@ -146,14 +148,15 @@ class CtrModel(nn.Module):
         self.config = config
         self.item = nn.Embedding(config.items, d)
         self.category = nn.Embedding(config.categories, d)
-        self.user = nn.Embedding(config.users, d)
+        self.user = nn.Embedding(config.users, d) if config.user_embedding else None
         self.gap = nn.Embedding(config.gap_buckets, d)
         self.position = nn.Embedding(config.positions, d)
         self.short_attention = TargetAttention(d, config.attention_hidden)
-        width = d * (4 + self.long_parts) + config.dense_features
+        width = d * (3 + config.user_embedding + self.long_parts) + config.dense_features
         self.head = nn.Sequential(mlp((width, *config.mlp_hidden)), nn.Linear(config.mlp_hidden[-1], 1))
         for table in (self.item, self.category, self.user, self.gap, self.position):
-            nn.init.normal_(table.weight, std=0.05)
+            if table is not None:
+                nn.init.normal_(table.weight, std=0.05)
 
     def target(self, batch: Batch) -> torch.Tensor:
         return self.item(batch["item"]) + self.category(batch["category"])
@@ -176,7 +179,9 @@ class CtrModel(nn.Module):
     def forward(self, batch: Batch) -> torch.Tensor:
         target = self.target(batch)
         short = self.short_attention(target, self.behaviors(batch, "short"), batch["short_mask"])
-        parts = [self.user(batch["user"]), target, self.position(batch["position"]), batch["dense"], short]
+        parts = [target, self.position(batch["position"]), batch["dense"], short]
+        if self.user is not None:
+            parts.insert(0, self.user(batch["user"]))
         long = self.long_interest(batch, target)
         if long is not None:
             parts.append(long)

@@ -119,19 +119,22 @@ def user_split(table: pa.Table, share: float, validation: bool) -> pa.Table:
     return table.filter(pa.array(keep if validation else ~keep))
 
 
-def vocabulary(lakehouse: str, as_of: dt.date) -> Vocabulary:
-    """Items, categories and users with activity in the statistics as of `as_of`."""
+def vocabulary(lakehouse: str, as_of: dt.date, min_item_impressions: int = 0) -> Vocabulary:
+    """Items, categories and users with activity in the statistics as of `as_of`;
+    an item shown fewer than `min_item_impressions` times is left out (it shares
+    the unknown embedding: a vector learnt from a handful of rows memorizes them)."""
     def read(table, columns):
         delta = delta_table(lakehouse, table)
         return delta_rows(delta, columns=columns, filters=[("as_of_date", "=", as_of)])
 
-    items = read(GOLD_ITEM_STATS, ["item_id", "category_id"])
+    items = read(GOLD_ITEM_STATS, ["item_id", "category_id", "item_impressions"])
     users = read(GOLD_USER_STATS, ["user_id"])
     if items.num_rows == 0:
         raise MissingInputError(f"no item statistics as of {as_of}: run `seqlake sequences` first")
     categories = pc.drop_null(items.column("category_id")).to_numpy(zero_copy_only=False)
+    seen = items.filter(pc.greater_equal(items.column("item_impressions"), min_item_impressions))
     return Vocabulary.of(
-        items.column("item_id").to_numpy(zero_copy_only=False), categories, users.column("user_id").to_numpy(zero_copy_only=False)
+        seen.column("item_id").to_numpy(zero_copy_only=False), categories, users.column("user_id").to_numpy(zero_copy_only=False)
     )
 
 

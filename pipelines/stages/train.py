@@ -93,7 +93,7 @@ def train_model(settings: Settings, start: dt.date, end: dt.date, model: str, bs
         figures["healed"] = withdrawn_versions(settings)
         train = settings.train
         (train_first, train_last), held_out = training_split(start, end)
-        vocab = vocabulary(lakehouse, end)
+        vocab = vocabulary(lakehouse, end, settings.train.min_item_impressions)
         kind = model_class(model)
         if bse and not kind.has_bse_mode:
             raise ValueError(f"{model} has no BSE mode (models that have one: "
