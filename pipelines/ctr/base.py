@@ -112,6 +112,15 @@ class TargetAttention(nn.Module):
         return torch.einsum("bt,btd->bd", weights, keys)
 
 
+def projection_tensor(config: ModelConfig, projection: np.ndarray | None) -> torch.Tensor:
+    """The persisted SimHash projection (zeros until loaded with the weights), checked against the config's shape."""
+    shape = (config.embedding_dim, config.signatures, config.bits)
+    matrix = torch.zeros(shape) if projection is None else torch.from_numpy(np.asarray(projection, dtype=np.float32))
+    if tuple(matrix.shape) != shape:
+        raise ValueError(f"projection of shape {tuple(matrix.shape)} for a model expecting {shape}")
+    return matrix
+
+
 def top_k(relevance: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first stage of a two-stage model: per row, the positions of the `k`
     most relevant behaviors among `mask` ([B, L] each), and which of them are

@@ -12,7 +12,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipelines.ctr.base import Batch, CtrModel, ModelConfig, TargetAttention, top_k
+from pipelines.ctr.base import (
+    Batch,
+    CtrModel,
+    ModelConfig,
+    TargetAttention,
+    projection_tensor,
+    top_k,
+)
 
 
 class Eta(CtrModel):
@@ -24,11 +31,7 @@ class Eta(CtrModel):
 
     def __init__(self, config: ModelConfig, projection: np.ndarray | None = None):
         super().__init__(config)
-        shape = (config.embedding_dim, config.signatures, config.bits)
-        matrix = torch.zeros(shape) if projection is None else torch.from_numpy(np.asarray(projection, dtype=np.float32))
-        if tuple(matrix.shape) != shape:
-            raise ValueError(f"projection of shape {tuple(matrix.shape)} for a model expecting {shape}")
-        self.register_buffer("projection", matrix.reshape(config.embedding_dim, -1))
+        self.register_buffer("projection", projection_tensor(config, projection).reshape(config.embedding_dim, -1))
         self.long_attention = TargetAttention(config.embedding_dim, config.attention_hidden)
 
     def signs(self, items: torch.Tensor) -> torch.Tensor:

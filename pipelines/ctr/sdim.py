@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pipelines.bse.simhash import simhash_codes
-from pipelines.ctr.base import Batch, CtrModel, ModelConfig
+from pipelines.ctr.base import Batch, CtrModel, ModelConfig, projection_tensor
 
 
 class Sdim(CtrModel):
@@ -34,11 +34,7 @@ class Sdim(CtrModel):
 
     def __init__(self, config: ModelConfig, projection: np.ndarray | None = None):
         super().__init__(config)
-        shape = (config.embedding_dim, config.signatures, config.bits)
-        matrix = torch.zeros(shape) if projection is None else torch.from_numpy(np.asarray(projection, dtype=np.float32))
-        if tuple(matrix.shape) != shape:
-            raise ValueError(f"projection of shape {tuple(matrix.shape)} for a model expecting {shape}")
-        self.register_buffer("projection", matrix)
+        self.register_buffer("projection", projection_tensor(config, projection))
 
     def long_interest(self, batch: Batch, target: torch.Tensor) -> torch.Tensor:
         sums = batch["long_bse"] if self.config.bse_mode else self.bucket_sums(batch)
